@@ -1,0 +1,153 @@
+"""Read an OGC Part 2 deploy/replace request into a validated :class:`DeployedPackage`.
+
+Media types: ``application/cwl``, ``application/cwl+yaml``, ``application/cwl+json`` (the
+body is the CWL document) and ``application/ogcapppkg+json`` (or plain
+``application/json``) whose ``executionUnit`` gives the CWL inline (``value``) or by
+reference (``href``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlparse
+
+import httpx
+from starlette.concurrency import run_in_threadpool
+
+from api_gateway.prefect_bridge import DeployedPackage
+from engine.exceptions import (
+    InvalidPackage,
+    InvalidParameter,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from engine.settings import Settings
+from flows import cwl
+
+__all__ = [
+    "CWL_MEDIA_TYPES",
+    "PACKAGE_MEDIA_TYPES",
+    "check_media_type",
+    "read_package",
+    "PROCESS_ID",
+]
+
+CWL_MEDIA_TYPES = ("application/cwl", "application/cwl+yaml", "application/cwl+json")
+PACKAGE_MEDIA_TYPES = (*CWL_MEDIA_TYPES, "application/ogcapppkg+json", "application/json")
+PROCESS_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_media_type(content_type: str | None) -> str:
+    """The bare media type of a deploy body, or 415 naming the ones we read."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type not in PACKAGE_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"cannot deploy a body of type {media_type or '(none)'!r}; send one of "
+            + ", ".join(PACKAGE_MEDIA_TYPES)
+        )
+    return media_type
+
+
+async def _fetch(href: str, settings: Settings) -> str:
+    parsed = urlparse(href)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InvalidPackage(f"executionUnit href {href!r} must be an http(s) URL")
+    limit = settings.package_fetch_max_bytes
+    try:
+        async with (
+            httpx.AsyncClient(
+                timeout=settings.package_fetch_timeout_s, follow_redirects=True
+            ) as client,
+            client.stream("GET", href) as response,
+        ):
+            if response.status_code != 200:
+                raise InvalidPackage(
+                    f"fetching the application package {href} answered HTTP {response.status_code}"
+                )
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(
+                        f"the application package at {href} is larger than {limit} bytes"
+                    )
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise InvalidPackage(f"cannot fetch the application package {href}: {exc}") from exc
+    try:
+        return b"".join(chunks).decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidPackage(f"the application package at {href} is not UTF-8 text") from exc
+
+
+async def _cwl_text(media_type: str, body: bytes, settings: Settings) -> tuple[str | dict, dict]:
+    """The CWL (text or parsed) and a description of where it came from."""
+    if media_type in CWL_MEDIA_TYPES:
+        try:
+            return body.decode(), {"type": media_type}
+        except UnicodeDecodeError as exc:
+            raise InvalidPackage("the CWL document is not UTF-8 text") from exc
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise InvalidParameter(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or "executionUnit" not in document:
+        raise InvalidPackage(
+            "an application/ogcapppkg+json body needs an executionUnit, e.g. "
+            '{"executionUnit": {"href": "https://…/app.cwl", "type": "application/cwl"}}'
+        )
+    unit = document["executionUnit"]
+    if isinstance(unit, list) and len(unit) == 1:
+        unit = unit[0]
+    if not isinstance(unit, dict):
+        raise InvalidPackage("executionUnit must be an object with `href` or `value`")
+    if "href" in unit:
+        href = unit["href"]
+        if not isinstance(href, str):
+            raise InvalidPackage("executionUnit.href must be a string URL")
+        return await _fetch(href, settings), {"href": href, "type": unit.get("type")}
+    if "value" in unit:
+        value = unit["value"]
+        if isinstance(value, dict):
+            return value, {
+                "type": unit.get("mediaType") or unit.get("type") or "application/cwl+json"
+            }
+        if isinstance(value, str):
+            return value, {"type": unit.get("mediaType") or unit.get("type") or "application/cwl"}
+        raise InvalidPackage("executionUnit.value must be a CWL document (object or text)")
+    raise InvalidPackage("executionUnit needs `href` (a URL of the CWL) or `value` (the CWL)")
+
+
+def _build(cwl_source: str | dict, w: str | None, source: dict) -> DeployedPackage:
+    doc = cwl_source if isinstance(cwl_source, dict) else cwl.parse_document(cwl_source)
+    cwl.validate_document(doc)
+    workflow_id = cwl.select_workflow(doc, w)
+    if not PROCESS_ID.match(workflow_id):
+        raise InvalidPackage(
+            f"workflow id {workflow_id!r} cannot be a process id: use letters, digits, "
+            "'_', '-' and '.', at most 100 characters, not starting with '.' or '-'"
+        )
+    description = cwl.describe(doc, workflow_id)
+    packed = cwl.pack(doc, workflow_id)
+    return DeployedPackage(
+        process_id=workflow_id,
+        workflow=packed,
+        entrypoint=cwl.entrypoint(packed),
+        description=description,
+        source=source,
+    )
+
+
+async def read_package(
+    content_type: str | None, body: bytes, w: str | None, settings: Settings
+) -> DeployedPackage:
+    """Parse, fetch, validate and describe the package in a deploy/replace request."""
+    media_type = check_media_type(content_type)
+    if not body:
+        raise InvalidPackage(
+            "the request body is empty: send a CWL document or an application package"
+        )
+    cwl_source, source = await _cwl_text(media_type, body, settings)
+    # Validation loads the document with schema-salad: CPU work, off the event loop.
+    return await run_in_threadpool(_build, cwl_source, w, source)

@@ -1,0 +1,568 @@
+"""The OGC ↔ Prefect mapping: the only module of the gateway that talks to Prefect.
+
+* a deployed process is a Prefect deployment of the generic flow ``ogc-execute``, named
+  ``<process id>@<user>``, tagged ``user:<user>`` and ``process:<id>``; its package (packed
+  CWL + OGC description) is an :class:`~blocks.package.ApplicationPackage` block document;
+* a job is a flow run of that deployment; the flow-run id is the job id;
+* job status, times, progress and results are read from the flow run, its state, its
+  progress artifact and its persisted result: there is no job table of our own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+    DeploymentFilter,
+    DeploymentFilterTags,
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.states import Cancelling
+
+from blocks.package import ApplicationPackage, package_block_name
+from engine.exceptions import (
+    DuplicatedProcess,
+    InvalidParameter,
+    NoSuchJob,
+    NoSuchProcess,
+    ResultNotReady,
+    ServiceUnavailable,
+)
+from engine.settings import Settings
+from flows import cwl
+from flows.execution import FLOW_NAME
+
+__all__ = [
+    "DeployedPackage",
+    "JobFilters",
+    "JobRecord",
+    "OGC_STATUS",
+    "PrefectBridge",
+    "ProcessRecord",
+]
+
+ENTRYPOINT = "flows.execution:execute_process"
+TAG = "oapip"
+
+# DESIGN §3: flow-run state → OGC status.
+OGC_STATUS: dict[StateType, str] = {
+    StateType.SCHEDULED: "accepted",
+    StateType.PENDING: "accepted",
+    StateType.RUNNING: "running",
+    StateType.PAUSED: "running",
+    StateType.COMPLETED: "successful",
+    StateType.FAILED: "failed",
+    StateType.CRASHED: "failed",
+    StateType.CANCELLING: "dismissed",
+    StateType.CANCELLED: "dismissed",
+}
+_STATE_TYPES: dict[str, list[StateType]] = {}
+for _state, _status in OGC_STATUS.items():
+    _STATE_TYPES.setdefault(_status, []).append(_state)
+
+_PREFECT_PREFIXES = re.compile(
+    r"^(Flow run encountered an exception|Task run encountered an exception)[^:]*:\s*"
+    r"(\w+(Error|Failed|Exception|Cancelled)?:\s*)?"
+)
+
+
+@dataclass(frozen=True)
+class DeployedPackage:
+    """A validated application package ready to deploy as process ``process_id``."""
+
+    process_id: str
+    workflow: dict[str, Any]
+    entrypoint: str
+    description: dict[str, Any]
+    source: dict[str, Any]
+
+    @property
+    def revision(self) -> str:
+        blob = json.dumps(self.workflow, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """A deployed process as the gateway serves it."""
+
+    process_id: str
+    owner: str
+    deployment_id: uuid.UUID
+    revision: str
+    package_name: str
+    description: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job, read from its flow run."""
+
+    job_id: str
+    process_id: str | None
+    status: str
+    message: str
+    created: dt.datetime | None
+    started: dt.datetime | None
+    finished: dt.datetime | None
+    updated: dt.datetime | None
+    progress: int | None
+
+
+@dataclass
+class JobFilters:
+    """The /jobs query: OGC filters plus paging."""
+
+    process_ids: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    min_duration_s: float | None = None
+    max_duration_s: float | None = None
+    limit: int = 10
+    offset: int = 0
+
+
+def deployment_name(user: str, process_id: str) -> str:
+    """Prefect deployment name of ``user``'s process (``@`` cannot occur in either id)."""
+    return f"{process_id}@{user}"
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, PrefectHTTPStatusError):
+        return exc.response.status_code in (429, 500, 502, 503, 504)
+    return isinstance(exc, httpx.TransportError)
+
+
+class PrefectBridge:
+    """OGC operations on top of one shared asynchronous Prefect client."""
+
+    def __init__(self, client: PrefectClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self._flow_id: uuid.UUID | None = None
+        self._packages: dict[tuple[str, str], ApplicationPackage] = {}
+        self._processes: dict[tuple[str, str], tuple[float, ProcessRecord]] = {}
+        # SQLite answers bursts of writes with "database is locked"; a few writers at a
+        # time keep every caller's latency low instead of failing some of them.
+        self._writes = asyncio.Semaphore(4)
+
+    # --- plumbing ----------------------------------------------------------------------
+    async def _call(self, func: Any, *args: Any, attempts: int = 8, **kwargs: Any) -> Any:
+        """Call the Prefect API, retrying transient failures (locked SQLite, restarts)."""
+        delay = 0.05
+        for attempt in range(1, attempts + 1):
+            try:
+                return await func(*args, **kwargs)
+            except Exception as exc:
+                if not _retryable(exc) or attempt == attempts:
+                    if _retryable(exc):
+                        raise ServiceUnavailable(
+                            "the Prefect server did not answer in time; try again shortly"
+                        ) from exc
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    async def flow_id(self) -> uuid.UUID:
+        if self._flow_id is None:
+            from prefect.client.schemas.actions import FlowCreate  # noqa: F401
+
+            self._flow_id = await self._call(self.client.create_flow_from_name, FLOW_NAME)
+        return self._flow_id
+
+    # --- processes ---------------------------------------------------------------------
+    async def _package(self, name: str, revision: str) -> ApplicationPackage:
+        key = (name, revision)
+        if key not in self._packages:
+            document = await self._call(
+                self.client.read_block_document_by_name, name, "ogc-application-package"
+            )
+            self._packages[key] = ApplicationPackage._from_block_document(document)
+        return self._packages[key]
+
+    async def _record(self, deployment: Any) -> ProcessRecord:
+        params = deployment.parameters or {}
+        package = await self._package(params["package"], params.get("revision", ""))
+        return ProcessRecord(
+            process_id=package.process_id,
+            owner=package.owner,
+            deployment_id=deployment.id,
+            revision=params.get("revision", ""),
+            package_name=params["package"],
+            description=package.description,
+        )
+
+    async def get_process(
+        self, user: str, process_id: str, *, max_age_s: float = 0
+    ) -> ProcessRecord:
+        """``user``'s process ``process_id``; ``max_age_s`` allows a cached answer."""
+        key = (user, process_id)
+        cached = self._processes.get(key)
+        if cached and time.monotonic() - cached[0] <= max_age_s:
+            return cached[1]
+        try:
+            deployment = await self._call(
+                self.client.read_deployment_by_name,
+                f"{FLOW_NAME}/{deployment_name(user, process_id)}",
+            )
+        except ObjectNotFound:
+            self._processes.pop(key, None)
+            raise NoSuchProcess(
+                f"no process {process_id!r} is deployed for user {user!r}"
+            ) from None
+        record = await self._record(deployment)
+        self._processes[key] = (time.monotonic(), record)
+        return record
+
+    async def list_processes(self, user: str) -> list[ProcessRecord]:
+        deployments = await self._call(
+            self.client.read_deployments,
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+            deployment_filter=DeploymentFilter(
+                tags=DeploymentFilterTags(all_=[TAG, f"user:{user}"])
+            ),
+        )
+        records = [await self._record(d) for d in deployments]
+        return sorted(records, key=lambda r: r.process_id)
+
+    def _deployment_fields(self, user: str, package: DeployedPackage) -> dict[str, Any]:
+        name = package_block_name(user, package.process_id)
+        return {
+            "version": str(package.description.get("version", "")),
+            "description": package.description.get("description")
+            or package.description.get("title"),
+            "parameters": {"package": name, "revision": package.revision},
+            "tags": [TAG, f"user:{user}", f"process:{package.process_id}"],
+            "parameter_openapi_schema": {
+                "title": "Parameters",
+                "type": "object",
+                "properties": {
+                    "inputs": {
+                        **cwl.input_schema(package.description),
+                        "title": "inputs",
+                        "position": 0,
+                    },
+                    "package": {"type": "string", "title": "package", "position": 1},
+                    "revision": {"type": "string", "title": "revision", "position": 2},
+                },
+                "required": ["inputs", "package"],
+                "definitions": {},
+            },
+        }
+
+    async def _save_package(self, user: str, package: DeployedPackage, *, overwrite: bool) -> str:
+        name = package_block_name(user, package.process_id)
+        block = ApplicationPackage(
+            process_id=package.process_id,
+            owner=user,
+            revision=package.revision,
+            entrypoint=package.entrypoint,
+            workflow=package.workflow,
+            description=package.description,
+            source=package.source,
+        )
+        await block.save(name, overwrite=overwrite, client=self.client)
+        return name
+
+    async def deploy(self, user: str, package: DeployedPackage) -> ProcessRecord:
+        """Create the process: package block + deployment. 409 if the id exists."""
+        pid = package.process_id
+        try:
+            await self.get_process(user, pid)
+        except NoSuchProcess:
+            pass
+        else:
+            raise DuplicatedProcess(
+                f"process {pid!r} is already deployed; replace it with PUT "
+                f"/processes/{pid} or undeploy it first"
+            )
+        async with self._writes:
+            await self._save_package(user, package, overwrite=True)
+            fields = self._deployment_fields(user, package)
+            await self._call(
+                self.client.create_deployment,
+                flow_id=await self.flow_id(),
+                name=deployment_name(user, pid),
+                entrypoint=ENTRYPOINT,
+                work_pool_name=self.settings.work_pool,
+                enforce_parameter_schema=False,
+                **fields,
+            )
+        return await self.get_process(user, pid)
+
+    async def replace(self, user: str, process_id: str, package: DeployedPackage) -> None:
+        from prefect.client.schemas.actions import DeploymentUpdate
+
+        record = await self.get_process(user, process_id)
+        if package.process_id != process_id:
+            raise InvalidParameter(
+                f"the package describes process {package.process_id!r}, not {process_id!r}; "
+                f"select the workflow with ?w={process_id} or deploy it as a new process"
+            )
+        async with self._writes:
+            await self._save_package(user, package, overwrite=True)
+            update = DeploymentUpdate(**self._deployment_fields(user, package))
+            await self._call(self.client.update_deployment, record.deployment_id, update)
+        self._processes.pop((user, process_id), None)
+
+    async def undeploy(self, user: str, process_id: str) -> None:
+        record = await self.get_process(user, process_id)
+        async with self._writes:
+            await self._call(self.client.delete_deployment, record.deployment_id)
+            try:
+                document = await self.client.read_block_document_by_name(
+                    record.package_name, "ogc-application-package"
+                )
+                await self.client.delete_block_document(document.id)
+            except ObjectNotFound:
+                pass
+        self._processes.pop((user, process_id), None)
+
+    async def package_source(self, user: str, process_id: str) -> dict[str, Any]:
+        record = await self.get_process(user, process_id)
+        package = await self._package(record.package_name, record.revision)
+        return package.workflow
+
+    # --- jobs --------------------------------------------------------------------------
+    async def submit(
+        self, user: str, process_id: str, inputs: dict[str, Any], outputs: dict[str, Any] | None
+    ) -> JobRecord:
+        """Validate ``inputs`` and create the job's flow run; return its first status."""
+        record = await self.get_process(user, process_id, max_age_s=2.0)
+        normalized = cwl.validate_inputs(record.description, inputs)
+        parameters: dict[str, Any] = {"inputs": normalized}
+        if outputs:
+            parameters["outputs"] = outputs
+        async with self._writes:
+            try:
+                flow_run = await self._call(
+                    self.client.create_flow_run_from_deployment,
+                    record.deployment_id,
+                    parameters=parameters,
+                    tags=[TAG, f"user:{user}", f"process:{process_id}"],
+                    name=process_id,
+                )
+            except ObjectNotFound:
+                self._processes.pop((user, process_id), None)
+                raise NoSuchProcess(f"process {process_id!r} was undeployed") from None
+        return self._job_record(flow_run, progress=0)
+
+    async def _flow_run(self, user: str, job_id: str) -> FlowRun:
+        try:
+            run_id = uuid.UUID(job_id)
+        except ValueError:
+            raise NoSuchJob(f"no job {job_id!r}: job ids are UUIDs") from None
+        try:
+            flow_run = await self._call(self.client.read_flow_run, run_id)
+        except ObjectNotFound:
+            flow_run = None
+        # Another user's job answers exactly like a job that does not exist.
+        if flow_run is None or f"user:{user}" not in flow_run.tags or TAG not in flow_run.tags:
+            raise NoSuchJob(f"no job {job_id!r} for user {user!r}")
+        return flow_run
+
+    async def _progress(self, flow_run: FlowRun) -> int | None:
+        artifacts = await self._call(
+            self.client.read_artifacts,
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]),
+                type=ArtifactFilterType(any_=["progress"]),
+            ),
+            sort=ArtifactSort.UPDATED_DESC,
+            limit=1,
+        )
+        return int(artifacts[0].data) if artifacts else None
+
+    def _job_record(self, flow_run: FlowRun, progress: int | None) -> JobRecord:
+        state = flow_run.state
+        status = OGC_STATUS.get(state.type, "accepted") if state else "accepted"
+        process_id = next(
+            (t.split(":", 1)[1] for t in flow_run.tags if t.startswith("process:")), None
+        )
+        if status == "successful":
+            progress = 100
+        elif status == "accepted":
+            progress = 0
+        message = (
+            _clean_message(state.message if state else "")
+            or {
+                "accepted": "job accepted",
+                "running": "job running",
+                "successful": "job finished",
+                "failed": "job failed",
+                "dismissed": "job dismissed",
+            }[status]
+        )
+        return JobRecord(
+            job_id=str(flow_run.id),
+            process_id=process_id,
+            status=status,
+            message=message,
+            created=flow_run.created,
+            started=flow_run.start_time,
+            finished=flow_run.end_time if status in ("successful", "failed", "dismissed") else None,
+            updated=state.timestamp if state else flow_run.updated,
+            progress=progress,
+        )
+
+    async def get_job(self, user: str, job_id: str) -> JobRecord:
+        flow_run = await self._flow_run(user, job_id)
+        progress = None
+        if flow_run.state and flow_run.state.type == StateType.RUNNING:
+            progress = await self._progress(flow_run)
+        return self._job_record(flow_run, progress)
+
+    async def list_jobs(self, user: str, filters: JobFilters) -> tuple[list[JobRecord], bool]:
+        """A page of ``user``'s jobs, newest first, and whether more follow."""
+        flow_run_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=[TAG, f"user:{user}"]))
+        if filters.process_ids:
+            deployments = await self._call(
+                self.client.read_deployments,
+                deployment_filter=DeploymentFilter(
+                    tags=DeploymentFilterTags(all_=[TAG, f"user:{user}"])
+                ),
+            )
+            wanted = {deployment_name(user, p) for p in filters.process_ids}
+            ids = [d.id for d in deployments if d.name in wanted]
+            if not ids:
+                return [], False
+            flow_run_filter.deployment_id = FlowRunFilterDeploymentId(any_=ids)
+        if filters.statuses:
+            types = [t for s in filters.statuses for t in _STATE_TYPES[s]]
+            flow_run_filter.state = FlowRunFilterState(type=FlowRunFilterStateType(any_=types))
+        if filters.created_after or filters.created_before:
+            flow_run_filter.expected_start_time = FlowRunFilterExpectedStartTime(
+                after_=filters.created_after, before_=filters.created_before
+            )
+        post_filter = filters.min_duration_s is not None or filters.max_duration_s is not None
+        if not post_filter:
+            runs = await self._call(
+                self.client.read_flow_runs,
+                flow_run_filter=flow_run_filter,
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=filters.limit + 1,
+                offset=filters.offset,
+            )
+            records = [self._job_record(r, None) for r in runs]
+            return records[: filters.limit], len(records) > filters.limit
+        # Durations are not a Prefect filter: scan in pages and keep the matching runs.
+        matched: list[JobRecord] = []
+        scan_offset, skipped = 0, 0
+        while True:
+            runs = await self._call(
+                self.client.read_flow_runs,
+                flow_run_filter=flow_run_filter,
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=200,
+                offset=scan_offset,
+            )
+            for run in runs:
+                if not _duration_ok(run, filters):
+                    continue
+                if skipped < filters.offset:
+                    skipped += 1
+                    continue
+                matched.append(self._job_record(run, None))
+                if len(matched) > filters.limit:
+                    return matched[: filters.limit], True
+            if len(runs) < 200:
+                return matched, False
+            scan_offset += 200
+
+    async def dismiss(self, user: str, job_id: str) -> JobRecord:
+        """Cancel a queued or running job; delete a finished one (and its record)."""
+        flow_run = await self._flow_run(user, job_id)
+        state = flow_run.state
+        if state and state.is_final():
+            if state.type != StateType.CANCELLED:
+                await self._call(self.client.delete_flow_run, flow_run.id)
+            record = self._job_record(flow_run, None)
+            return JobRecord(
+                **{**record.__dict__, "status": "dismissed", "message": "job dismissed"}
+            )
+        await self._call(
+            self.client.set_flow_run_state,
+            flow_run.id,
+            Cancelling(message="dismissed by the user"),
+            force=True,
+        )
+        flow_run = await self._flow_run(user, job_id)
+        return self._job_record(flow_run, None)
+
+    async def results(self, user: str, job_id: str) -> dict[str, Any]:
+        flow_run = await self._flow_run(user, job_id)
+        record = self._job_record(flow_run, None)
+        if record.status == "failed":
+            raise JobFailedError(record.message)
+        if record.status != "successful":
+            raise ResultNotReady(
+                f"job {job_id} is {record.status}; it has no results yet"
+                if record.status != "dismissed"
+                else f"job {job_id} was dismissed"
+            )
+        result = await flow_run.state.aresult(raise_on_failure=False)
+        return result if isinstance(result, dict) else {}
+
+    async def wait(self, user: str, job_id: str, timeout_s: float) -> JobRecord:
+        """Wait for a job to end (event-driven where Prefect allows), at most ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.05
+        while True:
+            record = await self.get_job(user, job_id)
+            if (
+                record.status in ("successful", "failed", "dismissed")
+                or time.monotonic() >= deadline
+            ):
+                return record
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+
+class JobFailedError(ResultNotReady):
+    """Results asked of a job that failed: the failure is the answer (HTTP 500)."""
+
+    status = 500
+    type_uri = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/job-failed"
+    title = "Job failed"
+
+
+def _duration_ok(run: FlowRun, filters: JobFilters) -> bool:
+    if run.start_time is None:
+        return filters.min_duration_s is None
+    end = run.end_time or dt.datetime.now(dt.UTC)
+    seconds = (end - run.start_time).total_seconds()
+    if filters.min_duration_s is not None and seconds < filters.min_duration_s:
+        return False
+    return not (filters.max_duration_s is not None and seconds > filters.max_duration_s)
+
+
+def _clean_message(message: str | None) -> str:
+    """A flow-run state message without Prefect's boilerplate prefix."""
+    if not message:
+        return ""
+    return _PREFECT_PREFIXES.sub("", message.strip())[:2000]

@@ -1,0 +1,112 @@
+"""Jobs: list, status, dismiss, results."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from api_gateway.deps import BridgeDep, ContextDep
+from api_gateway.models import JobList, Results, StatusInfo
+from api_gateway.prefect_bridge import JobFilters
+from api_gateway.views import job_list, render, status_info
+from engine.exceptions import InvalidParameter
+
+router = APIRouter(tags=["Jobs"])
+
+_STATUSES = ("accepted", "running", "successful", "failed", "dismissed")
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _instant(text: str) -> dt.datetime | None:
+    if text in ("", ".."):
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(
+            f"datetime {text!r} is not RFC 3339, e.g. 2026-01-31T12:00:00Z or an interval a/b"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _interval(text: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if not text:
+        return None, None
+    if "/" in text:
+        start, _, end = text.partition("/")
+        return _instant(start), _instant(end)
+    instant = _instant(text)
+    return instant, instant
+
+
+@router.get("/jobs", response_model=JobList, summary="List the jobs")
+async def list_jobs(
+    ctx: ContextDep,
+    bridge: BridgeDep,
+    processID: list[str] | None = Query(None, description="Only jobs of these processes."),
+    status: list[str] | None = Query(None, description="Only jobs in these states."),
+    type: list[str] | None = Query(None, description="Only jobs of this type (`process`)."),
+    datetime: str | None = Query(None, description="Created at or in this RFC 3339 interval."),
+    minDuration: float | None = Query(
+        None, ge=0, description="Running for at least this, seconds."
+    ),
+    maxDuration: float | None = Query(None, ge=0, description="Running for at most this, seconds."),
+    limit: int = Query(10, ge=1, le=1000, description="Jobs per page."),
+    offset: int = Query(0, ge=0, description="Jobs to skip (paging)."),
+):
+    statuses = _split(status)
+    unknown = [s for s in statuses if s not in _STATUSES]
+    if unknown:
+        raise InvalidParameter(f"unknown status {', '.join(unknown)}; use {', '.join(_STATUSES)}")
+    after, before = _interval(datetime)
+    query = {
+        key: value
+        for key, value in {
+            "processID": processID,
+            "status": status,
+            "type": type,
+            "datetime": datetime,
+            "minDuration": minDuration,
+            "maxDuration": maxDuration,
+        }.items()
+        if value is not None
+    }
+    types = _split(type)
+    if types and "process" not in types:
+        records, more = [], False
+    else:
+        filters = JobFilters(
+            process_ids=_split(processID),
+            statuses=statuses,
+            created_after=after,
+            created_before=before,
+            min_duration_s=minDuration,
+            max_duration_s=maxDuration,
+            limit=limit,
+            offset=offset,
+        )
+        records, more = await bridge.list_jobs(ctx.user, filters)
+    document = job_list(ctx, records, query=query, offset=offset, limit=limit, more=more)
+    return render(ctx, "jobs.html", document)
+
+
+@router.get("/jobs/{jobId}", response_model=StatusInfo, summary="Status of a job")
+async def get_job(jobId: str, ctx: ContextDep, bridge: BridgeDep):
+    record = await bridge.get_job(ctx.user, jobId)
+    return render(ctx, "job.html", status_info(ctx, record))
+
+
+@router.delete("/jobs/{jobId}", response_model=StatusInfo, summary="Dismiss a job")
+async def dismiss_job(jobId: str, ctx: ContextDep, bridge: BridgeDep):
+    record = await bridge.dismiss(ctx.user, jobId)
+    return JSONResponse(status_info(ctx, record))
+
+
+@router.get("/jobs/{jobId}/results", response_model=Results, summary="Results of a job")
+async def get_results(jobId: str, ctx: ContextDep, bridge: BridgeDep):
+    return render(ctx, "results.html", await bridge.results(ctx.user, jobId), job_id=jobId)

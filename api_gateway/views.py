@@ -1,0 +1,247 @@
+"""Shape OGC JSON documents (and their HTML pages) from the bridge's records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi.responses import HTMLResponse, JSONResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api_gateway.deps import OgcContext
+from api_gateway.prefect_bridge import JobRecord, ProcessRecord
+
+__all__ = [
+    "CONFORMANCE",
+    "job_list",
+    "landing_page",
+    "process_description",
+    "process_summary",
+    "render",
+    "status_info",
+]
+
+_P1 = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
+_P2 = "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf"
+CONFORMANCE = [
+    f"{_P1}/core",
+    f"{_P1}/ogc-process-description",
+    f"{_P1}/json",
+    f"{_P1}/html",
+    f"{_P1}/oas30",
+    f"{_P1}/job-list",
+    f"{_P1}/dismiss",
+    f"{_P2}/deploy-replace-undeploy",
+    f"{_P2}/ogcapppkg",
+    f"{_P2}/cwl",
+]
+REL = "http://www.opengis.net/def/rel/ogc/1.0"
+JOB_CONTROL = ["async-execute", "sync-execute", "dismiss"]
+TRANSMISSION = ["value", "reference"]
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def render(
+    ctx: OgcContext, template: str, document: dict[str, Any], status: int = 200, **extra: Any
+):
+    """The document as JSON, or as an HTML page when the client asks for HTML."""
+    if ctx.wants_html():
+        page = _templates.get_template(template).render(doc=document, ctx=ctx, **extra)
+        return HTMLResponse(page, status_code=status)
+    return JSONResponse(document, status_code=status)
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _alternates(href: str, title: str) -> list[dict[str, str]]:
+    return [
+        {"href": href, "rel": "self", "type": "application/json", "title": title},
+        {
+            "href": f"{href}?f=html",
+            "rel": "alternate",
+            "type": "text/html",
+            "title": f"{title} (HTML)",
+        },
+    ]
+
+
+def landing_page(ctx: OgcContext) -> dict[str, Any]:
+    base = ctx.base
+    return {
+        "title": "OGC API - Processes on Prefect",
+        "description": "Deploy, run and monitor CWL application packages (OGC API - Processes "
+        "Part 1 and Part 2), orchestrated by Prefect.",
+        "links": [
+            *_alternates(base + "/", "this document"),
+            {
+                "href": f"{ctx.root}/api",
+                "rel": "service-desc",
+                "type": "application/vnd.oai.openapi+json;version=3.0",
+                "title": "the API definition",
+            },
+            {
+                "href": f"{ctx.root}/swagger-ui/oapip/",
+                "rel": "service-doc",
+                "type": "text/html",
+                "title": "the API documentation (Swagger UI)",
+            },
+            {
+                "href": f"{base}/conformance",
+                "rel": f"{REL}/conformance",
+                "type": "application/json",
+                "title": "conformance classes",
+            },
+            {
+                "href": f"{base}/processes",
+                "rel": f"{REL}/processes",
+                "type": "application/json",
+                "title": "processes",
+            },
+            {
+                "href": f"{base}/jobs",
+                "rel": f"{REL}/job-list",
+                "type": "application/json",
+                "title": "jobs",
+            },
+            {"href": ctx.prefect_ui, "rel": "related", "type": "text/html", "title": "Prefect UI"},
+        ],
+    }
+
+
+def process_summary(ctx: OgcContext, record: ProcessRecord) -> dict[str, Any]:
+    d = record.description
+    href = f"{ctx.base}/processes/{record.process_id}"
+    summary: dict[str, Any] = {
+        "id": record.process_id,
+        "title": d.get("title") or record.process_id,
+        "description": d.get("description") or "",
+        "version": str(d.get("version") or "1.0.0"),
+        "jobControlOptions": JOB_CONTROL,
+        "outputTransmission": TRANSMISSION,
+        "mutable": True,
+        "links": [
+            {
+                "href": href,
+                "rel": "self",
+                "type": "application/json",
+                "title": "process description",
+            },
+            {
+                "href": f"{href}?f=html",
+                "rel": "alternate",
+                "type": "text/html",
+                "title": "process description (HTML)",
+            },
+            {"href": f"{href}/execution", "rel": f"{REL}/execute", "title": "execute"},
+            {
+                "href": f"{href}/package",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/application-package",
+                "type": "application/cwl+json",
+                "title": "application package",
+            },
+        ],
+    }
+    if d.get("keywords"):
+        summary["keywords"] = list(d["keywords"])
+    return summary
+
+
+def process_description(ctx: OgcContext, record: ProcessRecord) -> dict[str, Any]:
+    document = process_summary(ctx, record)
+    document["inputs"] = record.description.get("inputs", {})
+    document["outputs"] = record.description.get("outputs", {})
+    return document
+
+
+def status_info(ctx: OgcContext, record: JobRecord) -> dict[str, Any]:
+    href = f"{ctx.base}/jobs/{record.job_id}"
+    links = [*_alternates(href, "job status")]
+    if record.status == "successful":
+        links.append(
+            {
+                "href": f"{href}/results",
+                "rel": f"{REL}/results",
+                "type": "application/json",
+                "title": "results",
+            }
+        )
+    if record.process_id:
+        links.append(
+            {
+                "href": f"{ctx.base}/processes/{record.process_id}",
+                "rel": "up",
+                "type": "application/json",
+                "title": "process",
+            }
+        )
+    links.append(
+        {
+            "href": f"{ctx.prefect_ui}/runs/flow-run/{record.job_id}",
+            "rel": "monitor",
+            "type": "text/html",
+            "title": "the job in the Prefect UI",
+        }
+    )
+    document: dict[str, Any] = {
+        "processID": record.process_id,
+        "type": "process",
+        "jobID": record.job_id,
+        "status": record.status,
+        "message": record.message,
+    }
+    for key in ("created", "started", "finished", "updated"):
+        value = _time(getattr(record, key))
+        if value:
+            document[key] = value
+    if record.progress is not None:
+        document["progress"] = max(0, min(100, int(record.progress)))
+    document["links"] = links
+    return document
+
+
+def job_list(
+    ctx: OgcContext,
+    records: list[JobRecord],
+    *,
+    query: dict[str, Any],
+    offset: int,
+    limit: int,
+    more: bool,
+) -> dict[str, Any]:
+    def page(at: int) -> str:
+        params = {k: v for k, v in query.items() if k not in ("offset", "f")}
+        params.update({"limit": limit, "offset": at})
+        return f"{ctx.base}/jobs?{urlencode(params, doseq=True)}"
+
+    links = [
+        {"href": page(offset), "rel": "self", "type": "application/json", "title": "this page"}
+    ]
+    if more:
+        links.append(
+            {
+                "href": page(offset + limit),
+                "rel": "next",
+                "type": "application/json",
+                "title": "next page",
+            }
+        )
+    if offset > 0:
+        links.append(
+            {
+                "href": page(max(0, offset - limit)),
+                "rel": "prev",
+                "type": "application/json",
+                "title": "previous page",
+            }
+        )
+    return {"jobs": [status_info(ctx, r) for r in records], "links": links}

@@ -1,0 +1,83 @@
+"""The one contract every execution backend implements.
+
+A backend Block turns a :class:`CwlJob` into a :class:`BackendRun` (``submit``); the run
+is waited for (``wait_for_completion``), asked for its CWL output object
+(``fetch_result``) and can be cancelled (``cancel``). The names follow Prefect's
+``JobBlock``/``JobRun`` contract; the methods are synchronous because the execution flow
+runs them in its own process. Flows depend on this module only: adding a backend
+(HTCondor through WES, another cluster) means one new Block, nothing in the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect.blocks.core import Block
+
+__all__ = ["BackendRun", "CwlJob", "ExecutionBackend", "RunOutcome"]
+
+
+@dataclass(frozen=True)
+class CwlJob:
+    """Everything a backend needs to run one job.
+
+    ``workflow`` is a packed, self-contained CWL document and ``entrypoint`` the id of the
+    process in it to run; ``job_order`` holds CWL input values whose File/Directory
+    locations are already local (``file://``) after stage-in.
+    """
+
+    job_id: str
+    process_id: str
+    workflow: dict[str, Any]
+    entrypoint: str
+    job_order: dict[str, Any]
+    workdir: Path
+    max_ram_mib: int = 1024
+    max_cores: int = 2
+    revision: str = ""
+    logger: logging.Logger | logging.LoggerAdapter = field(
+        default_factory=lambda: logging.getLogger("oapip.backend"), compare=False
+    )
+
+    @property
+    def outdir(self) -> Path:
+        """Folder the backend leaves the job's outputs in."""
+        return self.workdir / "outputs"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a backend run ended: ``success`` or not, and a message naming the cause."""
+
+    success: bool
+    message: str = ""
+
+
+class BackendRun(ABC):
+    """One job running in a backend."""
+
+    run_id: str
+
+    @abstractmethod
+    def wait_for_completion(self) -> RunOutcome:
+        """Block until the run ends; forward its log lines to the job's logger."""
+
+    @abstractmethod
+    def fetch_result(self) -> dict[str, Any]:
+        """The CWL output object, with ``file://`` (or ``s3://``) locations."""
+
+    @abstractmethod
+    def cancel(self) -> None:
+        """Stop the run and everything it started; return when it is gone."""
+
+
+class ExecutionBackend(Block, ABC):
+    """A place CWL runs: the local machine, a Kubernetes cluster, an HPC site."""
+
+    @abstractmethod
+    def submit(self, job: CwlJob) -> BackendRun:
+        """Start ``job`` and return its run."""

@@ -1,0 +1,83 @@
+"""Where job results are stored, addressed by URL.
+
+The storage blocks follow Prefect's object-storage method names
+(``upload_from_path``, ``upload_from_folder``); each returns the URL of what it stored.
+:func:`results_key` is the one place the key layout ``<prefix>/<jobID>/...`` is computed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from abc import ABC, abstractmethod
+from pathlib import Path
+from urllib.parse import urlparse
+
+from prefect.blocks.core import Block
+from pydantic import Field
+
+__all__ = ["LocalResultStorage", "ResultStorage", "results_key", "storage_from_url"]
+
+
+def results_key(prefix: str, job_id: str, *parts: str) -> str:
+    """Key of a job's result object: ``<prefix>/<jobID>/<parts...>``."""
+    return "/".join([prefix.strip("/"), job_id, *(p.strip("/") for p in parts if p)])
+
+
+class ResultStorage(Block, ABC):
+    """An object store results are uploaded to."""
+
+    @abstractmethod
+    def url_for(self, key: str) -> str:
+        """Public URL of ``key`` (``file://`` or ``s3://``)."""
+
+    @abstractmethod
+    def upload_from_path(self, from_path: Path, to_path: str) -> str:
+        """Store one file at key ``to_path``; return its URL."""
+
+    def upload_from_folder(self, from_folder: Path, to_folder: str) -> str:
+        """Store every file under ``from_folder`` below key ``to_folder``; return its URL."""
+        for path in sorted(p for p in from_folder.rglob("*") if p.is_file()):
+            self.upload_from_path(path, f"{to_folder}/{path.relative_to(from_folder).as_posix()}")
+        return self.url_for(to_folder) + "/"
+
+
+class LocalResultStorage(ResultStorage):
+    """Results in a folder of the local disk: the embedded default.
+
+    Example:
+        ```python
+        from blocks import LocalResultStorage
+        storage = LocalResultStorage(basepath="/srv/oapip/results")
+        url = storage.upload_from_path(Path("out.tif"), "processing-results/JOB/out.tif")
+        ```
+    """
+
+    _block_type_name = "Local result storage"
+    _block_type_slug = "local-result-storage"
+
+    basepath: Path = Field(
+        description="Folder results are copied into.", examples=["/srv/oapip/results"]
+    )
+
+    def _path(self, key: str) -> Path:
+        path = (self.basepath / key).resolve()
+        if not path.is_relative_to(self.basepath.resolve()):
+            raise ValueError(f"key {key!r} leaves the storage folder")
+        return path
+
+    def url_for(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def upload_from_path(self, from_path: Path, to_path: str) -> str:
+        target = self._path(to_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(from_path, target)
+        return target.as_uri()
+
+
+def storage_from_url(url: str) -> ResultStorage:
+    """The storage block for a results URL (``file:///folder``; ``s3://`` comes with S3)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return LocalResultStorage(basepath=Path(parsed.path))
+    raise ValueError(f"unsupported results URL {url!r}: use file:///folder")

@@ -1,0 +1,152 @@
+"""The engine's exceptions, one tree, turned into OGC exception JSON in one place.
+
+    EngineError
+    ├── NotFound                      404
+    │   ├── NoSuchProcess             no process with that id for this user
+    │   ├── NoSuchJob                 no job with that id for this user
+    │   └── ResultNotReady            the job has no results (yet, or because it failed)
+    ├── DuplicatedProcess             409  deploy of an id that exists (Part 2)
+    ├── ImmutableProcess              403  replace/undeploy of a process that cannot change
+    ├── UnsupportedMediaType          415  deploy/replace body of a type we do not read
+    ├── InvalidParameter              400  a query parameter, header or body is wrong
+    │   ├── InvalidPackage            the application package does not load or validate
+    │   └── InvalidInput              execute inputs do not match the process description
+    ├── PayloadTooLarge               413
+    ├── ServiceUnavailable            503  Prefect (or another service) did not answer in time
+    └── BackendError                  a job failed in its backend (never an HTTP error:
+        ├── ToolFailed                it ends the job ``failed`` with this message)
+        ├── JobCancelled
+        └── StagingError
+
+Each class carries its HTTP status and the OGC exception type URI; the gateway's single
+exception handler reads them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BackendError",
+    "DuplicatedProcess",
+    "EngineError",
+    "ImmutableProcess",
+    "InvalidInput",
+    "InvalidPackage",
+    "InvalidParameter",
+    "JobCancelled",
+    "NoSuchJob",
+    "NoSuchProcess",
+    "NotFound",
+    "PayloadTooLarge",
+    "ResultNotReady",
+    "ServiceUnavailable",
+    "StagingError",
+    "ToolFailed",
+    "UnsupportedMediaType",
+]
+
+_P1 = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
+_P2 = "http://www.opengis.net/def/exceptions/ogcapi-processes-2/1.0"
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    status: ClassVar[int] = 500
+    type_uri: ClassVar[str] = f"{_P1}/server-error"
+    title: ClassVar[str] = "Server error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(EngineError):
+    status = 404
+    type_uri = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/not-found"
+    title = "Not found"
+
+
+class NoSuchProcess(NotFound):
+    type_uri = f"{_P1}/no-such-process"
+    title = "No such process"
+
+
+class NoSuchJob(NotFound):
+    type_uri = f"{_P1}/no-such-job"
+    title = "No such job"
+
+
+class ResultNotReady(NotFound):
+    type_uri = f"{_P1}/result-not-ready"
+    title = "Result not ready"
+
+
+class DuplicatedProcess(EngineError):
+    status = 409
+    type_uri = f"{_P2}/duplicated-process"
+    title = "Duplicated process"
+
+
+class ImmutableProcess(EngineError):
+    status = 403
+    type_uri = f"{_P2}/immutable-process"
+    title = "Immutable process"
+
+
+class UnsupportedMediaType(EngineError):
+    status = 415
+    type_uri = f"{_P2}/unsupported-content-type"
+    title = "Unsupported media type"
+
+
+class InvalidParameter(EngineError):
+    status = 400
+    type_uri = f"{_P1}/invalid-parameter"
+    title = "Invalid parameter"
+
+
+class InvalidPackage(InvalidParameter):
+    title = "Invalid application package"
+
+
+class InvalidInput(InvalidParameter):
+    """Execute inputs that do not match the process description.
+
+    ``errors`` maps each offending input id to what is wrong with it.
+    """
+
+    title = "Invalid input"
+
+    def __init__(self, detail: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors or {}
+
+
+class PayloadTooLarge(EngineError):
+    status = 413
+    type_uri = f"{_P1}/payload-too-large"
+    title = "Payload too large"
+
+
+class ServiceUnavailable(EngineError):
+    status = 503
+    type_uri = f"{_P1}/service-unavailable"
+    title = "Service unavailable"
+
+
+class BackendError(EngineError):
+    """A job failed while a backend ran it; ends the job ``failed`` with ``detail``."""
+
+
+class ToolFailed(BackendError):
+    """A CWL tool or workflow step exited unsuccessfully."""
+
+
+class JobCancelled(BackendError):
+    """The job was dismissed while the backend ran it."""
+
+
+class StagingError(BackendError):
+    """An input could not be fetched or an output could not be stored."""

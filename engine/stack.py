@@ -1,0 +1,243 @@
+"""Set up Prefect for the engine, and run the embedded single-machine stack.
+
+``setup`` is idempotent and is what every start runs: register the block types, save the
+result-storage block, create the work pool and the generic flow. ``Stack`` starts the
+Prefect server (SQLite in ``OAPIP_HOME`` or ``OAPIP_DATABASE_URL``), a worker and the
+gateway as child processes, records their PIDs and stops them by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from engine.settings import Settings
+
+__all__ = ["RESULT_STORAGE_BLOCK", "Stack", "prefect_env", "setup", "wait_for_http"]
+
+RESULT_STORAGE_BLOCK = "local-file-system/oapip-results"
+FAST_POOL_TYPE = "oapip-fast"
+# The fast worker needs no per-run infrastructure settings; Prefect still wants a template.
+_FAST_TEMPLATE = {
+    "job_configuration": {"env": "{{ env }}"},
+    "variables": {
+        "type": "object",
+        "properties": {
+            "env": {
+                "type": "object",
+                "title": "Environment",
+                "default": {},
+                "description": "Reserved; the fast worker runs jobs in its own environment.",
+            }
+        },
+    },
+}
+
+
+def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
+    """Environment for the engine's processes: Prefect offline, pointed at our server.
+
+    Workers copy their own PREFECT_* settings into every job, so only the server gets
+    the database URL.
+    """
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(settings.home / "prefect"),
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": RESULT_STORAGE_BLOCK,
+        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+        "OAPIP_HOME": str(settings.home),
+    }
+    if server:
+        if settings.database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = settings.database_url
+        else:
+            env.setdefault(
+                "PREFECT_API_DATABASE_CONNECTION_URL",
+                f"sqlite+aiosqlite:///{settings.home / 'prefect' / 'prefect.db'}",
+            )
+        # The stack has its own worker; the server's own services stay, minus telemetry.
+        env["PREFECT_SERVER_UI_API_URL"] = settings.prefect_api_url
+    else:
+        env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+    return env
+
+
+def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200, the process dies, or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with code {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+async def _setup(settings: Settings, pool_type: str) -> None:
+    from prefect.blocks.core import Block
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.filesystems import LocalFileSystem
+    from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
+
+    import blocks  # noqa: F401 - defines the block classes registered below
+    from blocks.cwltool import CwltoolBackend
+    from blocks.package import ApplicationPackage
+    from blocks.storage import LocalResultStorage
+    from flows.execution import FLOW_NAME
+
+    async with get_client() as client:
+        for block_class in (
+            ApplicationPackage,
+            CwltoolBackend,
+            LocalResultStorage,
+            LocalFileSystem,
+        ):
+            await block_class.register_type_and_schema(client=client)
+        storage = LocalFileSystem(basepath=str(settings.home / "prefect-results"))
+        await storage.save(RESULT_STORAGE_BLOCK.split("/")[1], overwrite=True, client=client)
+        template = (
+            await get_default_base_job_template_for_infrastructure_type(pool_type)
+            if pool_type != FAST_POOL_TYPE
+            else _FAST_TEMPLATE
+        )
+        try:
+            await client.create_work_pool(
+                WorkPoolCreate(
+                    name=settings.work_pool, type=pool_type, base_job_template=template or {}
+                )
+            )
+        except ObjectAlreadyExists:
+            pass
+        await client.create_flow_from_name(FLOW_NAME)
+    del Block
+
+
+def setup(settings: Settings, *, pool_type: str = FAST_POOL_TYPE) -> None:
+    """Prepare the Prefect server for the engine (idempotent)."""
+    asyncio.run(_setup(settings, pool_type))
+
+
+@dataclass
+class Stack:
+    """The embedded stack's processes, started in order and stopped by PID."""
+
+    settings: Settings
+    worker: str = "fast"
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.home / "run"
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.settings.home / "logs").resolve()
+        log.mkdir(parents=True, exist_ok=True)
+        with open(log / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        (self.run_dir / f"{name}.pid").write_text(str(proc.pid))
+        self.processes[name] = proc
+        return proc
+
+    def start(self) -> None:
+        s = self.settings
+        (s.home / "prefect").mkdir(parents=True, exist_ok=True)
+        bin_dir = Path(sys.executable).parent
+        server = self._start(
+            "prefect-server",
+            [
+                str(bin_dir / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(s.prefect_port),
+            ],
+            prefect_env(s, server=True),
+        )
+        wait_for_http(f"{s.prefect_api_url.rstrip('/')}/health", 90, server)
+        env = prefect_env(s)
+        pool_type = FAST_POOL_TYPE if self.worker == "fast" else "process"
+        os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "OAPIP_"))})
+        setup(s, pool_type=pool_type)
+        if self.worker == "fast":
+            self._start("worker", [sys.executable, "-m", "worker.fast"], env)
+        else:
+            self._start(
+                "worker",
+                [
+                    str(bin_dir / "prefect"),
+                    "worker",
+                    "start",
+                    "--pool",
+                    s.work_pool,
+                    "--type",
+                    "process",
+                ],
+                env,
+            )
+        gateway = self._start(
+            "gateway",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api_gateway.main:app",
+                "--host",
+                s.host,
+                "--port",
+                str(s.port),
+                "--no-access-log",
+            ],
+            env,
+        )
+        wait_for_http(f"http://{s.host}:{s.port}/health", 60, gateway)
+
+    def stop(self) -> None:
+        """Stop what this stack started (or, from PID files, what an earlier start left)."""
+        for name in ("gateway", "worker", "prefect-server"):
+            pid_file = self.run_dir / f"{name}.pid"
+            if not pid_file.exists():
+                continue
+            pid = int(pid_file.read_text())
+            _stop_group(pid)
+            pid_file.unlink(missing_ok=True)
+            proc = self.processes.pop(name, None)
+            if proc is not None:
+                proc.wait(timeout=10)
+
+
+def _stop_group(pid: int, grace_s: float = 10.0) -> None:
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)

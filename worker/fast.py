@@ -1,0 +1,310 @@
+"""The fast worker: a Prefect worker of our own for the ``oapip-fast`` work pool.
+
+Per job it removes what the stock process worker pays (DESIGN §6): runs are picked up
+when Prefect announces them (``prefect.flow-run.Scheduled`` events; a slow poll is only
+the safety net), each flow run is a process forked from a warm zygote that has already
+imported Prefect, cwltool and the flow and loaded the process's CWL, and cwltool runs
+in that process through its Python API. Every job is still a real Prefect flow run.
+
+Correctness: each job process leads its own process group, so dismissing a job
+(``prefect.flow-run.Cancelling``) kills it and every tool it started; a job process that
+dies is reported ``Crashed`` without touching the others; job processes die with the
+worker; each has an address-space cap (``OAPIP_JOB_MEMORY_LIMIT_MIB``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
+from prefect.exceptions import Abort, ObjectNotFound
+from prefect.states import Cancelled, Crashed, Pending
+from prefect.utilities.engine import propose_state
+
+from engine.settings import Settings, get_settings
+
+__all__ = ["FastWorker", "main"]
+
+logger = logging.getLogger("oapip.worker")
+
+POLL_INTERVAL_S = 5.0  # safety net only: runs are picked up on their Scheduled event
+KILL_GRACE_S = 3.0
+HEARTBEAT_S = 30.0
+
+
+@dataclass
+class _Job:
+    flow_run_id: uuid.UUID
+    pid: int | None = None
+    cancelling: bool = False
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class FastWorker:
+    """Runs flow runs of one work pool in forked, warm job processes."""
+
+    def __init__(self, settings: Settings, name: str | None = None) -> None:
+        self.settings = settings
+        self.name = name or f"oapip-fast-{socket.gethostname()}-{os.getpid()}"
+        self.slots = settings.worker_slots
+        self.jobs: dict[uuid.UUID, _Job] = {}
+        self.by_pid: dict[int, _Job] = {}
+        self.preloaded: set[tuple[str, str]] = set()
+        self.wake = asyncio.Event()
+        self.client: PrefectClient
+        self._zygote: subprocess.Popen | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._zygote_ready = asyncio.Event()
+
+    # --- zygote ----------------------------------------------------------------------
+    async def _start_zygote(self) -> asyncio.StreamReader:
+        mine, theirs = socket.socketpair()
+        self._zygote = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "worker.zygote",
+                str(theirs.fileno()),
+                str(self.settings.job_memory_limit_mib),
+            ],
+            pass_fds=(theirs.fileno(),),
+        )
+        theirs.close()
+        reader, self._writer = await asyncio.open_unix_connection(sock=mine, limit=1 << 24)
+        self.preloaded.clear()
+        return reader
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        import json
+
+        assert self._writer is not None
+        self._writer.write(json.dumps(message).encode() + b"\n")
+        await self._writer.drain()
+
+    async def _zygote_loop(self) -> None:
+        import json
+
+        while True:
+            reader = await self._start_zygote()
+            while line := await reader.readline():
+                message = json.loads(line)
+                if message["op"] == "ready":
+                    self._zygote_ready.set()
+                elif message["op"] == "started":
+                    job = self.jobs.get(uuid.UUID(message["flow_run_id"]))
+                    if job:
+                        job.pid = message["pid"]
+                        self.by_pid[job.pid] = job
+                        job.started.set()
+                elif message["op"] == "exited":
+                    job = self.by_pid.pop(message["pid"], None)
+                    if job:
+                        asyncio.create_task(self._finished(job, message["code"]))
+            # The zygote died: its job processes died with it.
+            self._zygote_ready.clear()
+            logger.error(
+                "zygote exited (code %s); restarting it", self._zygote and self._zygote.wait()
+            )
+            for job in list(self.jobs.values()):
+                await self._finished(job, -signal.SIGKILL)
+
+    # --- picking up runs -------------------------------------------------------------
+    async def _package(self, flow_run: FlowRun) -> dict[str, Any] | None:
+        name = flow_run.parameters.get("package")
+        revision = flow_run.parameters.get("revision", "")
+        if not name or (name, revision) in self.preloaded:
+            return None
+        try:
+            document = await self.client.read_block_document_by_name(
+                name, "ogc-application-package"
+            )
+        except ObjectNotFound:
+            return None  # the job process fails the run with a clear message
+        self.preloaded.add((name, revision))
+        return {"name": name, "block": document.data}
+
+    async def _submit(self, flow_run: FlowRun) -> None:
+        job = _Job(flow_run.id)
+        self.jobs[flow_run.id] = job
+        try:
+            state = await propose_state(self.client, Pending(), flow_run_id=flow_run.id)
+        except Abort:
+            self.jobs.pop(flow_run.id, None)  # another worker took it, or it was cancelled
+            return
+        except Exception:
+            self.jobs.pop(flow_run.id, None)
+            logger.exception("could not claim flow run %s", flow_run.id)
+            return
+        if not state.is_pending():
+            self.jobs.pop(flow_run.id, None)
+            return
+        flow_run.state = state
+        package = await self._package(flow_run)
+        await self._zygote_ready.wait()
+        await self._send(
+            {"op": "run", "flow_run": flow_run.model_dump(mode="json"), "package": package}
+        )
+
+    async def _pickup_loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), POLL_INTERVAL_S)
+            self.wake.clear()
+            free = self.slots - len(self.jobs)
+            if free <= 0:
+                continue
+            try:
+                responses = await self.client.get_scheduled_flow_runs_for_work_pool(
+                    self.settings.work_pool, scheduled_before=dt.datetime.now(dt.UTC)
+                )
+            except Exception:
+                logger.exception("could not read scheduled flow runs")
+                continue
+            runs = [r.flow_run for r in responses if r.flow_run.id not in self.jobs][:free]
+            await asyncio.gather(*(self._submit(run) for run in runs))
+            if len(responses) > len(runs):
+                self.wake.set()  # more are waiting: take them as slots free up
+
+    # --- endings ---------------------------------------------------------------------
+    async def _finished(self, job: _Job, code: int) -> None:
+        self.jobs.pop(job.flow_run_id, None)
+        self.wake.set()
+        try:
+            if job.cancelling:
+                await self.client.set_flow_run_state(
+                    job.flow_run_id, Cancelled(message="dismissed by the user"), force=True
+                )
+                return
+            if code == 0:
+                return
+            flow_run = await self.client.read_flow_run(job.flow_run_id)
+            if flow_run.state and flow_run.state.is_final():
+                return
+            how = (
+                f"was killed by signal {signal.Signals(-code).name}"
+                if code < 0
+                else f"exited with code {code}"
+            )
+            await self.client.set_flow_run_state(
+                job.flow_run_id,
+                Crashed(message=f"the job process {how} before the run finished"),
+                force=True,
+            )
+        except Exception:
+            logger.exception("could not record the end of flow run %s", job.flow_run_id)
+
+    async def cancel(self, flow_run_id: uuid.UUID) -> None:
+        """Kill a running job's process group: SIGTERM, then SIGKILL after a grace period."""
+        job = self.jobs.get(flow_run_id)
+        if job is None or job.cancelling:
+            return
+        job.cancelling = True
+        await job.started.wait()
+        assert job.pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGTERM)
+        await asyncio.sleep(KILL_GRACE_S)
+        if job.pid in self.by_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(job.pid, signal.SIGKILL)
+
+    # --- Prefect events --------------------------------------------------------------
+    async def _events_loop(self, pool_id: uuid.UUID) -> None:
+        event_filter = EventFilter(
+            event=EventNameFilter(
+                name=["prefect.flow-run.Scheduled", "prefect.flow-run.Cancelling"]
+            ),
+            any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{pool_id}"]),
+        )
+        while True:
+            try:
+                async with get_events_subscriber(
+                    filter=event_filter, reconnection_attempts=10
+                ) as events:
+                    self.wake.set()  # catch up on what was scheduled while we connected
+                    async for event in events:
+                        if event.event == "prefect.flow-run.Scheduled":
+                            self.wake.set()
+                        else:
+                            run_id = uuid.UUID(event.resource.id.rsplit(".", 1)[1])
+                            asyncio.create_task(self.cancel(run_id))
+            except Exception:
+                logger.warning("Prefect event stream lost; reconnecting", exc_info=True)
+                await asyncio.sleep(1)
+
+    async def _cancellation_poll(self) -> None:
+        """Safety net for a missed Cancelling event: check in-flight runs' states."""
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterId,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
+
+        while True:
+            await asyncio.sleep(POLL_INTERVAL_S)
+            ids = [i for i, j in self.jobs.items() if not j.cancelling]
+            if not ids:
+                continue
+            with contextlib.suppress(Exception):
+                runs = await self.client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        id=FlowRunFilterId(any_=ids),
+                        state=FlowRunFilterState(
+                            type=FlowRunFilterStateType(any_=[StateType.CANCELLING])
+                        ),
+                    )
+                )
+                for run in runs:
+                    asyncio.create_task(self.cancel(run.id))
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.client.send_worker_heartbeat(
+                    self.settings.work_pool, self.name, heartbeat_interval_seconds=HEARTBEAT_S
+                )
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def run(self) -> None:
+        async with get_client() as client:
+            self.client = client
+            pool = await client.read_work_pool(self.settings.work_pool)
+            logger.warning(
+                "worker %s serving pool %r with %d slots", self.name, pool.name, self.slots
+            )
+            await asyncio.gather(
+                self._zygote_loop(),
+                self._pickup_loop(),
+                self._events_loop(pool.id),
+                self._cancellation_poll(),
+                self._heartbeat_loop(),
+            )
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    worker = FastWorker(get_settings())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(worker.run())
+
+
+if __name__ == "__main__":
+    main()

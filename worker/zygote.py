@@ -1,0 +1,187 @@
+"""A warm process that forks one job process per flow run.
+
+It imports Prefect, cwltool and the execution flow once, and keeps each process
+revision's CWL loaded and validated; every job process is forked from it and so starts
+with all of that in memory (shared copy-on-write). The zygote itself never starts a
+thread or an event loop, which is what makes forking it safe.
+
+Protocol, one JSON object per line over a socket from the worker:
+
+* ``{"op": "run", "flow_run": {...}, "package": {...}}`` → fork; answers
+  ``{"op": "started", "flow_run_id", "pid"}``;
+* the zygote reports each job process that ends: ``{"op": "exited", "pid", "code"}``
+  (``code`` < 0 is the signal that killed it).
+
+When the worker goes away (EOF), the zygote kills every job's process group and exits.
+Each job process leads its own process group (``setsid``) and dies with the zygote
+(``PR_SET_PDEATHSIG``), so dismissing a job (``killpg``) takes every tool with it and
+no job outlives the engine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import resource
+import selectors
+import signal
+import socket
+import sys
+from typing import Any
+
+__all__ = ["main"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Zygote:
+    def __init__(self, sock: socket.socket, memory_limit_mib: int) -> None:
+        self.sock = sock
+        self.memory_limit = memory_limit_mib * 1024 * 1024
+        self.children: set[int] = set()
+        self.buffer = b""
+
+    # --- warm state ------------------------------------------------------------------
+    def warm(self) -> None:
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        import flows.execution  # noqa: F401 - the flow every job runs
+        from blocks.cwltool import mark_dedicated_job_process
+
+        mark_dedicated_job_process()
+        # The worker watches each job process itself, so Prefect's flow-run heartbeats
+        # are not needed; without them a run ends without a ~1 s heartbeat-thread join.
+        self._settings = temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+        self._settings.__enter__()
+
+    def preload(self, package: dict[str, Any]) -> None:
+        """Load the package's CWL once; job processes forked later inherit the tool."""
+        from blocks.package import ApplicationPackage
+        from engine.settings import get_settings
+        from flows.cwl_runner import load_tool
+        from flows.execution import remember_package
+
+        app = ApplicationPackage.model_validate(package["block"])
+        remember_package(package["name"], app.revision, app)
+        try:
+            load_tool(app.workflow, app.entrypoint, app.revision, get_settings().home / "packages")
+        except Exception as exc:  # the job process reports it properly when it runs
+            print(f"zygote: cannot preload {package['name']}: {exc}", file=sys.stderr, flush=True)
+
+    # --- job processes ---------------------------------------------------------------
+    def spawn(self, flow_run: dict[str, Any]) -> int:
+        gc.collect()
+        gc.freeze()  # keep the inherited heap out of the collector: fewer copied pages
+        pid = os.fork()
+        if pid:
+            gc.unfreeze()
+            self.children.add(pid)
+            return pid
+        code = 1
+        try:
+            os.setsid()
+            _die_with_parent()
+            self.sock.close()
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
+            code = _run_job(flow_run)
+        finally:
+            os._exit(code)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            self.send({"op": "exited", "pid": pid, "code": code})
+
+    def kill_all(self) -> None:
+        for pid in list(self.children):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    # --- the loop --------------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(message).encode() + b"\n")
+
+    def handle(self, message: dict[str, Any]) -> None:
+        if message["op"] == "run":
+            if message.get("package"):
+                self.preload(message["package"])
+            pid = self.spawn(message["flow_run"])
+            self.send({"op": "started", "flow_run_id": message["flow_run"]["id"], "pid": pid})
+        elif message["op"] == "preload":
+            self.preload(message["package"])
+
+    def serve(self) -> None:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        selector = selectors.DefaultSelector()
+        selector.register(self.sock, selectors.EVENT_READ, "sock")
+        selector.register(wake_r, selectors.EVENT_READ, "wake")
+        self.send({"op": "ready", "pid": os.getpid()})
+        while True:
+            for key, _ in selector.select():
+                if key.data == "wake":
+                    os.read(wake_r, 512)
+                    self.reap()
+                    continue
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:  # the worker is gone: so are its jobs
+                    self.kill_all()
+                    return
+                self.buffer += chunk
+                while b"\n" in self.buffer:
+                    line, self.buffer = self.buffer.split(b"\n", 1)
+                    self.handle(json.loads(line))
+
+
+def _run_job(flow_run_json: dict[str, Any]) -> int:
+    """Body of a job process: run the flow run to a final state; 0 if it completed."""
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.events.worker import EventsWorker
+    from prefect.flow_engine import run_flow
+    from prefect.logging.handlers import APILogWorker
+
+    from flows.execution import execute_process
+
+    flow_run = FlowRun.model_validate(flow_run_json)
+    try:
+        state = run_flow(execute_process, flow_run=flow_run, return_type="state")
+    finally:
+        # The process ends with os._exit (no atexit): hand over queued logs and events.
+        EventsWorker.drain_all(timeout=10)
+        APILogWorker.drain_all(timeout=10)
+    return 0 if state.is_completed() else 3
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    memory_limit_mib = int(sys.argv[2])
+    _die_with_parent()
+    sock = socket.socket(fileno=fd)
+    zygote = Zygote(sock, memory_limit_mib)
+    zygote.warm()
+    zygote.serve()
+
+
+if __name__ == "__main__":
+    main()
