@@ -5,7 +5,8 @@
   CWL + OGC description) is an :class:`~blocks.package.ApplicationPackage` block document;
 * a job is a flow run of that deployment; the flow-run id is the job id;
 * job status, times, progress and results are read from the flow run, its state, its
-  progress artifact and its persisted result: there is no job table of our own.
+  task runs, its progress artifact and its persisted result: there is no job table of
+  our own.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterDeploymentId,
     FlowRunFilterExpectedStartTime,
+    FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
     FlowRunFilterTags,
@@ -166,9 +168,9 @@ class PrefectBridge:
         self._flow_id: uuid.UUID | None = None
         self._packages: dict[tuple[str, str], ApplicationPackage] = {}
         self._processes: dict[tuple[str, str], tuple[float, ProcessRecord]] = {}
-        # SQLite answers bursts of writes with "database is locked"; a few writers at a
-        # time keep every caller's latency low instead of failing some of them.
-        self._writes = asyncio.Semaphore(4)
+        # Prefect on SQLite degrades badly under concurrent writers (DESIGN §6): queue
+        # writes here, at the concurrency the database handles (settings).
+        self._writes = asyncio.Semaphore(settings.prefect_write_concurrency)
 
     # --- plumbing ----------------------------------------------------------------------
     async def _call(self, func: Any, *args: Any, attempts: int = 8, **kwargs: Any) -> Any:
@@ -386,7 +388,24 @@ class PrefectBridge:
             raise NoSuchJob(f"no job {job_id!r} for user {user!r}")
         return flow_run
 
-    async def _progress(self, flow_run: FlowRun) -> int | None:
+    async def _progress(self, flow_run: FlowRun) -> int:
+        """Progress of a running job, 0-100.
+
+        The flow's task runs give the phase (stage-in 0-10, execute 10-90, stage-out
+        90-100); while execute runs, the progress artifact of a multi-step workflow
+        (completed steps) places it within 10-90.
+        """
+        task_runs = await self._call(
+            self.client.read_task_runs,
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])),
+        )
+        phases = {t.name.rsplit("-", 1)[0]: t.state_type for t in task_runs if t.name}
+        if "stage-out" in phases:
+            return 100 if phases["stage-out"] == StateType.COMPLETED else 90
+        if "execute" not in phases:
+            return 5 if "stage-in" in phases else 0
+        if phases["execute"] == StateType.COMPLETED:
+            return 90
         artifacts = await self._call(
             self.client.read_artifacts,
             artifact_filter=ArtifactFilter(
@@ -396,7 +415,8 @@ class PrefectBridge:
             sort=ArtifactSort.UPDATED_DESC,
             limit=1,
         )
-        return int(artifacts[0].data) if artifacts else None
+        done = float(artifacts[0].data) if artifacts else 0.0
+        return int(10 + 0.8 * max(0.0, min(100.0, done)))
 
     def _job_record(self, flow_run: FlowRun, progress: int | None) -> JobRecord:
         state = flow_run.state

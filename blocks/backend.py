@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ class CwlJob:
     logger: logging.Logger | logging.LoggerAdapter = field(
         default_factory=lambda: logging.getLogger("oapip.backend"), compare=False
     )
+    on_step: Callable[[], None] | None = field(default=None, compare=False)
+    """Called each time a workflow step completes (progress reporting)."""
 
     @property
     def outdir(self) -> Path:

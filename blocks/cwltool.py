@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from engine.exceptions import BackendError
 __all__ = ["CwltoolBackend", "mark_dedicated_job_process"]
 
 _dedicated_job_process = False
+_STEP_DONE = re.compile(r"^\[step [^\]]+\] completed")
 
 
 def mark_dedicated_job_process() -> None:
@@ -122,6 +124,7 @@ class _InProcessRun(BackendRun):
             use_container=request["use_container"],
             podman=request["podman"],
             logger=self._job.logger,
+            on_step=self._job.on_step,
         )
         self._outputs = outcome.outputs
         return RunOutcome(outcome.success, outcome.message)
@@ -162,6 +165,8 @@ class _SubprocessRun(BackendRun):
         try:
             for line in self._process.stdout:
                 self._job.logger.info(line.rstrip())
+                if self._job.on_step is not None and _STEP_DONE.match(line):
+                    self._job.on_step()
             self._process.wait()
         except BaseException:
             # The flow is being torn down (cancelled, interrupted): take cwltool with it.

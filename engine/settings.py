@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         description="Prefect UI base URL for links from job status (OAPIP_PREFECT_UI_URL). "
         "Unset: derived from the API URL.",
     )
+    prefect_write_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Writes (flow-run creations, state changes) one gateway or worker sends "
+        "the Prefect server at once (OAPIP_PREFECT_WRITE_CONCURRENCY). Prefect on SQLite "
+        "serialises writers and degrades badly under concurrent ones (10 concurrent creations "
+        "took 6 s, one at a time 0.5 s): keep 1 there; 8 suits PostgreSQL.",
+    )
     work_pool: str = Field(
         default="oapip",
         description="Prefect work pool that every process deployment targets (OAPIP_WORK_POOL).",

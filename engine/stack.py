@@ -59,6 +59,8 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
         "OAPIP_HOME": str(settings.home),
     }
+    if settings.database_url and "OAPIP_PREFECT_WRITE_CONCURRENCY" not in os.environ:
+        env["OAPIP_PREFECT_WRITE_CONCURRENCY"] = "8"  # PostgreSQL takes concurrent writers
     if server:
         if settings.database_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = settings.database_url

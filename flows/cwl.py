@@ -83,6 +83,7 @@ from schema_salad.utils import yaml_no_ts
 from engine.exceptions import InvalidInput, InvalidPackage
 
 __all__ = [
+    "step_count",
     "describe",
     "entrypoint",
     "input_schema",
@@ -457,6 +458,12 @@ def job_order(doc: dict[str, Any], workflow_id: str, inputs: dict[str, Any]) -> 
 
 # ---------------------------------------------------------------------------
 # Helpers: document structure
+
+
+def step_count(doc: dict[str, Any], workflow_id: str) -> int:
+    """Steps of the workflow ``workflow_id`` (0 for a single tool); used for progress."""
+    steps = _process(doc, workflow_id).get("steps") or []
+    return len(steps)
 
 
 def _plain(obj: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import functools
 import hashlib
 import json
@@ -18,6 +19,7 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,9 +79,14 @@ def load_tool(workflow: dict[str, Any], entrypoint: str, revision: str, cache_di
 class _CwltoolLogRelay(logging.Handler):
     """Forward cwltool's log records to the job's logger and remember failed steps."""
 
-    def __init__(self, target: logging.Logger | logging.LoggerAdapter) -> None:
+    def __init__(
+        self,
+        target: logging.Logger | logging.LoggerAdapter,
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(logging.INFO)
         self.target = target
+        self.on_step = on_step
         self.failed: list[str] = []
         self.errors: list[str] = []
 
@@ -90,6 +97,9 @@ class _CwltoolLogRelay(logging.Handler):
             name = match.group(2).strip()
             if name and name not in self.failed:
                 self.failed.append(name)
+        elif match and match.group(1) == "step" and self.on_step is not None:
+            with contextlib.suppress(Exception):  # progress must never break a run
+                self.on_step()
         if record.levelno >= logging.ERROR:
             self.errors.append(message.splitlines()[0][:500])
         self.target.log(record.levelno, "cwltool: %s", message)
@@ -122,6 +132,7 @@ def run_cwl(
     use_container: bool = False,
     podman: bool = False,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> CwlOutcome:
     """Run ``entrypoint`` of ``workflow`` on ``job_order``; outputs go to ``workdir/outputs``.
 
@@ -134,7 +145,7 @@ def run_cwl(
     outdir = workdir / "outputs"
     for folder in (outdir, workdir / "tmp"):
         folder.mkdir(parents=True, exist_ok=True)
-    relay = _CwltoolLogRelay(log)
+    relay = _CwltoolLogRelay(log, on_step)
     cwl_logger = logging.getLogger("cwltool")
     cwl_logger.addHandler(relay)
     cwl_logger.propagate = False

@@ -8,6 +8,7 @@ persists as the flow's result.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,47 +60,64 @@ def default_backend(settings: Settings) -> ExecutionBackend:
     )
 
 
-class _Progress:
-    """The job's progress figure, kept as a Prefect progress artifact (0-100).
+class _StepProgress:
+    """Progress within ``execute`` for multi-step workflows, as a Prefect progress artifact.
 
-    Set at the start of execute and of stage-out only: each update is an API call, and a
-    successful job reports 100 without one.
+    The gateway derives the coarse figure from the flow's task runs (stage-in, execute,
+    stage-out); this refines the execute phase by completed workflow steps. It writes
+    nothing for single-tool packages and at most one update a second.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, total_steps: int) -> None:
+        self.total = total_steps
+        self.done = 0
         self._id: Any = None
+        self._last = 0.0
 
-    def set(self, percent: float, description: str) -> None:
+    def step_completed(self) -> None:
+        self.done += 1
+        if self.total < 2 or (time.monotonic() - self._last < 1.0 and self.done < self.total):
+            return
+        self._last = time.monotonic()
+        percent = 100.0 * min(self.done, self.total) / self.total
+        description = f"{self.done} of {self.total} workflow steps done"
         if self._id is None:
-            self._id = create_progress_artifact(progress=percent, key=None, description=description)
+            self._id = create_progress_artifact(progress=percent, description=description)
         else:
             update_progress_artifact(self._id, progress=percent, description=description)
 
 
+# Tasks take the package by name and revision, not the package itself: Prefect walks
+# every task argument (and shows it in the UI), and a packed CWL is large.
+
+
 @task(name="stage-in", cache_policy=NO_CACHE, persist_result=False)
-def stage_in(package: ApplicationPackage, inputs: dict[str, Any], workdir: Path) -> dict[str, Any]:
+def stage_in(package: str, revision: str, inputs: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Turn OGC inputs into a CWL job order with local copies of remote files."""
-    order = cwl.job_order(package.workflow, package.entrypoint, inputs)
+    app = load_package(package, revision)
+    order = cwl.job_order(app.workflow, app.entrypoint, inputs)
     return stage_in_job_order(order, workdir / "inputs")
 
 
 @task(name="execute", cache_policy=NO_CACHE, persist_result=False)
 def execute(
-    backend: ExecutionBackend, package: ApplicationPackage, job_order: dict[str, Any], workdir: Path
+    backend: ExecutionBackend, package: str, revision: str, job_order: dict[str, Any], workdir: Path
 ) -> dict[str, Any]:
     """Run the package on the backend; fail with the backend's message if it fails."""
     settings = get_settings()
+    app = load_package(package, revision)
     job = CwlJob(
         job_id=str(current_flow_run.id),
-        process_id=package.process_id,
-        workflow=package.workflow,
-        entrypoint=package.entrypoint,
+        process_id=app.process_id,
+        workflow=app.workflow,
+        entrypoint=app.entrypoint,
         job_order=job_order,
         workdir=workdir,
         max_ram_mib=settings.max_ram_mib,
         max_cores=settings.max_cores,
-        revision=package.revision,
+        revision=app.revision,
         logger=get_run_logger(),
+        on_step=_StepProgress(cwl.step_count(app.workflow, app.entrypoint)).step_completed,
     )
     run = backend.submit(job)
     try:
@@ -139,13 +157,10 @@ def execute_process(
     settings = get_settings()
     job_id = str(current_flow_run.id)
     workdir = settings.home / "jobs" / job_id
-    progress = _Progress()
     app = load_package(package, revision)
     try:
-        job_order = stage_in(app, inputs, workdir)
-        progress.set(20, "execute")
-        cwl_outputs = execute(default_backend(settings), app, job_order, workdir)
-        progress.set(90, "stage-out")
+        job_order = stage_in(package, revision, inputs, workdir)
+        cwl_outputs = execute(default_backend(settings), package, revision, job_order, workdir)
         if outputs:
             cwl_outputs = {k: v for k, v in cwl_outputs.items() if k in outputs}
         results = stage_out(storage_from_url(settings.results_url), cwl_outputs, job_id)

@@ -69,6 +69,7 @@ class FastWorker:
         self._zygote: subprocess.Popen | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._zygote_ready = asyncio.Event()
+        self._writes = asyncio.Semaphore(settings.prefect_write_concurrency)
 
     # --- zygote ----------------------------------------------------------------------
     async def _start_zygote(self) -> asyncio.StreamReader:
@@ -141,7 +142,8 @@ class FastWorker:
         job = _Job(flow_run.id)
         self.jobs[flow_run.id] = job
         try:
-            state = await propose_state(self.client, Pending(), flow_run_id=flow_run.id)
+            async with self._writes:
+                state = await propose_state(self.client, Pending(), flow_run_id=flow_run.id)
         except Abort:
             self.jobs.pop(flow_run.id, None)  # another worker took it, or it was cancelled
             return

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import importlib
 import json
 import os
 import resource
@@ -34,6 +35,33 @@ from typing import Any
 __all__ = ["main"]
 
 _PR_SET_PDEATHSIG = 1
+# Modules Prefect and cwltool import on first use inside a run (found by diffing
+# sys.modules around a job): imported once here instead of in every job process.
+_LAZY_IMPORTS = (
+    "anyio._backends._asyncio",
+    "anyio.streams.memory",
+    "anyio.streams.stapled",
+    "anyio.streams.tls",
+    "cwltool.executors",
+    "cwltool.task_queue",
+    "prefect._internal.states",
+    "prefect.concurrency._asyncio",
+    "prefect.concurrency._sync",
+    "prefect.concurrency.services",
+    "prefect.task_engine",
+    "prefect.utilities.visualization",
+)
+
+
+def _freeze_heap() -> None:
+    """Move everything alive now out of the collector's reach.
+
+    Job processes inherit the zygote's heap copy-on-write; a collection in a job would
+    touch (and so copy) every inherited object's page. Done after warm-up and after
+    each preload, not per fork: a full collection costs tens of milliseconds.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _die_with_parent() -> None:
@@ -52,14 +80,24 @@ class Zygote:
     def warm(self) -> None:
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+        from prefect.plugins import load_prefect_collections
+
         import flows.execution  # noqa: F401 - the flow every job runs
         from blocks.cwltool import mark_dedicated_job_process
+
+        # Resolving a block class (the result storage block, for one) imports every
+        # installed Prefect collection (prefect-aws, prefect-kubernetes): ~1.8 s that
+        # each job process would otherwise pay again.
+        load_prefect_collections()
+        for module in _LAZY_IMPORTS:
+            importlib.import_module(module)
 
         mark_dedicated_job_process()
         # The worker watches each job process itself, so Prefect's flow-run heartbeats
         # are not needed; without them a run ends without a ~1 s heartbeat-thread join.
         self._settings = temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
         self._settings.__enter__()
+        _freeze_heap()
 
     def preload(self, package: dict[str, Any]) -> None:
         """Load the package's CWL once; job processes forked later inherit the tool."""
@@ -74,14 +112,12 @@ class Zygote:
             load_tool(app.workflow, app.entrypoint, app.revision, get_settings().home / "packages")
         except Exception as exc:  # the job process reports it properly when it runs
             print(f"zygote: cannot preload {package['name']}: {exc}", file=sys.stderr, flush=True)
+        _freeze_heap()
 
     # --- job processes ---------------------------------------------------------------
     def spawn(self, flow_run: dict[str, Any]) -> int:
-        gc.collect()
-        gc.freeze()  # keep the inherited heap out of the collector: fewer copied pages
         pid = os.fork()
         if pid:
-            gc.unfreeze()
             self.children.add(pid)
             return pid
         code = 1
@@ -164,6 +200,11 @@ def _run_job(flow_run_json: dict[str, Any]) -> int:
     from flows.execution import execute_process
 
     flow_run = FlowRun.model_validate(flow_run_json)
+    # Prefect starts a suspension observer (a thread, an event loop and a websocket
+    # subscription, ~0.25 s) for every run that has a deployment id. The execution flow
+    # never suspends itself, so the engine gets the run without it; the run on the
+    # server keeps its deployment.
+    flow_run = flow_run.model_copy(update={"deployment_id": None})
     try:
         state = run_flow(execute_process, flow_run=flow_run, return_type="state")
     finally:

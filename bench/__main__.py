@@ -1,0 +1,378 @@
+"""Benchmark the engine; every figure is set against a baseline measured in the same run.
+
+    python -m bench [--jobs 300] [--clients 50] [--history 20000] [--postgres]
+
+It starts its own stack (Prefect server, fast worker, gateway) on free loopback ports in
+a temporary home, deploys ``bench/echo.cwl`` and measures:
+
+* bare ``cwltool echo.cwl job.yml`` wall time (the baseline, median of 10);
+* end-to-end time of the same job through the API (POST with ``Prefer: respond-async``
+  until ``successful`` is observed), median of 10, and the ratio to the baseline;
+* submit latency with N concurrent clients (p50/p99, errors);
+* throughput of N jobs submitted at once (jobs/min, lost, failed);
+* engine memory per in-flight job (USS of job processes, tools excluded);
+* with ``--history``: ``GET /jobs?limit=100`` and ``GET /jobs/{id}`` latency with that many
+  finished jobs in Prefect (use ``--postgres``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import requests
+
+HERE = Path(__file__).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.home = Path(tempfile.mkdtemp(prefix="oapip-bench-"))
+        self.rows: list[tuple[str, str, str, str]] = []
+        self.session = requests.Session()
+
+    # --- stack -------------------------------------------------------------------------
+    def start(self) -> None:
+        port, prefect_port = _free_port(), _free_port()
+        os.environ.update(
+            {
+                "OAPIP_HOME": str(self.home),
+                "OAPIP_PORT": str(port),
+                "OAPIP_PREFECT_PORT": str(prefect_port),
+                "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+                "OAPIP_WORKER_SLOTS": str(self.args.slots),
+            }
+        )
+        from engine.settings import Settings, get_settings
+        from engine.stack import Stack
+
+        get_settings.cache_clear()
+        db = None
+        if self.args.postgres:
+            db = f"oapip_bench_{uuid.uuid4().hex[:8]}"
+            subprocess.run(
+                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {db}"],
+                check=True,
+            )
+            os.environ["OAPIP_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
+        self.db = db
+        self.stack = Stack(Settings())
+        self.stack.start()
+        self.base = f"http://127.0.0.1:{port}/bench/ogc-api"
+        body = (HERE / "echo.cwl").read_text()
+        for name in ("echo.cwl", "sleep.cwl"):
+            r = self.session.post(
+                f"{self.base}/processes",
+                data=(HERE / name).read_text(),
+                headers={"Content-Type": "application/cwl+yaml"},
+            )
+            r.raise_for_status()
+        del body
+
+    def stop(self) -> None:
+        self.stack.stop()
+        if self.db:
+            subprocess.run(
+                [
+                    "psql",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-qc",
+                    f"DROP DATABASE {self.db} WITH (FORCE)",
+                ]
+            )
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    # --- helpers -----------------------------------------------------------------------
+    def submit(
+        self, process: str = "echo", inputs: dict | None = None, session=None
+    ) -> tuple[str, float, int]:
+        s = session or self.session
+        t0 = time.perf_counter()
+        r = s.post(
+            f"{self.base}/processes/{process}/execution",
+            json={"inputs": inputs or {"message": "hello"}},
+            headers={"Prefer": "respond-async"},
+        )
+        elapsed = time.perf_counter() - t0
+        job = r.headers.get("Location", "").rsplit("/", 1)[-1]
+        return job, elapsed, r.status_code
+
+    def wait(self, job: str, timeout: float = 120, interval: float = 0.01) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.session.get(f"{self.base}/jobs/{job}").json()["status"]
+            if status in ("successful", "failed", "dismissed"):
+                return status
+            time.sleep(interval)
+        return "timeout"
+
+    def row(self, what: str, engine: str, baseline: str, ratio: str) -> None:
+        self.rows.append((what, engine, baseline, ratio))
+        print(f"  {what}: {engine} (baseline {baseline}) {ratio}", flush=True)
+
+    # --- measurements --------------------------------------------------------------------
+    def bare_cwltool(self, n: int = 10) -> float:
+        work = self.home / "bare"
+        work.mkdir()
+        (work / "job.yml").write_text("message: hello\n")
+        cwltool = str(Path(sys.executable).parent / "cwltool")
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [cwltool, "--quiet", str(HERE / "echo.cwl"), "job.yml"],
+                cwd=work,
+                check=True,
+                capture_output=True,
+            )
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    def end_to_end(self, baseline: float, n: int = 10) -> None:
+        self.wait(self.submit()[0])  # warm: first run of a revision loads its CWL
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            job, _, _ = self.submit()
+            assert self.wait(job) == "successful"
+            times.append(time.perf_counter() - t0)
+        e2e = statistics.median(times)
+        self.row(
+            "echo job end-to-end, median of 10",
+            f"{e2e:.3f} s",
+            f"bare cwltool {baseline:.3f} s",
+            f"ratio {e2e / baseline:.2f}",
+        )
+
+    def submit_latency(self, clients: int, rounds: int = 4) -> None:
+        latencies, errors = [], 0
+        jobs = []
+        sessions = [requests.Session() for _ in range(clients)]
+        for _ in range(rounds):
+            with cf.ThreadPoolExecutor(clients) as pool:
+                for job, elapsed, code in pool.map(lambda s: self.submit(session=s), sessions):
+                    latencies.append(elapsed)
+                    errors += code != 201
+                    jobs.append(job)
+            for job in jobs:
+                self.wait(job)
+            jobs.clear()
+        raw = self._raw_post_latency(clients)
+        self.row(
+            f"submit latency, {clients} concurrent clients x {rounds}",
+            f"p50 {1000 * _pct(latencies, 0.5):.0f} ms, p99 {1000 * _pct(latencies, 0.99):.0f} ms, {errors} errors",
+            f"bare HTTP POST p50 {1000 * raw:.0f} ms",
+            "",
+        )
+
+    def _raw_post_latency(self, clients: int) -> float:
+        """Baseline: the same concurrency against the gateway's cheapest endpoint."""
+        sessions = [requests.Session() for _ in range(clients)]
+
+        def one(s):
+            t0 = time.perf_counter()
+            s.get(f"{self.base}/conformance")
+            return time.perf_counter() - t0
+
+        with cf.ThreadPoolExecutor(clients) as pool:
+            return statistics.median(pool.map(one, sessions))
+
+    def throughput(self, n: int, baseline: float) -> None:
+        t0 = time.perf_counter()
+        with cf.ThreadPoolExecutor(16) as pool:
+            submitted = list(pool.map(lambda _: self.submit(), range(n)))
+        jobs = [j for j, _, code in submitted if code == 201]
+        statuses = {}
+        with cf.ThreadPoolExecutor(8) as pool:
+            for job, status in zip(
+                jobs,
+                pool.map(lambda j: self.wait(j, timeout=900, interval=0.25), jobs),
+                strict=True,
+            ):
+                statuses[job] = status
+        elapsed = time.perf_counter() - t0
+        ok = sum(s == "successful" for s in statuses.values())
+        lost = n - len(set(jobs))
+        per_min = 60 * ok / elapsed
+        self.row(
+            f"throughput, {n} echo jobs submitted at once",
+            f"{per_min:.0f} jobs/min ({ok} successful, {n - ok - lost} failed, {lost} lost, {elapsed:.1f} s)",
+            f"bare cwltool one after another {60 / baseline:.0f} jobs/min",
+            f"x{per_min / (60 / baseline):.1f}",
+        )
+
+    def memory(self, n: int) -> None:
+        jobs = [self.submit("nap", {"seconds": "8"})[0] for _ in range(n)]
+        deadline = time.monotonic() + 60
+        uss: list[int] = []
+        while time.monotonic() < deadline:
+            statuses = [self.session.get(f"{self.base}/jobs/{j}").json()["status"] for j in jobs]
+            if statuses.count("running") >= min(n, self.args.slots):
+                time.sleep(1.0)
+                uss = self._job_process_uss()
+                break
+            time.sleep(0.2)
+        for job in jobs:
+            self.wait(job)
+        zygote = self._zygote()
+        zygote_mb = zygote.memory_full_info().uss / 2**20 if zygote else 0
+        if uss:
+            self.row(
+                f"engine memory per in-flight job ({len(uss)} in flight)",
+                f"USS median {statistics.median(uss) / 2**20:.1f} MB, max {max(uss) / 2**20:.1f} MB",
+                f"warm zygote USS {zygote_mb:.0f} MB (shared copy-on-write)",
+                "",
+            )
+
+    def _zygote(self) -> psutil.Process | None:
+        for proc in psutil.process_iter(["cmdline"]):
+            if proc.info["cmdline"] and "worker.zygote" in " ".join(proc.info["cmdline"]):
+                return proc
+        return None
+
+    def _job_process_uss(self) -> list[int]:
+        zygote = self._zygote()
+        return [c.memory_full_info().uss for c in zygote.children()] if zygote else []
+
+    def history(self, n: int) -> None:
+        import asyncio
+
+        from prefect.client.orchestration import get_client
+        from prefect.states import Completed
+
+        async def fill() -> None:
+            async with get_client() as client:
+                deployment = await client.read_deployment_by_name("ogc-execute/echo@bench")
+                sem = asyncio.Semaphore(8)
+
+                async def one(i: int) -> None:
+                    async with sem:
+                        await client.create_flow_run_from_deployment(
+                            deployment.id,
+                            parameters={"inputs": {"message": str(i)}},
+                            tags=["oapip", "user:bench", "process:echo"],
+                            name="echo",
+                            state=Completed(),
+                        )
+
+                await asyncio.gather(*(one(i) for i in range(n)))
+
+        t0 = time.perf_counter()
+        asyncio.run(fill())
+        fill_s = time.perf_counter() - t0
+        job = self.submit()[0]
+        self.wait(job)
+        lists, gets = [], []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            r = self.session.get(f"{self.base}/jobs?limit=100")
+            lists.append(time.perf_counter() - t0)
+            assert r.status_code == 200 and len(r.json()["jobs"]) == 100
+            t0 = time.perf_counter()
+            self.session.get(f"{self.base}/jobs/{job}").raise_for_status()
+            gets.append(time.perf_counter() - t0)
+        raw = self._raw_post_latency(1)
+        self.row(
+            f"GET /jobs?limit=100 with {n} jobs in history",
+            f"p50 {1000 * _pct(lists, 0.5):.0f} ms",
+            f"GET /conformance {1000 * raw:.1f} ms (filled in {fill_s:.0f} s)",
+            "",
+        )
+        self.row(
+            f"GET /jobs/{{id}} with {n} jobs in history",
+            f"p50 {1000 * _pct(gets, 0.5):.0f} ms",
+            "",
+            "",
+        )
+
+    def table(self) -> str:
+        head = ("measurement", "engine", "baseline (same run)", "ratio")
+        widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(4)]
+        line = lambda r: (
+            "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+        )  # noqa: E731
+        rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+        return "\n".join([line(head), rule, *(line(r) for r in self.rows)])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=300, help="jobs submitted at once for throughput"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=50, help="concurrent clients for submit latency"
+    )
+    parser.add_argument(
+        "--history", type=int, default=0, help="finished jobs to put in history first"
+    )
+    parser.add_argument(
+        "--postgres", action="store_true", help="Prefect server on PostgreSQL (127.0.0.1:5432)"
+    )
+    parser.add_argument(
+        "--slots", type=int, default=8, help="fast worker slots (OAPIP_WORKER_SLOTS)"
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], help="measurements to skip: e2e latency throughput memory"
+    )
+    args = parser.parse_args()
+    bench = Bench(args)
+    print(
+        f"bench: starting a stack in {bench.home} ({'PostgreSQL' if args.postgres else 'SQLite'})",
+        flush=True,
+    )
+    bench.start()
+    try:
+        baseline = bench.bare_cwltool()
+        if "e2e" not in args.skip:
+            bench.end_to_end(baseline)
+        if "latency" not in args.skip:
+            bench.submit_latency(args.clients)
+        if "throughput" not in args.skip:
+            bench.throughput(args.jobs, baseline)
+        if "memory" not in args.skip:
+            bench.memory(args.slots)
+        if args.history:
+            bench.history(args.history)
+    finally:
+        bench.stop()
+    print()
+    print(
+        f"machine: {os.cpu_count()} cores; Prefect on {'PostgreSQL' if args.postgres else 'SQLite'}"
+    )
+    print(bench.table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""The DESIGN §1 acceptance walkthrough, over real HTTP, on SQLite and on PostgreSQL.
+
+The real ``convert-url`` application package and request bodies from
+``/work/shared/app-packages`` (package ``href`` and image URL rewritten to the loopback
+file server); the package's tool is the stand-in ``convert.sh`` from ``conftest``.
+Every JSON document the engine answers with is validated against the OGC schemas.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import requests
+
+from tests.conftest import BOTH_ENGINES, PACKAGES, Engine, FileServer, tiny_png
+from tests.ogc_schemas import validate
+from tests.support import P1_EXC, assert_ogc_exception, wait_for_status
+
+
+def _local(url: str) -> Path:
+    assert url.startswith("file://"), url
+    return Path(unquote(urlparse(url).path))
+
+
+@BOTH_ENGINES
+def test_walkthrough(any_engine: Engine, user: str, file_server: FileServer, png_url: str):
+    api = any_engine.api(user)
+
+    landing = requests.get(f"{api}/", timeout=30)
+    assert landing.status_code == 200
+    validate(landing.json(), "landingPage")
+    conformance = requests.get(f"{api}/conformance", timeout=30)
+    validate(conformance.json(), "confClasses")
+
+    # 1. the list, empty for a new user
+    listing = requests.get(f"{api}/processes", timeout=30)
+    assert listing.status_code == 200
+    validate(listing.json(), "processList")
+    assert listing.json()["processes"] == []
+
+    # 2. deploy by href
+    deploy_body = json.loads((PACKAGES / "convert-url-deploy-request.json").read_text())
+    deploy_body["executionUnit"]["href"] = f"{file_server.url}/convert-url-app.cwl"
+    deployed = requests.post(
+        f"{api}/processes",
+        data=json.dumps(deploy_body),
+        headers={"Content-Type": "application/ogcapppkg+json"},
+        timeout=60,
+    )
+    assert deployed.status_code == 201, deployed.text
+    assert deployed.headers["Location"] == f"{api}/processes/convert-url"
+    validate(deployed.json(), "processSummary")
+    listing = requests.get(f"{api}/processes", timeout=30).json()
+    validate(listing, "processList")
+    assert [p["id"] for p in listing["processes"]] == ["convert-url"]
+
+    # 3. describe
+    description = requests.get(deployed.headers["Location"], timeout=30)
+    assert description.status_code == 200
+    process = description.json()
+    validate(process, "process")
+    assert process["id"] == "convert-url"
+    assert process["version"] == "0.1.2"
+    assert set(process["inputs"]) == {"fn", "url", "size"}
+    assert set(process["outputs"]) == {"converted_image"}
+
+    # 4. execute asynchronously
+    execute_body = json.loads((PACKAGES / "convert-url-execute-request.json").read_text())
+    execute_body["inputs"]["url"] = png_url
+    created = requests.post(
+        f"{api}/processes/convert-url/execution",
+        json=execute_body,
+        headers={"Prefer": "respond-async"},
+        timeout=60,
+    )
+    assert created.status_code == 201, created.text
+    status = created.json()
+    validate(status, "statusInfo")
+    job_url = created.headers["Location"]
+    assert job_url == f"{api}/jobs/{status['jobID']}"
+    assert status["processID"] == "convert-url"
+
+    # 5. poll until the job ends
+    final = wait_for_status(job_url, timeout=90)
+    assert final["status"] == "successful", (final, any_engine.log_tail())
+    assert final["progress"] == 100
+    assert final["created"] <= final["started"] <= final["finished"]
+    jobs = requests.get(f"{api}/jobs", timeout=30).json()
+    validate(jobs, "jobList")
+    assert [j["jobID"] for j in jobs["jobs"]] == [status["jobID"]]
+
+    # 6. results: the output directory, naming its files
+    response = requests.get(f"{job_url}/results", timeout=30)
+    assert response.status_code == 200, response.text
+    results = response.json()
+    validate(results, "results")
+    image = results["converted_image"]
+    assert image["type"] == "application/x-directory"
+    assert status["jobID"] in image["href"]
+    folder = _local(image["href"])
+    names = sorted(Path(urlparse(f["href"]).path).name for f in image["files"])
+    assert names == ["resize-50.png"]
+    assert image["files"][0]["type"] == "image/png"
+    stored = _local(image["files"][0]["href"])
+    assert stored.parent == folder
+    assert stored.read_bytes() == tiny_png()
+
+    # 7. undeploy
+    undeployed = requests.delete(f"{api}/processes/convert-url", timeout=30)
+    assert undeployed.status_code == 204
+    gone = requests.get(f"{api}/processes/convert-url", timeout=30)
+    assert_ogc_exception(gone, 404, f"{P1_EXC}/no-such-process")
+    # The job and its results outlive the process.
+    assert requests.get(f"{job_url}/results", timeout=30).status_code == 200

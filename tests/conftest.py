@@ -1,0 +1,276 @@
+"""Session fixtures: the real embedded engine (Prefect server, fast worker, gateway).
+
+One engine per session on SQLite (the embedded default); a second one on PostgreSQL
+(127.0.0.1:5432, trust auth) starts only when a ``postgres`` test asks for it. Both run
+as child processes on free loopback ports with a temporary ``OAPIP_HOME``; tests talk to
+them over real HTTP. Application packages and input images come from a loopback file
+server, and a stand-in ``convert.sh`` (first on ``PATH``) replaces the container image
+of the convert-url package. Nothing here reaches the internet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PACKAGES = Path("/work/shared/app-packages")
+POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+# Small, so the 413 test needs no huge body; larger than every package the tests send.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+# What the engine's tool runs instead of the `eoepca/convert` image: fetch the image and
+# write `<fn>-<size>.png` into the output directory (cwd), as the real tool does.
+CONVERT_SH = """\
+#!/bin/sh
+# convert.sh FN --url URL SIZE  (stand-in for the eoepca/convert image)
+set -eu
+fn="$1"; url="$3"; size="$(printf %s "$4" | tr -d %)"
+curl --noproxy '*' -sSf -o "${fn}-${size}.png" "$url"
+"""
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tiny_png(width: int = 4, height: int = 4) -> bytes:
+    """A valid RGB PNG of ``width`` x ``height`` pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+# --- loopback file server ---------------------------------------------------------------
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@dataclass
+class FileServer:
+    """A folder served over HTTP on loopback; ``add`` puts a file there and gives its URL."""
+
+    root: Path
+    url: str
+
+    def add(self, name: str, content: str | bytes) -> str:
+        data = content.encode() if isinstance(content, str) else content
+        (self.root / name).write_bytes(data)
+        return f"{self.url}/{name}"
+
+
+@pytest.fixture(scope="session")
+def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    root = tmp_path_factory.mktemp("www")
+    for path in PACKAGES.iterdir():
+        if path.is_file():
+            shutil.copy(path, root / path.name)
+    (root / "logo.png").write_bytes(tiny_png())
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield FileServer(root, f"http://127.0.0.1:{server.server_address[1]}")
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def png_url(file_server: FileServer) -> str:
+    return f"{file_server.url}/logo.png"
+
+
+# --- the engine -------------------------------------------------------------------------
+
+
+@dataclass
+class Engine:
+    """A running embedded stack and where to reach it."""
+
+    name: str
+    url: str  # gateway root, e.g. http://127.0.0.1:8123
+    home: Path
+    prefect_api_url: str
+
+    def api(self, user: str | None) -> str:
+        """Base URL of ``user``'s OGC API tree (``None``: the unprefixed one)."""
+        return f"{self.url}/ogc-api" if user is None else f"{self.url}/{user}/ogc-api"
+
+    def log_tail(self, name: str = "worker", lines: int = 40) -> str:
+        path = self.home / "logs" / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def tool_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("bin")
+    script = folder / "convert.sh"
+    script.write_text(CONVERT_SH)
+    script.chmod(0o755)
+    return folder
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _running_engine(
+    name: str, home: Path, tool_bin: Path, database_url: str | None = None
+) -> Iterator[Engine]:
+    """Start ``engine.stack.Stack`` with its own home and ports; stop it on exit."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import engine.settings
+    from engine.settings import Settings
+    from engine.stack import Stack
+
+    port, prefect_port = free_port(), free_port()
+    api_url = f"http://127.0.0.1:{prefect_port}/api"
+    env = {
+        "PREFECT_API_URL": api_url,
+        "OAPIP_HOME": str(home),
+        "OAPIP_PORT": str(port),
+        "OAPIP_PREFECT_PORT": str(prefect_port),
+        "OAPIP_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PATH": f"{tool_bin}{os.pathsep}{os.environ['PATH']}",
+    }
+    # The stack's children inherit os.environ; this process keeps its own afterwards.
+    with _environment(env):
+        engine.settings.get_settings.cache_clear()
+        settings = Settings(database_url=database_url)
+        assert settings.port == port and settings.home == home, settings
+        stack = Stack(settings)
+        try:
+            # Prefect read its settings when first imported: point this process's
+            # client (used by the stack's setup step) at this engine's server.
+            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+                stack.start()
+        except BaseException:
+            _stop(stack)
+            raise
+    engine.settings.get_settings.cache_clear()
+    try:
+        yield Engine(name, f"http://127.0.0.1:{port}", home, api_url)
+    finally:
+        _stop(stack)
+
+
+def _stop(stack) -> None:
+    """``stack.stop()``, with this process reaping its children as they exit.
+
+    ``Stack.stop`` polls ``killpg(pid, 0)``, which keeps succeeding on an unreaped
+    zombie: without the reaping threads each process costs the full 15 s of grace
+    (see ``tests/engine/test_stack.py``).
+    """
+    for process in stack.processes.values():
+        threading.Thread(target=process.wait, daemon=True).start()
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(
+    tmp_path_factory: pytest.TempPathFactory, tool_bin: Path, file_server: FileServer
+) -> Iterator[Engine]:
+    """The embedded default: Prefect server on SQLite."""
+    with _running_engine("sqlite", tmp_path_factory.mktemp("oapip-home"), tool_bin) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_engine(
+    tmp_path_factory: pytest.TempPathFactory, tool_bin: Path, file_server: FileServer
+) -> Iterator[Engine]:
+    """The same stack with the Prefect server on PostgreSQL, in a fresh database."""
+    database = f"oapip_test_{uuid.uuid4().hex[:12]}"
+    psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c"]
+    subprocess.run([*psql, f"CREATE DATABASE {database}"], check=True, capture_output=True)
+    try:
+        with _running_engine(
+            "postgres",
+            tmp_path_factory.mktemp("oapip-home-pg"),
+            tool_bin,
+            POSTGRES_DSN.format(name=database),
+        ) as running:
+            yield running
+    finally:
+        subprocess.run(
+            [*psql, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"],
+            check=False,
+            capture_output=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def engine(sqlite_engine: Engine) -> Engine:
+    """The engine most tests use: the embedded SQLite default."""
+    return sqlite_engine
+
+
+@pytest.fixture
+def any_engine(request: pytest.FixtureRequest) -> Engine:
+    """The engine named by indirect parametrization: ``"sqlite"`` or ``"postgres"``."""
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+BOTH_ENGINES = pytest.mark.parametrize(
+    "any_engine",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+
+
+@pytest.fixture
+def user(request: pytest.FixtureRequest) -> str:
+    """A user name of this test alone, so tests never see each other's processes/jobs."""
+    base = re.sub(r"[^A-Za-z0-9_]+", "-", request.node.name).strip("-")[:40]
+    return f"{base}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def api(engine: Engine, user: str) -> str:
+    """This test's user's OGC API base URL on the SQLite engine."""
+    return engine.api(user)

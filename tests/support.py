@@ -1,0 +1,217 @@
+"""Helpers the engine tests share: polling with deadlines, OGC checks, small CWL packages.
+
+Everything here talks to a running engine over real HTTP (``requests``); nothing is
+mocked. The CWL documents are tiny tools that run on the host (no container), so a
+test controls exactly how long a job runs and how it ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+
+from tests.ogc_schemas import validate
+
+__all__ = [
+    "ECHO_CWL",
+    "FAILING_WORKFLOW_CWL",
+    "FINAL",
+    "P1_EXC",
+    "P2_EXC",
+    "assert_ogc_exception",
+    "deploy_cwl",
+    "execute_async",
+    "poll",
+    "sleep_cwl",
+    "wait_for_status",
+]
+
+P1_EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
+P2_EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-2/1.0"
+FINAL = ("successful", "failed", "dismissed")
+HTTP_TIMEOUT_S = 30.0
+
+
+def poll(
+    check: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    """Call ``check`` until it returns something truthy or ``timeout`` seconds pass.
+
+    Returns the truthy value; on timeout raises ``AssertionError`` naming ``what`` and
+    the last value seen.
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.0f} s (last: {last!r})")
+        time.sleep(interval)
+
+
+def wait_for_status(
+    url: str, statuses: Iterable[str] = FINAL, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Poll a job status URL until its ``status`` is one of ``statuses``; return the body.
+
+    Every statusInfo seen on the way is validated against the OGC schema.
+    """
+    wanted = tuple(statuses)
+    seen: list[str] = []
+
+    def check() -> dict[str, Any] | None:
+        response = requests.get(url, timeout=HTTP_TIMEOUT_S)
+        assert response.status_code == 200, (response.status_code, response.text)
+        body = response.json()
+        validate(body, "statusInfo")
+        if not seen or seen[-1] != body["status"]:
+            seen.append(body["status"])
+        return body if body["status"] in wanted else None
+
+    try:
+        return poll(check, timeout=timeout, interval=0.1, what=f"status in {wanted} at {url}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; statuses seen: {seen}") from None
+
+
+def assert_ogc_exception(
+    response: requests.Response, status: int, type_uri: str | None = None
+) -> dict[str, Any]:
+    """Check an error response: status code, ``application/json``, OGC exception body."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].split(";")[0] == "application/json", response.headers
+    body = response.json()
+    validate(body, "exception")
+    assert body["status"] == status, body
+    assert isinstance(body.get("title"), str) and body["title"], body
+    assert isinstance(body.get("detail"), str) and body["detail"], body
+    if type_uri is not None:
+        assert body["type"] == type_uri, body
+    return body
+
+
+def deploy_cwl(api: str, cwl_text: str, *, media_type: str = "application/cwl+yaml") -> str:
+    """Deploy a CWL document as a process of the user ``api`` belongs to; return its id."""
+    response = requests.post(
+        f"{api}/processes",
+        data=cwl_text.encode(),
+        headers={"Content-Type": media_type},
+        timeout=HTTP_TIMEOUT_S,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def execute_async(api: str, process_id: str, inputs: dict[str, Any]) -> requests.Response:
+    """``POST …/execution`` with ``Prefer: respond-async``; the raw response."""
+    return requests.post(
+        f"{api}/processes/{process_id}/execution",
+        json={"inputs": inputs},
+        headers={"Prefer": "respond-async"},
+        timeout=HTTP_TIMEOUT_S,
+    )
+
+
+# --- small CWL packages ----------------------------------------------------------------
+
+ECHO_CWL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+id: echo
+label: Echo
+doc: Writes its message to a file.
+baseCommand: echo
+inputs:
+  message:
+    type: string
+    inputBinding:
+      position: 1
+outputs:
+  said:
+    type: stdout
+stdout: said.txt
+"""
+
+
+def sleep_cwl(process_id: str, seconds: str) -> str:
+    """A Workflow whose one step sleeps ``seconds`` (a unique figure marks its process)."""
+    return f"""\
+cwlVersion: v1.2
+$graph:
+  - class: Workflow
+    id: {process_id}
+    label: Sleeper
+    inputs:
+      marker:
+        type: string
+        default: unused
+    outputs:
+      out:
+        type: File
+        outputSource: nap/out
+    steps:
+      nap:
+        run: "#nap"
+        in:
+          marker: marker
+        out: [out]
+  - class: CommandLineTool
+    id: nap
+    baseCommand: [sleep, "{seconds}"]
+    inputs:
+      marker: string
+    outputs:
+      out:
+        type: stdout
+"""
+
+
+FAILING_WORKFLOW_CWL = """\
+cwlVersion: v1.2
+$graph:
+  - class: Workflow
+    id: two-steps
+    label: Two steps, the second fails
+    inputs:
+      word:
+        type: string
+    outputs:
+      final:
+        type: File
+        outputSource: explode/out
+    steps:
+      greet:
+        run: "#say"
+        in:
+          word: word
+        out: [out]
+      explode:
+        run: "#boom"
+        in:
+          previous: greet/out
+        out: [out]
+  - class: CommandLineTool
+    id: say
+    baseCommand: echo
+    inputs:
+      word:
+        type: string
+        inputBinding:
+          position: 1
+    outputs:
+      out:
+        type: stdout
+  - class: CommandLineTool
+    id: boom
+    baseCommand: [sh, -c, "echo boom >&2; exit 3"]
+    inputs:
+      previous: File
+    outputs:
+      out:
+        type: stdout
+"""
