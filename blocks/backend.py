@@ -37,8 +37,6 @@ class CwlJob:
     entrypoint: str
     job_order: dict[str, Any]
     workdir: Path
-    max_ram_mib: int = 1024
-    max_cores: int = 2
     revision: str = ""
     logger: logging.Logger | logging.LoggerAdapter = field(
         default_factory=lambda: logging.getLogger("oapip.backend"), compare=False

@@ -120,14 +120,12 @@ async def _setup(settings: Settings, pool_type: str) -> None:
             if pool_type != FAST_POOL_TYPE
             else _FAST_TEMPLATE
         )
-        try:
+        with contextlib.suppress(ObjectAlreadyExists):
             await client.create_work_pool(
                 WorkPoolCreate(
                     name=settings.work_pool, type=pool_type, base_job_template=template or {}
                 )
             )
-        except ObjectAlreadyExists:
-            pass
         await client.create_flow_from_name(FLOW_NAME)
     del Block
 

@@ -104,7 +104,6 @@ def execute(
     backend: ExecutionBackend, package: str, revision: str, job_order: dict[str, Any], workdir: Path
 ) -> dict[str, Any]:
     """Run the package on the backend; fail with the backend's message if it fails."""
-    settings = get_settings()
     app = load_package(package, revision)
     job = CwlJob(
         job_id=str(current_flow_run.id),
@@ -113,8 +112,6 @@ def execute(
         entrypoint=app.entrypoint,
         job_order=job_order,
         workdir=workdir,
-        max_ram_mib=settings.max_ram_mib,
-        max_cores=settings.max_cores,
         revision=app.revision,
         logger=get_run_logger(),
         on_step=_StepProgress(cwl.step_count(app.workflow, app.entrypoint)).step_completed,
