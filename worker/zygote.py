@@ -20,6 +20,7 @@ no job outlives the engine.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -78,9 +79,8 @@ class Zygote:
 
     # --- warm state ------------------------------------------------------------------
     def warm(self) -> None:
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
         from prefect.plugins import load_prefect_collections
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         import flows.execution  # noqa: F401 - the flow every job runs
         from blocks.cwltool import mark_dedicated_job_process
@@ -147,10 +147,8 @@ class Zygote:
 
     def kill_all(self) -> None:
         for pid in list(self.children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     # --- the loop --------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
