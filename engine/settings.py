@@ -174,5 +174,19 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def update_readme(path: Path) -> None:
+    """Rewrite the settings table between the README's settings-table markers."""
+    text = path.read_text()
+    start, end = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    path.write_text(f"{head}{start}\n{settings_table()}\n{end}{tail}")
+
+
 if __name__ == "__main__":
-    print(settings_table())
+    import sys
+
+    if sys.argv[1:2] == ["--update"]:
+        update_readme(Path(sys.argv[2]))
+    else:
+        print(settings_table())
