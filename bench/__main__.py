@@ -186,7 +186,8 @@ class Bench:
         raw = self._raw_post_latency(clients)
         self.row(
             f"submit latency, {clients} concurrent clients x {rounds}",
-            f"p50 {1000 * _pct(latencies, 0.5):.0f} ms, p99 {1000 * _pct(latencies, 0.99):.0f} ms, {errors} errors",
+            f"p50 {1000 * _pct(latencies, 0.5):.0f} ms, "
+            f"p99 {1000 * _pct(latencies, 0.99):.0f} ms, {errors} errors",
             f"bare HTTP POST p50 {1000 * raw:.0f} ms",
             "",
         )
@@ -222,7 +223,8 @@ class Bench:
         per_min = 60 * ok / elapsed
         self.row(
             f"throughput, {n} echo jobs submitted at once",
-            f"{per_min:.0f} jobs/min ({ok} successful, {n - ok - lost} failed, {lost} lost, {elapsed:.1f} s)",
+            f"{per_min:.0f} jobs/min ({ok} successful, {n - ok - lost} failed, "
+            f"{lost} lost, {elapsed:.1f} s)",
             f"bare cwltool one after another {60 / baseline:.0f} jobs/min",
             f"x{per_min / (60 / baseline):.1f}",
         )
@@ -245,7 +247,8 @@ class Bench:
         if uss:
             self.row(
                 f"engine memory per in-flight job ({len(uss)} in flight)",
-                f"USS median {statistics.median(uss) / 2**20:.1f} MB, max {max(uss) / 2**20:.1f} MB",
+                f"USS median {statistics.median(uss) / 2**20:.1f} MB, "
+                f"max {max(uss) / 2**20:.1f} MB",
                 f"warm zygote USS {zygote_mb:.0f} MB (shared copy-on-write)",
                 "",
             )
@@ -314,9 +317,10 @@ class Bench:
     def table(self) -> str:
         head = ("measurement", "engine", "baseline (same run)", "ratio")
         widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(4)]
-        line = lambda r: (
-            "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-        )  # noqa: E731
+
+        def line(cells: tuple[str, ...]) -> str:
+            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
         rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
         return "\n".join([line(head), rule, *(line(r) for r in self.rows)])
 
