@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings", "settings_table"]
@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     prefect_api_url: str = Field(
         default="http://127.0.0.1:4200/api",
         validation_alias=AliasChoices("PREFECT_API_URL", "OAPIP_PREFECT_API_URL"),
-        description="Prefect server API.",
+        description="Prefect server API. Unset: the embedded server, "
+        "`http://127.0.0.1:<OAPIP_PREFECT_PORT>/api`.",
     )
     prefect_ui_url: str | None = Field(
         default=None,
@@ -130,6 +131,13 @@ class Settings(BaseSettings):
         description="Database of the embedded Prefect server, e.g. "
         "`postgresql+asyncpg://postgres@127.0.0.1:5432/prefect`. Unset: SQLite in home.",
     )
+
+    @model_validator(mode="after")
+    def _api_url_follows_port(self) -> Settings:
+        # Only the port given: the embedded server's API is there, not on the default port.
+        if "prefect_api_url" not in self.model_fields_set:
+            self.prefect_api_url = f"http://127.0.0.1:{self.prefect_port}/api"
+        return self
 
     @property
     def results_url(self) -> str:

@@ -221,14 +221,12 @@ class Stack:
             if not pid_file.exists():
                 continue
             pid = int(pid_file.read_text())
-            _stop_group(pid)
+            _stop_group(pid, self.processes.pop(name, None))
             pid_file.unlink(missing_ok=True)
-            proc = self.processes.pop(name, None)
-            if proc is not None:
-                proc.wait(timeout=10)
 
 
-def _stop_group(pid: int, grace_s: float = 10.0) -> None:
+def _stop_group(pid: int, proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:
+    """SIGTERM the process group ``pid``, SIGKILL it after ``grace_s``; reap our child."""
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
@@ -236,6 +234,8 @@ def _stop_group(pid: int, grace_s: float = 10.0) -> None:
             return
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
+            if proc is not None:
+                proc.poll()  # a child of ours stays a zombie (its group alive) until reaped
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:

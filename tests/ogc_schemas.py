@@ -1,7 +1,7 @@
 """Validate JSON documents against the official OGC API - Processes schemas.
 
 The schemas are the OpenAPI 3.0 YAML schema objects copied verbatim into
-``/work/shared/ogcapi-processes`` (see its README): Part 1 1.0 for the core
+``shared/ogcapi-processes`` (beside the repository) (see its README): Part 1 1.0 for the core
 documents, the master branch ``schemas/processes-dru/`` folder for Part 2 (DRU).
 
 Usage::
@@ -32,16 +32,13 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT7
 
+from tests.shared import OGC_SCHEMAS
+
 __all__ = ["SCHEMA_FILES", "SCHEMAS_ROOT", "validate"]
 
-SCHEMAS_ROOT = Path("/work/shared/ogcapi-processes")
+SCHEMAS_ROOT = OGC_SCHEMAS
 _PART1 = SCHEMAS_ROOT / "part1-1.0__commit-81898e9" / "core" / "openapi" / "schemas"
-_MASTER = (
-    SCHEMAS_ROOT
-    / "master__part1-2.0-draft_part2-dru_part3_part4"
-    / "openapi"
-    / "schemas"
-)
+_MASTER = SCHEMAS_ROOT / "master__part1-2.0-draft_part2-dru_part3_part4" / "openapi" / "schemas"
 
 #: Document name -> the schema file it is validated against.
 SCHEMA_FILES: dict[str, Path] = {
@@ -129,8 +126,10 @@ def _to_draft7(schema: Any) -> Any:
         ("exclusiveMinimum", "minimum"),
         ("exclusiveMaximum", "maximum"),
     ):
-        if isinstance(out.get(bound), bool):
-            if out.pop(bound) and limit in out:
+        exclusive = out.get(bound)
+        if isinstance(exclusive, bool):
+            del out[bound]
+            if exclusive and limit in out:
                 out[bound] = out.pop(limit)
 
     if out.pop("nullable", False) is True:
@@ -158,9 +157,7 @@ def _retrieve(uri: str) -> Resource:
     return Resource.from_contents(_to_draft7(document), default_specification=DRAFT7)
 
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$")
 
 # Only the two formats the brief asks for, with checks that cannot reject a valid
@@ -203,9 +200,7 @@ def _describe(errors: Iterable[ValidationError], indent: str = "  ") -> Iterator
     The same line twice (e.g. ``type: object`` in two ``allOf`` parts) is shown once.
     """
     seen: set[str] = set()
-    for error in sorted(
-        errors, key=lambda e: (list(map(str, e.absolute_path)), e.message)
-    ):
+    for error in sorted(errors, key=lambda e: (list(map(str, e.absolute_path)), e.message)):
         line = f"{indent}{error.json_path}: {_shorten(error.message)}"
         if line in seen:
             continue

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.ogc_schemas import SCHEMA_FILES, SCHEMAS_ROOT, _to_draft7, validate
+from tests.shared import APP_PACKAGES
 
 EXAMPLES = SCHEMAS_ROOT / "part1-1.0__commit-81898e9" / "core" / "examples" / "json"
 EXAMPLE_SCHEMA = {
@@ -35,11 +36,9 @@ EXAMPLE_SCHEMA = {
     "Result": "results",
     "StatusInfo": "statusInfo",
 }
-ETS_PACKAGES = sorted(
-    (SCHEMAS_ROOT / "ets-ogcapi-processes10-part2").glob("**/ogcapppkg.json")
-)
-DEPLOY_REQUEST = Path("/work/shared/app-packages/convert-url-deploy-request.json")
-EXECUTE_REQUEST = Path("/work/shared/app-packages/convert-url-execute-request.json")
+ETS_PACKAGES = sorted((SCHEMAS_ROOT / "ets-ogcapi-processes10-part2").glob("**/ogcapppkg.json"))
+DEPLOY_REQUEST = APP_PACKAGES / "convert-url-deploy-request.json"
+EXECUTE_REQUEST = APP_PACKAGES / "convert-url-execute-request.json"
 
 STATUS_ENUM = "['accepted', 'running', 'successful', 'failed', 'dismissed']"
 STATUS = {
@@ -284,9 +283,7 @@ def test_any_of_failure_explains_each_branch() -> None:
         validate({"out": {"foo": 1}}, "results")
     message = str(info.value)
     assert "      $.out: 'href' is a required property" in message  # link branch
-    assert (
-        "      $.out: 'value' is a required property" in message
-    )  # qualified value branch
+    assert "      $.out: 'value' is a required property" in message  # qualified value branch
 
 
 GOOD_DOCUMENTS = [
@@ -390,10 +387,7 @@ def test_ets_part2_package_wrapped_hits_master_schema_yaml() -> None:
     }
     violations = _violations(wrapped, "ogcapppkg")
     assert violations
-    assert all(
-        v.startswith("$.processDescription.process.") and ".schema" in v
-        for v in violations
-    )
+    assert all(v.startswith("$.processDescription.process.") and ".schema" in v for v in violations)
 
 
 def test_unknown_name_is_refused() -> None:

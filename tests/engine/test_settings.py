@@ -12,7 +12,9 @@ README = Path(__file__).parents[2] / "README.md"
 def test_readme_lists_every_setting_as_generated():
     text = README.read_text()
     section = text.split("<!-- settings-table:start -->")[1].split("<!-- settings-table:end -->")[0]
-    assert section.strip() == settings_table().strip(), "run: python -m engine.settings --update README.md"
+    assert section.strip() == settings_table().strip(), (
+        "run: python -m engine.settings --update README.md"
+    )
 
 
 def test_every_setting_is_described():

@@ -23,8 +23,9 @@ from jsonschema import Draft202012Validator
 from engine.exceptions import InvalidInput, InvalidPackage
 from flows import cwl
 from tests.ogc_schemas import validate as validate_ogc
+from tests.shared import APP_PACKAGES
 
-PACKAGES = Path("/work/shared/app-packages")
+PACKAGES = APP_PACKAGES
 CONVERT_URL = PACKAGES / "convert-url-app.cwl"
 WATER_BODIES = PACKAGES / "app-water-bodies-cloud-native.1.5.0.cwl"
 
@@ -146,6 +147,17 @@ def without_ogc_extras(description: dict[str, Any]) -> None:
         assert key not in description
 
 
+def test_step_count_counts_the_workflow_steps() -> None:
+    doc = cwl.parse_document((PACKAGES / "app-water-bodies-cloud-native.1.5.0.cwl").read_text())
+    root = cwl.select_workflow(doc, None)
+    assert cwl.step_count(doc, root) == len(cwl._process(doc, root)["steps"]) > 0
+    tool = cwl.parse_document(
+        "cwlVersion: v1.2\nclass: CommandLineTool\nid: t\n"
+        "baseCommand: echo\ninputs: []\noutputs: []\n"
+    )
+    assert cwl.step_count(tool, "t") == 0
+
+
 def test_public_surface() -> None:
     assert sorted(cwl.__all__) == [
         "describe",
@@ -155,6 +167,7 @@ def test_public_surface() -> None:
         "pack",
         "parse_document",
         "select_workflow",
+        "step_count",
         "validate_document",
         "validate_inputs",
         "workflow_ids",
