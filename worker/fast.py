@@ -113,6 +113,12 @@ class FastWorker:
                         job.started.set()
                 elif message["op"] == "exited":
                     job = self.by_pid.pop(message["pid"], None)
+                    logger.info(
+                        "job process %s exited %s after %.3f s CPU",
+                        message["pid"],
+                        message["code"],
+                        message.get("cpu_s", 0),
+                    )
                     if job:
                         asyncio.create_task(self._finished(job, message["code"]))
             # The zygote died: its job processes died with it.

@@ -136,14 +136,15 @@ class Zygote:
     def reap(self) -> None:
         while self.children:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             self.children.discard(pid)
             code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-            self.send({"op": "exited", "pid": pid, "code": code})
+            cpu_s = usage.ru_utime + usage.ru_stime  # the job process and the tools it waited for
+            self.send({"op": "exited", "pid": pid, "code": code, "cpu_s": round(cpu_s, 3)})
 
     def kill_all(self) -> None:
         for pid in list(self.children):
