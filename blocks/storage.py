@@ -46,8 +46,9 @@ class LocalResultStorage(ResultStorage):
 
     Example:
         ```python
+        from pathlib import Path
         from blocks import LocalResultStorage
-        storage = LocalResultStorage(basepath="/srv/oapip/results")
+        storage = LocalResultStorage.load("results")
         url = storage.upload_from_path(Path("out.tif"), "processing-results/JOB/out.tif")
         ```
     """

@@ -8,8 +8,9 @@ in that process through its Python API. Every job is still a real Prefect flow r
 
 Correctness: each job process leads its own process group, so dismissing a job
 (``prefect.flow-run.Cancelling``) kills it and every tool it started; a job process that
-dies is reported ``Crashed`` without touching the others; job processes die with the
-worker; each has an address-space cap (``OAPIP_JOB_MEMORY_LIMIT_MIB``).
+dies is reported ``Crashed`` without touching the others, and what it started is killed
+with its group; job processes die with the worker; each has an address-space cap
+(``OAPIP_JOB_MEMORY_LIMIT_MIB``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ __all__ = ["FastWorker", "main"]
 logger = logging.getLogger("oapip.worker")
 
 POLL_INTERVAL_S = 5.0  # safety net only: runs are picked up on their Scheduled event
-KILL_GRACE_S = 3.0
 HEARTBEAT_S = 30.0
 
 
@@ -191,6 +191,10 @@ class FastWorker:
     async def _finished(self, job: _Job, code: int) -> None:
         self.jobs.pop(job.flow_run_id, None)
         self.wake.set()
+        if job.pid is not None:
+            # Whatever the job process left behind in its group (a tool of a crashed
+            # job, a stray background process) goes with it.
+            _kill_group(job.pid)
         try:
             if job.cancelling:
                 await self.client.set_flow_run_state(
@@ -216,19 +220,19 @@ class FastWorker:
             logger.exception("could not record the end of flow run %s", job.flow_run_id)
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
-        """Kill a running job's process group: SIGTERM, then SIGKILL after a grace period."""
+        """Dismiss a running job: SIGKILL its process group, then record CANCELLED.
+
+        SIGKILL, not SIGTERM: on SIGTERM Prefect's engine in the job process records the
+        run CRASHED before the worker records CANCELLED, and the job would read ``failed``
+        for a moment. The cwltool backend leaves nothing to clean up but processes.
+        """
         job = self.jobs.get(flow_run_id)
         if job is None or job.cancelling:
             return
         job.cancelling = True
         await job.started.wait()
         assert job.pid is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(job.pid, signal.SIGTERM)
-        await asyncio.sleep(KILL_GRACE_S)
-        if job.pid in self.by_pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(job.pid, signal.SIGKILL)
+        _kill_group(job.pid)
 
     # --- Prefect events --------------------------------------------------------------
     async def _events_loop(self, pool_id: uuid.UUID) -> None:
@@ -303,6 +307,11 @@ class FastWorker:
                 self._cancellation_poll(),
                 self._heartbeat_loop(),
             )
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def main() -> None:

@@ -1,0 +1,94 @@
+"""The cwltool backend outside the fast worker: cwltool in a process group of its own.
+
+This is the path a stock Prefect worker takes (``python -m flows.cwl_runner`` in a new
+session); cancelling a run must take cwltool and every tool it started with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psutil
+import pytest
+
+from blocks.backend import CwlJob
+from blocks.cwltool import CwltoolBackend
+from flows import cwl
+from tests.support import ECHO_CWL, FAILING_WORKFLOW_CWL, poll, sleep_cwl
+
+
+def _job(text: str, inputs: dict, workdir: Path, logger: logging.Logger | None = None) -> CwlJob:
+    doc = cwl.parse_document(text)
+    process_id = cwl.select_workflow(doc, None)
+    packed = cwl.pack(doc, process_id)
+    return CwlJob(
+        job_id=f"test-{random.randint(0, 10**9)}",
+        process_id=process_id,
+        workflow=packed,
+        entrypoint=cwl.entrypoint(packed),
+        job_order=cwl.job_order(doc, process_id, inputs),
+        workdir=workdir,
+        logger=logger or logging.getLogger("test.cwltool"),
+    )
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> CwltoolBackend:
+    return CwltoolBackend(cache_dir=tmp_path / "packages", kill_grace_s=2.0)
+
+
+def test_a_tool_runs_and_its_outputs_are_collected(backend: CwltoolBackend, tmp_path: Path):
+    run = backend.submit(_job(ECHO_CWL, {"message": "hi"}, tmp_path / "job"))
+    outcome = run.wait_for_completion()
+    assert outcome.success, outcome.message
+    said = run.fetch_result()["said"]
+    assert said["class"] == "File"
+    path = Path(urlparse(said["location"]).path)
+    assert path.is_relative_to(tmp_path / "job" / "outputs")
+    assert path.read_text() == "hi\n"
+
+
+def test_a_failing_step_is_named(backend: CwltoolBackend, tmp_path: Path):
+    run = backend.submit(_job(FAILING_WORKFLOW_CWL, {"word": "w"}, tmp_path / "job"))
+    outcome = run.wait_for_completion()
+    assert not outcome.success
+    assert "explode" in outcome.message, outcome.message
+    assert "greet" not in outcome.message, outcome.message
+
+
+def test_cancel_kills_cwltool_and_its_tools(backend: CwltoolBackend, tmp_path: Path):
+    figure = f"{random.randint(40, 90)}.{random.randint(10**6, 10**7 - 1)}"
+    run = backend.submit(_job(sleep_cwl("sleeper", figure), {}, tmp_path / "job"))
+    waiter = threading.Thread(target=run.wait_for_completion, daemon=True)
+    waiter.start()
+
+    def tool() -> list[psutil.Process]:
+        return [
+            p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", figure]
+        ]
+
+    (sleeper,) = poll(tool, timeout=60, what=f"sleep {figure} running")
+    group = os.getpgid(sleeper.pid)
+    assert group != os.getpgid(0)  # cwltool has a process group of its own
+    try:
+        run.cancel()
+        poll(lambda: not tool(), timeout=15, what="the tool gone")
+        members = [p for p in psutil.process_iter() if _pgid(p) == group]
+        assert members == [], members
+        waiter.join(timeout=15)
+        assert not waiter.is_alive()
+    finally:
+        for process in tool():
+            process.kill()
+
+
+def _pgid(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, psutil.Error):
+        return None
