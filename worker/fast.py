@@ -167,6 +167,26 @@ class FastWorker:
             {"op": "run", "flow_run": flow_run.model_dump(mode="json"), "package": package}
         )
 
+    async def _scheduled_runs(self, limit: int) -> list[FlowRun]:
+        """Up to ``limit`` runs of our pool that are due now.
+
+        The client's helper has no ``limit``: with hundreds queued, every wake-up would
+        read them all. The endpoint takes one.
+        """
+        from prefect.client.schemas.responses import WorkerFlowRunResponse
+
+        response = await self.client.request(
+            "POST",
+            "/work_pools/{name}/get_scheduled_flow_runs",
+            path_params={"name": self.settings.work_pool},
+            json={
+                "scheduled_before": dt.datetime.now(dt.UTC).isoformat(),
+                "limit": limit,
+            },
+        )
+        responses = WorkerFlowRunResponse.model_validate_list(response.json())
+        return [r.flow_run for r in responses if r.flow_run.id not in self.jobs][:limit]
+
     async def _pickup_loop(self) -> None:
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -176,16 +196,13 @@ class FastWorker:
             if free <= 0:
                 continue
             try:
-                responses = await self.client.get_scheduled_flow_runs_for_work_pool(
-                    self.settings.work_pool, scheduled_before=dt.datetime.now(dt.UTC)
-                )
+                runs = await self._scheduled_runs(free)
             except Exception:
                 logger.exception("could not read scheduled flow runs")
                 continue
-            runs = [r.flow_run for r in responses if r.flow_run.id not in self.jobs][:free]
             await asyncio.gather(*(self._submit(run) for run in runs))
-            if len(responses) > len(runs):
-                self.wake.set()  # more are waiting: take them as slots free up
+            if len(runs) == free:
+                self.wake.set()  # there may be more waiting: look again as slots free up
 
     # --- endings ---------------------------------------------------------------------
     async def _finished(self, job: _Job, code: int) -> None:
