@@ -30,6 +30,11 @@ def get_user(request: Request) -> str:
     user = request.path_params.get("user")
     if user is None:
         return ANONYMOUS
+    if user == ANONYMOUS:
+        # The unprefixed tree's owner: reachable as a prefix, it would share its processes.
+        raise InvalidParameter(
+            f"user name {ANONYMOUS!r} is reserved for the unprefixed /ogc-api tree"
+        )
     if not USER_NAME.match(user):
         raise InvalidParameter(
             f"user name {user!r} is not valid: use letters, digits, '_', '-' and '.', "

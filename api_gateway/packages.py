@@ -8,6 +8,7 @@ reference (``href``).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from urllib.parse import urlparse
@@ -121,6 +122,9 @@ async def _cwl_text(media_type: str, body: bytes, settings: Settings) -> tuple[s
 
 def _build(cwl_source: str | dict, w: str | None, source: dict) -> DeployedPackage:
     doc = cwl_source if isinstance(cwl_source, dict) else cwl.parse_document(cwl_source)
+    # /processes/{id}/package serves the document as deployed (ids, metadata and all),
+    # not the packed one the workers run.
+    source = {**source, "document": copy.deepcopy(doc)}
     cwl.validate_document(doc)
     workflow_id = cwl.select_workflow(doc, w)
     if not PROCESS_ID.match(workflow_id):

@@ -68,6 +68,7 @@ __all__ = [
 
 ENTRYPOINT = "flows.execution:execute_process"
 TAG = "oapip"
+_PREFECT_PAGE = 200  # most flow runs the Prefect API returns per call (its default limit)
 
 # DESIGN §3: flow-run state → OGC status.
 OGC_STATUS: dict[StateType, str] = {
@@ -348,7 +349,7 @@ class PrefectBridge:
     async def package_source(self, user: str, process_id: str) -> dict[str, Any]:
         record = await self.get_process(user, process_id)
         package = await self._package(record.package_name, record.revision)
-        return package.workflow
+        return package.source.get("document") or package.workflow
 
     # --- jobs --------------------------------------------------------------------------
     async def submit(
@@ -481,13 +482,20 @@ class PrefectBridge:
             )
         post_filter = filters.min_duration_s is not None or filters.max_duration_s is not None
         if not post_filter:
-            runs = await self._call(
-                self.client.read_flow_runs,
-                flow_run_filter=flow_run_filter,
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-                limit=filters.limit + 1,
-                offset=filters.offset,
-            )
+            # Prefect answers at most _PREFECT_PAGE runs per call: read the page in parts.
+            runs: list[FlowRun] = []
+            while len(runs) <= filters.limit:
+                want = min(_PREFECT_PAGE, filters.limit + 1 - len(runs))
+                part = await self._call(
+                    self.client.read_flow_runs,
+                    flow_run_filter=flow_run_filter,
+                    sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                    limit=want,
+                    offset=filters.offset + len(runs),
+                )
+                runs.extend(part)
+                if len(part) < want:
+                    break
             records = [self._job_record(r, None) for r in runs]
             return records[: filters.limit], len(records) > filters.limit
         # Durations are not a Prefect filter: scan in pages and keep the matching runs.
@@ -498,7 +506,7 @@ class PrefectBridge:
                 self.client.read_flow_runs,
                 flow_run_filter=flow_run_filter,
                 sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-                limit=200,
+                limit=_PREFECT_PAGE,
                 offset=scan_offset,
             )
             for run in runs:
@@ -510,9 +518,9 @@ class PrefectBridge:
                 matched.append(self._job_record(run, None))
                 if len(matched) > filters.limit:
                     return matched[: filters.limit], True
-            if len(runs) < 200:
+            if len(runs) < _PREFECT_PAGE:
                 return matched, False
-            scan_offset += 200
+            scan_offset += _PREFECT_PAGE
 
     async def dismiss(self, user: str, job_id: str) -> JobRecord:
         """Cancel a queued or running job; delete a finished one (and its record)."""

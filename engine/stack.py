@@ -56,7 +56,6 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": RESULT_STORAGE_BLOCK,
-        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
         "OAPIP_HOME": str(settings.home),
     }
     if settings.database_url and "OAPIP_PREFECT_WRITE_CONCURRENCY" not in os.environ:

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = Path("/work/shared/app-packages")
+from tests.shared import APP_PACKAGES
+
+PACKAGES = APP_PACKAGES
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 # Small, so the 413 test needs no huge body; larger than every package the tests send.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
@@ -130,9 +132,13 @@ class Engine:
         """Base URL of ``user``'s OGC API tree (``None``: the unprefixed one)."""
         return f"{self.url}/ogc-api" if user is None else f"{self.url}/{user}/ogc-api"
 
-    def log_tail(self, name: str = "worker", lines: int = 40) -> str:
+    def log_lines(self, name: str) -> list[str]:
+        """The lines of the stack's ``name`` log (gateway, worker, prefect-server)."""
         path = self.home / "logs" / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    def log_tail(self, name: str = "worker", lines: int = 40) -> str:
+        return "\n".join(self.log_lines(name)[-lines:])
 
 
 @pytest.fixture(scope="session")
@@ -190,25 +196,17 @@ def _running_engine(
             with temporary_settings(updates={PREFECT_API_URL: api_url}):
                 stack.start()
         except BaseException:
-            _stop(stack)
+            stack.stop()
             raise
     engine.settings.get_settings.cache_clear()
+    running = Engine(name, f"http://127.0.0.1:{port}", home, api_url)
     try:
-        yield Engine(name, f"http://127.0.0.1:{port}", home, api_url)
+        yield running
     finally:
-        _stop(stack)
-
-
-def _stop(stack) -> None:
-    """``stack.stop()``, with this process reaping its children as they exit.
-
-    ``Stack.stop`` polls ``killpg(pid, 0)``, which keeps succeeding on an unreaped
-    zombie: without the reaping threads each process costs the full 15 s of grace
-    (see ``tests/engine/test_stack.py``).
-    """
-    for process in stack.processes.values():
-        threading.Thread(target=process.wait, daemon=True).start()
-    stack.stop()
+        stack.stop()
+    # A test that only checks for "an error" would pass on a crash of the gateway.
+    crashes = [line for line in running.log_lines("gateway") if "unexpected error on" in line]
+    assert not crashes, f"the {name} gateway failed on: {crashes}"
 
 
 @pytest.fixture(scope="session")
@@ -227,7 +225,14 @@ def postgres_engine(
     """The same stack with the Prefect server on PostgreSQL, in a fresh database."""
     database = f"oapip_test_{uuid.uuid4().hex[:12]}"
     psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c"]
-    subprocess.run([*psql, f"CREATE DATABASE {database}"], check=True, capture_output=True)
+    created = subprocess.run(
+        [*psql, f"CREATE DATABASE {database}"], capture_output=True, text=True, check=False
+    )
+    if created.returncode != 0:
+        pytest.fail(
+            "PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) is needed by the "
+            f"`postgres` tests: {created.stderr.strip()}"
+        )
     try:
         with _running_engine(
             "postgres",

@@ -12,10 +12,10 @@ Protocol, one JSON object per line over a socket from the worker:
 * the zygote reports each job process that ends: ``{"op": "exited", "pid", "code"}``
   (``code`` < 0 is the signal that killed it).
 
-When the worker goes away (EOF), the zygote kills every job's process group and exits.
-Each job process leads its own process group (``setsid``) and dies with the zygote
-(``PR_SET_PDEATHSIG``), so dismissing a job (``killpg``) takes every tool with it and
-no job outlives the engine.
+When the worker goes away (EOF, or the SIGTERM the kernel sends when it dies), the zygote
+kills every job's process group and exits. Each job process leads its own process group
+(``setsid``) and dies with the zygote (``PR_SET_PDEATHSIG``), so dismissing a job
+(``killpg``) takes every tool with it and no job outlives the engine.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 class Zygote:
@@ -146,6 +146,11 @@ class Zygote:
             cpu_s = usage.ru_utime + usage.ru_stime  # the job process and the tools it waited for
             self.send({"op": "exited", "pid": pid, "code": code, "cpu_s": round(cpu_s, 3)})
 
+    def _terminate(self, *_: object) -> None:
+        """SIGTERM (sent by the kernel when the worker dies, or by an operator)."""
+        self.kill_all()
+        os._exit(0)
+
     def kill_all(self) -> None:
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
@@ -169,6 +174,7 @@ class Zygote:
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._terminate)
         selector = selectors.DefaultSelector()
         selector.register(self.sock, selectors.EVENT_READ, "sock")
         selector.register(wake_r, selectors.EVENT_READ, "wake")
@@ -216,7 +222,9 @@ def _run_job(flow_run_json: dict[str, Any]) -> int:
 def main() -> None:
     fd = int(sys.argv[1])
     memory_limit_mib = int(sys.argv[2])
-    _die_with_parent()
+    # SIGTERM, not SIGKILL, when the worker dies: the zygote first kills every job's
+    # process group, tools included (a job process dying alone would orphan its tools).
+    _die_with_parent(signal.SIGTERM)
     sock = socket.socket(fileno=fd)
     zygote = Zygote(sock, memory_limit_mib)
     zygote.warm()

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api_gateway.deps import ContextDep
 from api_gateway.models import ConfClasses, LandingPage
+from api_gateway.openapi import openapi_30
 from api_gateway.views import CONFORMANCE, landing_page, render
 
 router = APIRouter(tags=["Capabilities"])
@@ -25,5 +26,5 @@ async def get_conformance(ctx: ContextDep):
 @router.get("/api", summary="The API definition (OpenAPI 3.0)", include_in_schema=False)
 async def get_api(request: Request):
     return JSONResponse(
-        request.app.openapi(), media_type="application/vnd.oai.openapi+json;version=3.0"
+        openapi_30(request.app), media_type="application/vnd.oai.openapi+json;version=3.0"
     )

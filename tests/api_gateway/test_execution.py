@@ -29,9 +29,7 @@ def _said(results: dict) -> str:
 
 
 @BOTH_ENGINES
-def test_async_execute_answers_201_location_and_preference_applied(
-    any_engine: Engine, user: str
-):
+def test_async_execute_answers_201_location_and_preference_applied(any_engine: Engine, user: str):
     api = any_engine.api(user)
     deploy_cwl(api, ECHO_CWL)
     response = execute_async(api, "echo", {"message": "hello"})
@@ -139,9 +137,7 @@ def test_unknown_job_is_404_no_such_job(api: str, job_id: str):
     ],
     ids=["wrong-type", "unknown-input", "missing", "array-for-string", "two-at-once"],
 )
-def test_invalid_inputs_are_400_naming_the_input(
-    api: str, inputs: dict, named: list[str]
-):
+def test_invalid_inputs_are_400_naming_the_input(api: str, inputs: dict, named: list[str]):
     deploy_cwl(api, ECHO_CWL)
     response = execute_async(api, "echo", inputs)
     body = assert_ogc_exception(response, 400)

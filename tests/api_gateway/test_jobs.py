@@ -39,6 +39,19 @@ class History:
     slow: str
     before: dt.datetime
     after: dt.datetime
+    durations: dict[str, float]  # job id -> seconds from `started` to `finished`
+
+    @property
+    def threshold(self) -> float:
+        """A duration (s) just under the slow job's: it alone lasts at least this long."""
+        return round(self.durations[self.slow] - 0.25, 3)
+
+    def lasting(self, at_least: float | None = None, at_most: float | None = None) -> set[str]:
+        return {
+            job_id
+            for job_id, seconds in self.durations.items()
+            if (at_least is None or seconds >= at_least) and (at_most is None or seconds <= at_most)
+        }
 
     @property
     def all(self) -> set[str]:
@@ -72,7 +85,15 @@ def history(engine: Engine) -> History:
         slow=finals["slow"]["jobID"],
         before=before,
         after=after,
+        durations={f["jobID"]: _seconds(f["started"], f["finished"]) for f in finals.values()},
     )
+
+
+def _seconds(start: str, end: str) -> float:
+    def parse(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(end) - parse(start)).total_seconds()
 
 
 def _jobs(url: str, params: dict | None = None) -> dict:
@@ -165,10 +186,14 @@ def test_filter_by_malformed_datetime_is_400(history: History):
 
 def test_filter_by_duration(history: History):
     url = f"{history.api}/jobs"
-    slow = _jobs(url, {"minDuration": SLOW_S - 0.5, "limit": 100})
-    assert _ids(slow) == [history.slow]
-    quick = _jobs(url, {"maxDuration": SLOW_S - 0.5, "limit": 100})
-    assert set(_ids(quick)) == {*history.echo, history.failed}
+    assert history.durations[history.slow] >= SLOW_S
+    cut = history.threshold
+    slow = _jobs(url, {"minDuration": cut, "limit": 100})
+    assert set(_ids(slow)) == history.lasting(at_least=cut)
+    assert history.slow in _ids(slow)
+    quick = _jobs(url, {"maxDuration": cut, "limit": 100})
+    assert set(_ids(quick)) == history.lasting(at_most=cut)
+    assert history.slow not in _ids(quick)
     assert _ids(_jobs(url, {"minDuration": 3600})) == []
     between = _jobs(url, {"minDuration": 0, "maxDuration": 3600, "processID": "slow"})
     assert _ids(between) == [history.slow]
@@ -198,15 +223,16 @@ def test_paging_keeps_filters(history: History):
 
 def test_paging_with_a_duration_filter(history: History):
     url = f"{history.api}/jobs"
-    first = _jobs(url, {"maxDuration": SLOW_S - 0.5, "limit": 2})
+    cut = history.threshold
+    first = _jobs(url, {"maxDuration": cut, "limit": 2})
     next_url = _link(first, "next")
     assert next_url is not None
-    assert parse_qs(urlparse(next_url).query)["maxDuration"] == [str(SLOW_S - 0.5)]
+    assert parse_qs(urlparse(next_url).query)["maxDuration"] == [str(cut)]
     second = _jobs(next_url)
     third = _jobs(_link(second, "next")) if _link(second, "next") else {"jobs": []}
     seen = _ids(first) + _ids(second) + _ids(third)
     assert len(seen) == len(set(seen))
-    assert set(seen) == {*history.echo, history.failed}
+    assert set(seen) == history.lasting(at_most=cut)
 
 
 @pytest.mark.parametrize("limit", ["0", "-1", "abc", "100000"])

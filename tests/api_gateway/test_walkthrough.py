@@ -1,7 +1,7 @@
 """The DESIGN §1 acceptance walkthrough, over real HTTP, on SQLite and on PostgreSQL.
 
 The real ``convert-url`` application package and request bodies from
-``/work/shared/app-packages`` (package ``href`` and image URL rewritten to the loopback
+``shared/app-packages`` (package ``href`` and image URL rewritten to the loopback
 file server); the package's tool is the stand-in ``convert.sh`` from ``conftest``.
 Every JSON document the engine answers with is validated against the OGC schemas.
 """

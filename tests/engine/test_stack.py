@@ -23,7 +23,7 @@ def test_stop_returns_once_the_processes_are_gone(tmp_path: Path):
     stopper = threading.Thread(target=stack.stop, daemon=True)
     started = time.monotonic()
     stopper.start()
-    stopper.join(timeout=5)
+    stopper.join(timeout=3)
     try:
         # Read without reaping: reaping here would be what unblocks stop().
         exited = not psutil.pid_exists(process.pid) or (

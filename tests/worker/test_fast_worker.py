@@ -144,7 +144,7 @@ def test_a_crash_leaves_no_orphan_tool(api: str, victim: str):
         (job_process if victim == "job-process" else job_process.parent()).kill()
         final = wait_for_status(job_url, ["failed"], timeout=30)
         assert "SIGKILL" in final["message"], final
-        # A fix kills the group when the job process ends: the tool goes within ms.
+        # The worker kills the group when the job process ends: the tool goes at once.
         poll(lambda: not _alive(tool), timeout=2, what="the tool of the crashed job gone")
     finally:
         for process in _sleepers(figure):

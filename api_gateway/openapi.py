@@ -1,0 +1,90 @@
+"""The API definition as OpenAPI 3.0 (conformance class ``oas30``).
+
+FastAPI writes OpenAPI 3.1 (JSON Schema 2020-12: ``{"type": "null"}`` in ``anyOf``,
+``const``, ``examples``); this turns it into the 3.0 dialect and declares the ``{user}``
+path parameter, which the routes read through a dependency rather than a signature.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+
+__all__ = ["openapi_30"]
+
+OPENAPI_VERSION = "3.0.3"
+_USER_PARAMETER = {
+    "name": "user",
+    "in": "path",
+    "required": True,
+    "description": "The user whose processes and jobs this tree serves.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$"},
+}
+
+
+def _schema_30(schema: Any) -> Any:
+    """A JSON Schema 2020-12 object rewritten in OpenAPI 3.0's schema dialect."""
+    if isinstance(schema, list):
+        return [_schema_30(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        key: value if key in ("enum", "default", "example") else _schema_30(value)
+        for key, value in schema.items()
+    }
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if "examples" in out and isinstance(out["examples"], list):
+        examples = out.pop("examples")
+        if examples:
+            out.setdefault("example", examples[0])
+    for key in ("anyOf", "oneOf"):
+        options = out.get(key)
+        if not isinstance(options, list) or {"type": "null"} not in options:
+            continue
+        rest = [o for o in options if o != {"type": "null"}]
+        del out[key]
+        if len(rest) == 1 and "$ref" not in rest[0]:
+            out.update(rest[0])
+        elif len(rest) == 1:
+            out["allOf"] = rest  # siblings of a bare $ref are ignored in 3.0
+        else:
+            out[key] = rest
+        out["nullable"] = True
+    return out
+
+
+def openapi_30(app: FastAPI) -> dict[str, Any]:
+    """This server's API definition in OpenAPI 3.0 (built once, then cached)."""
+    cached = getattr(app.state, "openapi_30", None)
+    if cached is not None:
+        return cached
+    document = copy.deepcopy(app.openapi())
+    document["openapi"] = OPENAPI_VERSION
+    components = document.get("components", {})
+    if "schemas" in components:
+        components["schemas"] = {
+            name: _schema_30(schema) for name, schema in components["schemas"].items()
+        }
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if "schema" in parameter:
+                    parameter["schema"] = _schema_30(parameter["schema"])
+            for part in [operation.get("requestBody", {})] + list(
+                operation.get("responses", {}).values()
+            ):
+                for media in part.get("content", {}).values():
+                    if "schema" in media:
+                        media["schema"] = _schema_30(media["schema"])
+            if path.startswith("/{user}/"):
+                operation["parameters"] = [
+                    dict(_USER_PARAMETER),
+                    *operation.get("parameters", []),
+                ]
+    app.state.openapi_30 = document
+    return document
