@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +24,7 @@ from pydantic import Field
 
 from blocks.backend import BackendRun, CwlJob, ExecutionBackend, RunOutcome
 from engine.exceptions import BackendError
+from engine.processes import stop_process_group
 
 __all__ = ["CwltoolBackend", "mark_dedicated_job_process"]
 
@@ -187,22 +186,4 @@ class _SubprocessRun(BackendRun):
 
     def cancel(self) -> None:
         """SIGTERM the run's process group, SIGKILL it after the grace period."""
-        pgid = self._process.pid
-        for sig, wait_s in ((signal.SIGTERM, self._grace), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline:
-                if self._process.poll() is not None and not _group_alive(pgid):
-                    return
-                time.sleep(0.05)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        stop_process_group(self._process.pid, self._process, self._grace)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from engine.processes import stop_process_group
 from engine.settings import Settings
 
 __all__ = ["RESULT_STORAGE_BLOCK", "Stack", "prefect_env", "setup", "wait_for_http"]
@@ -220,23 +220,5 @@ class Stack:
             if not pid_file.exists():
                 continue
             pid = int(pid_file.read_text())
-            _stop_group(pid, self.processes.pop(name, None))
+            stop_process_group(pid, self.processes.pop(name, None))
             pid_file.unlink(missing_ok=True)
-
-
-def _stop_group(pid: int, proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:
-    """SIGTERM the process group ``pid``, SIGKILL it after ``grace_s``; reap our child."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if proc is not None:
-                proc.poll()  # a child of ours stays a zombie (its group alive) until reaped
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
