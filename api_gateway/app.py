@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -12,6 +13,7 @@ from fastapi.routing import APIRoute
 from prefect.client.orchestration import get_client
 
 from api_gateway.errors import install_error_handlers, ogc_exception
+from api_gateway.packages import warm_up
 from api_gateway.prefect_bridge import PrefectBridge
 from api_gateway.routes import jobs, landing, processes
 from engine.settings import Settings, get_settings
@@ -71,9 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
         async with get_client() as client:
             app.state.bridge = PrefectBridge(client, settings)
             yield
+        await warming
 
     app = FastAPI(
         title="OGC API - Processes on Prefect",

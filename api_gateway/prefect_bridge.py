@@ -48,6 +48,7 @@ from blocks.package import ApplicationPackage, package_block_name
 from engine.exceptions import (
     DuplicatedProcess,
     InvalidParameter,
+    JobFailed,
     NoSuchJob,
     NoSuchProcess,
     ResultNotReady,
@@ -193,8 +194,6 @@ class PrefectBridge:
 
     async def flow_id(self) -> uuid.UUID:
         if self._flow_id is None:
-            from prefect.client.schemas.actions import FlowCreate  # noqa: F401
-
             self._flow_id = await self._call(self.client.create_flow_from_name, FLOW_NAME)
         return self._flow_id
 
@@ -546,7 +545,7 @@ class PrefectBridge:
         flow_run = await self._flow_run(user, job_id)
         record = self._job_record(flow_run, None)
         if record.status == "failed":
-            raise JobFailedError(record.message)
+            raise JobFailed(record.message)
         if record.status != "successful":
             raise ResultNotReady(
                 f"job {job_id} is {record.status}; it has no results yet"
@@ -569,14 +568,6 @@ class PrefectBridge:
                 return record
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
-
-
-class JobFailedError(ResultNotReady):
-    """Results asked of a job that failed: the failure is the answer (HTTP 500)."""
-
-    status = 500
-    type_uri = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/job-failed"
-    title = "Job failed"
 
 
 def _duration_ok(run: FlowRun, filters: JobFilters) -> bool:

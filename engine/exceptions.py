@@ -12,6 +12,7 @@
     │   ├── InvalidPackage            the application package does not load or validate
     │   └── InvalidInput              execute inputs do not match the process description
     ├── PayloadTooLarge               413
+    ├── JobFailed                     500  results asked of a failed job: the failure is the answer
     ├── ServiceUnavailable            503  Prefect (or another service) did not answer in time
     └── BackendError                  a job failed in its backend (never an HTTP error:
         ├── ToolFailed                it ends the job ``failed`` with this message)
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidPackage",
     "InvalidParameter",
     "JobCancelled",
+    "JobFailed",
     "NoSuchJob",
     "NoSuchProcess",
     "NotFound",
@@ -128,6 +130,18 @@ class PayloadTooLarge(EngineError):
     status = 413
     type_uri = f"{_P1}/payload-too-large"
     title = "Payload too large"
+
+
+class JobFailed(EngineError):
+    """Results (or a synchronous execution) of a job that failed.
+
+    OGC API - Processes 1.0 answers the results of a failed job with an exception; it
+    defines no type URI for it, so this one follows the standard's naming.
+    """
+
+    status = 500
+    type_uri = f"{_P1}/job-failed"
+    title = "Job failed"
 
 
 class ServiceUnavailable(EngineError):
