@@ -31,7 +31,11 @@ def _up(args: argparse.Namespace) -> int:
         f"  Swagger UI   {gateway}/swagger-ui/oapip/\n"
         f"  Prefect UI   {settings.ui_url}/\n"
         f"  logs         {settings.home / 'logs'}\n"
-        + ("Press Ctrl-C to stop.\n" if not args.detach else "Stop it with: oapip down\n"),
+        + (
+            "Press Ctrl-C to stop.\n"
+            if not args.detach
+            else "Stop it with: oapip down   (./dev down from a checkout)\n"
+        ),
         flush=True,
     )
     if args.detach:
