@@ -187,7 +187,7 @@ class Bench:
             f"submit latency, {clients} concurrent clients x {rounds}",
             f"p50 {1000 * _pct(latencies, 0.5):.0f} ms, "
             f"p99 {1000 * _pct(latencies, 0.99):.0f} ms, {errors} errors",
-            f"bare HTTP POST p50 {1000 * raw:.0f} ms",
+            f"GET /conformance, same concurrency, p50 {1000 * raw:.0f} ms",
             "",
         )
 
