@@ -91,14 +91,12 @@ def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen | None = No
 
 
 async def _setup(settings: Settings, pool_type: str) -> None:
-    from prefect.blocks.core import Block
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
     from prefect.filesystems import LocalFileSystem
     from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
 
-    import blocks  # noqa: F401 - defines the block classes registered below
     from blocks.cwltool import CwltoolBackend
     from blocks.package import ApplicationPackage
     from blocks.storage import LocalResultStorage
@@ -126,7 +124,6 @@ async def _setup(settings: Settings, pool_type: str) -> None:
                 )
             )
         await client.create_flow_from_name(FLOW_NAME)
-    del Block
 
 
 def setup(settings: Settings, *, pool_type: str = FAST_POOL_TYPE) -> None:
