@@ -10,7 +10,7 @@
 #
 # Roles are in infrastructure/docker/entrypoint.sh; any other command runs as given, which
 # is how Prefect's Kubernetes work pool starts flow runs in this image (`args` only).
-# Settings come from the environment (engine/settings.py; PREFECT_API_URL, OAPIP_*, S3_*).
+# Settings come from the environment (engine/settings.py; PREFECT_API_URL, OAPIP_*).
 FROM python:3.11-slim
 
 # nodejs: cwltool evaluates CWL expressions (InlineJavascriptRequirement) with it.

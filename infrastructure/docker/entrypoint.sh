@@ -8,7 +8,7 @@
 #   anything else is run as given (`oapip up`, `prefect flow-run execute`, `sh`), so a
 #   Kubernetes job's `args` from a Prefect work pool work unchanged.
 #
-# Every role reads its settings from the environment (PREFECT_API_URL, OAPIP_*, S3_*).
+# Every role reads its settings from the environment (PREFECT_API_URL, OAPIP_*).
 set -eu
 
 case "${1:-help}" in
