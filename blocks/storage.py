@@ -1,7 +1,8 @@
 """Where job results are stored, addressed by URL.
 
 The storage blocks follow Prefect's object-storage method names
-(``upload_from_path``, ``upload_from_folder``); each returns the URL of what it stored.
+(``upload_from_path``, ``upload_from_folder``, ``write_path``); each returns the URL of
+what it stored. ``LocalResultStorage`` is here; ``S3ResultStorage`` is in ``blocks.s3``.
 :func:`results_key` is the one place the key layout ``<prefix>/<jobID>/...`` is computed.
 """
 
@@ -33,6 +34,13 @@ class ResultStorage(Block, ABC):
     @abstractmethod
     def upload_from_path(self, from_path: Path, to_path: str) -> str:
         """Store one file at key ``to_path``; return its URL."""
+
+    @abstractmethod
+    def write_path(self, path: str, content: bytes) -> str:
+        """Store ``content`` at key ``path``; return its URL."""
+
+    def check(self) -> None:
+        """Fail (``StagingError``) when results cannot be stored; run before a job starts."""
 
     def upload_from_folder(self, from_folder: Path, to_folder: str) -> str:
         """Store every file under ``from_folder`` below key ``to_folder``; return its URL."""
@@ -75,9 +83,18 @@ class LocalResultStorage(ResultStorage):
         shutil.copyfile(from_path, target)
         return target.as_uri()
 
+    def write_path(self, path: str, content: bytes) -> str:
+        target = self._path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        return target.as_uri()
+
 
 def storage_from_url(url: str) -> ResultStorage:
-    """The storage block for a results URL (``file:///folder``; ``s3://`` comes with S3)."""
+    """The storage block for a ``file:///folder`` results URL.
+
+    ``s3://`` stores need credentials: ``flows.staging.result_storage`` builds them.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return LocalResultStorage(basepath=Path(parsed.path))

@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings", "settings_table"]
@@ -95,13 +95,111 @@ class Settings(BaseSettings):
     # --- results -----------------------------------------------------------------------
     storage_url: str | None = Field(
         default=None,
-        description="Where results are stored, as a `file:///path` URL. "
-        "Unset: `<home>/results` on the local disk.",
-        examples=["file:///srv/oapip/results"],
+        description="Where results are stored: `file:///path`, or `s3://bucket` (with the "
+        "`S3_*` endpoint and credentials). Unset: `s3://<OAPIP_S3_BUCKET>` when "
+        "`S3_ENDPOINT` is set, else `<home>/results` on the local disk.",
+        examples=["file:///srv/oapip/results", "s3://eoepca"],
     )
     results_prefix: str = Field(
         default="processing-results",
         description="Key prefix of job results; a job's files go under `<prefix>/<jobID>/`.",
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("S3_ENDPOINT", "s3_endpoint"),
+        description="Stage-out S3 endpoint. Results go to S3 when this is set (or "
+        "`OAPIP_STORAGE_URL` is an `s3://` URL); unset, they stay on the local disk.",
+        examples=["https://minio.example.org"],
+    )
+    s3_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("S3_ACCESS_KEY", "s3_access_key"),
+        description="Access key of the stage-out S3 endpoint.",
+    )
+    s3_secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("S3_SECRET_KEY", "s3_secret_key"),
+        description="Secret key of the stage-out S3 endpoint.",
+    )
+    s3_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("S3_REGION", "s3_region"),
+        description="Region of the stage-out S3 endpoint.",
+    )
+    s3_bucket: str = Field(
+        default="eoepca",
+        description="Bucket results are uploaded to (with `S3_ENDPOINT`, outside workspace "
+        "mode); it must exist.",
+    )
+    stagein_s3_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STAGEIN_S3_ENDPOINT", "stagein_s3_endpoint"),
+        description="S3 endpoint `s3://` inputs are read from. Unset: AWS's default.",
+    )
+    stagein_s3_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STAGEIN_S3_ACCESS_KEY", "stagein_s3_access_key"),
+        description="Access key for reading `s3://` inputs.",
+    )
+    stagein_s3_secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STAGEIN_S3_SECRET_KEY", "stagein_s3_secret_key"),
+        description="Secret key for reading `s3://` inputs.",
+    )
+    stagein_s3_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("STAGEIN_S3_REGION", "stagein_s3_region"),
+        description="Region of the stage-in S3 endpoint.",
+    )
+    use_workspace_api: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("USE_WORKSPACE_API", "use_workspace_api"),
+        description="Upload each job's results to its user's `<prefix>-<user>` bucket, with "
+        "the bucket and credentials looked up from the Workspace API "
+        "(`OAPIP_WORKSPACE_API_URL`) before the job runs.",
+    )
+    workspace_api_url: str | None = Field(
+        default=None,
+        description="Base URL of the EOEPCA Workspace API; the engine reads "
+        "`GET <url>/workspaces/<prefix>-<user>`.",
+        examples=["https://workspace-api.example.org"],
+    )
+    workspace_prefix: str = Field(
+        default="ws",
+        description="Prefix of workspace names: user `bob` has workspace `ws-bob`.",
+    )
+    workspace_api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token sent to the Workspace API. Unset: no Authorization header.",
+    )
+    workspace_fallback: bool = Field(
+        default=False,
+        description="When the Workspace API lookup fails: `true` uploads to the shared "
+        "bucket (`OAPIP_S3_BUCKET` with `S3_*` credentials), `false` fails the job.",
+    )
+    staging_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description="Attempts of one download or S3 call before stage-in/stage-out gives up "
+        "on transient errors (connection refused, timeouts, HTTP 5xx).",
+    )
+    staging_backoff_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="First wait between HTTP download attempts, seconds; doubled after each "
+        "(S3 calls back off as botocore's standard retry mode does).",
+    )
+    transfer_chunk_mib: int = Field(
+        default=16,
+        ge=5,
+        description="Part size of S3 multipart uploads and ranged downloads, MiB.",
+    )
+    transfer_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Parts (or files of a folder) transferred to or from S3 at once.",
     )
     # --- gateway limits ----------------------------------------------------------------
     max_request_bytes: int = Field(
@@ -141,8 +239,16 @@ class Settings(BaseSettings):
 
     @property
     def results_url(self) -> str:
-        """Base URL of the result store (``file://`` or ``s3://``)."""
-        return self.storage_url or (self.home / "results").resolve().as_uri()
+        """Base URL of the result store (``file://`` or ``s3://``).
+
+        The one place the choice is made: an explicit ``storage_url`` wins; else S3 when
+        ``S3_ENDPOINT`` is set; else the local disk.
+        """
+        if self.storage_url:
+            return self.storage_url
+        if self.s3_endpoint:
+            return f"s3://{self.s3_bucket}"
+        return (self.home / "results").resolve().as_uri()
 
     @property
     def ui_url(self) -> str:

@@ -24,13 +24,18 @@ from prefect.runtime import flow_run as current_flow_run
 from blocks.backend import CwlJob, ExecutionBackend
 from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
-from blocks.storage import ResultStorage, storage_from_url
+from blocks.storage import ResultStorage, results_key
 from engine.exceptions import ToolFailed
 from engine.settings import Settings, get_settings
 from flows import cwl
-from flows.staging import stage_in_job_order, stage_out_outputs
+from flows.staging import (
+    fetcher_from_settings,
+    result_storage,
+    stage_in_job_order,
+    stage_out_outputs,
+)
 
-__all__ = ["FLOW_NAME", "execute_process", "load_package", "remember_package"]
+__all__ = ["FLOW_NAME", "execute_process", "job_user", "load_package", "remember_package"]
 
 FLOW_NAME = "ogc-execute"
 
@@ -91,12 +96,19 @@ class _StepProgress:
 # every task argument (and shows it in the UI), and a packed CWL is large.
 
 
+def job_user() -> str | None:
+    """The user who submitted this job: the flow run's ``user:<name>`` tag (set by the
+    gateway on every job)."""
+    tags = current_flow_run.tags or []
+    return next((t.split(":", 1)[1] for t in tags if t.startswith("user:")), None)
+
+
 @task(name="stage-in", cache_policy=NO_CACHE, persist_result=False)
 def stage_in(package: str, revision: str, inputs: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Turn OGC inputs into a CWL job order with local copies of remote files."""
     app = load_package(package, revision)
     order = cwl.job_order(app.workflow, app.entrypoint, inputs)
-    return stage_in_job_order(order, workdir / "inputs")
+    return stage_in_job_order(order, workdir / "inputs", fetcher_from_settings(get_settings()))
 
 
 @task(name="execute", cache_policy=NO_CACHE, persist_result=False)
@@ -155,16 +167,19 @@ def execute_process(
     job_id = str(current_flow_run.id)
     workdir = settings.home / "jobs" / job_id
     app = load_package(package, revision)
+    # Before anything runs: an unknown workspace or bucket fails the job at once.
+    storage = result_storage(settings, user=job_user(), log=get_run_logger().warning)
+    storage.check()
     try:
         job_order = stage_in(package, revision, inputs, workdir)
         cwl_outputs = execute(default_backend(settings), package, revision, job_order, workdir)
         if outputs:
             cwl_outputs = {k: v for k, v in cwl_outputs.items() if k in outputs}
-        results = stage_out(storage_from_url(settings.results_url), cwl_outputs, job_id)
+        results = stage_out(storage, cwl_outputs, job_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     create_link_artifact(
-        link=f"{settings.results_url.rstrip('/')}/{settings.results_prefix}/{job_id}/",
+        link=storage.url_for(results_key(settings.results_prefix, job_id)) + "/",
         link_text="results",
         description=f"Results of {app.process_id}",
     )

@@ -1,70 +1,238 @@
 """Stage-in and stage-out of one job's data.
 
-Stage-in turns remote File/Directory locations of a CWL job order into local files;
-stage-out uploads CWL outputs to the result storage and writes the OGC results document.
+Stage-in turns the remote File/Directory locations of a CWL job order (``http(s)://`` or
+``s3://``; single, optional or in arrays) into local files and folders: a File is
+downloaded; a Directory is an ``s3://`` prefix (downloaded as it is) or a STAC Item,
+Catalog or Collection (staged as a folder with its assets and a self-contained
+``catalog.json``, see ``flows.stac``). Stage-out uploads every File/Directory output to
+the result store below ``<prefix>/<jobID>/<output id>/`` and writes the OGC results
+document. Every failure is a ``StagingError`` whose message names the input or output
+and the URL; none carries a credential.
 """
 
 from __future__ import annotations
 
 import mimetypes
-import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import requests
 
-from blocks.storage import ResultStorage, results_key
+from blocks.s3 import S3ResultStorage, S3Source, s3_credentials
+from blocks.storage import ResultStorage, results_key, storage_from_url
+from blocks.workspace import WorkspaceApi
 from engine.exceptions import StagingError
+from engine.settings import Settings
+from flows.stac import is_stac_folder, publish_stac, stage_stac
 
-__all__ = ["stage_in_job_order", "stage_out_outputs"]
+__all__ = [
+    "Fetcher",
+    "fetcher_from_settings",
+    "result_storage",
+    "stage_in_job_order",
+    "stage_out_outputs",
+]
 
-_RETRIES = 3
+_CHUNK = 1024 * 1024  # bytes read per write while downloading over HTTP
 
 
-def _download(url: str, target: Path, input_id: str) -> None:
-    delay = 0.5
-    for attempt in range(1, _RETRIES + 1):
-        try:
-            with requests.get(url, stream=True, timeout=(5, 60)) as response:
-                if response.status_code == 404:
-                    raise StagingError(f"input {input_id!r}: {url} does not exist (HTTP 404)")
-                response.raise_for_status()
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with target.open("wb") as out:
-                    shutil.copyfileobj(response.raw, out)
-                return
-        except StagingError:
-            raise
-        except requests.RequestException as exc:
-            if attempt == _RETRIES:
-                raise StagingError(f"input {input_id!r}: cannot fetch {url}: {exc}") from exc
+@dataclass
+class Fetcher:
+    """Reads remote locations: ``http(s)`` with retries and backoff, ``s3`` via the
+    stage-in block (whose client retries on its own).
+
+    Attributes:
+        s3: the stage-in S3 endpoint and keys.
+        attempts: HTTP attempts per download before giving up on transient errors.
+        backoff_s: first wait between HTTP attempts, seconds (doubled each time).
+    """
+
+    s3: S3Source
+    attempts: int = 4
+    backoff_s: float = 0.5
+
+    def _http(self, url: str, use: Callable[[requests.Response], Any]) -> Any:
+        delay = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with requests.get(url, stream=True, timeout=(5, 60)) as response:
+                    if response.status_code in (404, 410):
+                        raise StagingError(f"{url} does not exist (HTTP {response.status_code})")
+                    if response.status_code < 500:
+                        response.raise_for_status()
+                        return use(response)
+                    problem = f"HTTP {response.status_code}"
+            except requests.RequestException as exc:
+                if isinstance(exc, requests.HTTPError):
+                    raise StagingError(f"cannot fetch {url}: {exc}") from exc
+                problem = str(exc)
+            if attempt == self.attempts:
+                raise StagingError(f"cannot fetch {url} after {attempt} attempts: {problem}")
             time.sleep(delay)
             delay *= 2
+        raise AssertionError("unreachable")
+
+    def download(self, url: str, target: Path) -> None:
+        """Download ``url`` (http(s) or s3) to the file ``target``."""
+        if urlparse(url).scheme == "s3":
+            self.s3.download(url, target)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+        def save(response: requests.Response) -> None:
+            with target.open("wb") as out:
+                for chunk in response.iter_content(_CHUNK):
+                    out.write(chunk)
+
+        self._http(url, save)
+
+    def download_all(self, pairs: list[tuple[str, Path]]) -> None:
+        """Download every ``(url, target)`` pair, several at once."""
+        self.s3._each(self.download, pairs)
+
+    def read_text(self, url: str) -> str:
+        """The document at ``url`` as text."""
+        if urlparse(url).scheme == "s3":
+            return self.s3.read_text(url)
+        return self._http(url, lambda response: response.text)
 
 
-def _stage_value(value: Any, folder: Path, input_id: str) -> Any:
-    if isinstance(value, list):
-        return [_stage_value(v, folder / str(i), input_id) for i, v in enumerate(value)]
-    if not (isinstance(value, dict) and value.get("class") == "File"):
-        return value
+def fetcher_from_settings(settings: Settings) -> Fetcher:
+    """The stage-in fetcher with the ``STAGEIN_S3_*`` endpoint and keys."""
+    credentials = s3_credentials(
+        endpoint=settings.stagein_s3_endpoint,
+        access_key=settings.stagein_s3_access_key,
+        secret_key=settings.stagein_s3_secret_key,
+        region=settings.stagein_s3_region,
+        attempts=settings.staging_attempts,
+    )
+    source = S3Source(
+        credentials=credentials,
+        chunk_mib=settings.transfer_chunk_mib,
+        concurrency=settings.transfer_concurrency,
+    )
+    return Fetcher(source, attempts=settings.staging_attempts, backoff_s=settings.staging_backoff_s)
+
+
+def _shared_s3_storage(settings: Settings, bucket: str) -> S3ResultStorage:
+    return S3ResultStorage(
+        bucket=bucket,
+        credentials=s3_credentials(
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            region=settings.s3_region,
+            attempts=settings.staging_attempts,
+        ),
+        chunk_mib=settings.transfer_chunk_mib,
+        concurrency=settings.transfer_concurrency,
+    )
+
+
+def result_storage(
+    settings: Settings, *, user: str | None, log: Callable[[str], None] | None = None
+) -> ResultStorage:
+    """Where ``user``'s job results go (the one place the store is chosen).
+
+    Workspace mode (``USE_WORKSPACE_API``): the user's workspace bucket with the keys the
+    Workspace API gives; when that lookup fails, the shared bucket if
+    ``OAPIP_WORKSPACE_FALLBACK`` is set, else ``StagingError``. Otherwise
+    ``settings.results_url``: ``s3://bucket`` with the ``S3_*`` endpoint and keys, or a
+    ``file://`` folder.
+    """
+    if settings.use_workspace_api:
+        if not settings.workspace_api_url:
+            raise StagingError("USE_WORKSPACE_API is set but OAPIP_WORKSPACE_API_URL is not")
+        api = WorkspaceApi(
+            url=settings.workspace_api_url,
+            prefix=settings.workspace_prefix,
+            token=settings.workspace_api_token,
+        )
+        try:
+            if not user:
+                raise StagingError("the job has no user, so it has no workspace")
+            found = api.lookup(user)
+        except StagingError as exc:
+            if not settings.workspace_fallback:
+                raise
+            if log:
+                log(f"{exc}; results go to the shared store instead")
+        else:
+            return S3ResultStorage(
+                bucket=found.bucket,
+                credentials=s3_credentials(
+                    endpoint=found.endpoint,
+                    access_key=found.access_key,
+                    secret_key=found.secret_key,
+                    region=found.region,
+                    attempts=settings.staging_attempts,
+                ),
+                chunk_mib=settings.transfer_chunk_mib,
+                concurrency=settings.transfer_concurrency,
+            )
+    url = settings.results_url
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        return _shared_s3_storage(settings, parsed.netloc)
+    return storage_from_url(url)
+
+
+# --- stage-in ---------------------------------------------------------------------------
+
+
+def _name_of(url: str, default: str) -> str:
+    return Path(unquote(urlparse(url).path.rstrip("/"))).name or default
+
+
+def _stage_location(value: dict[str, Any], folder: Path, fetcher: Fetcher) -> dict[str, Any]:
     location = str(value.get("location", ""))
     scheme = urlparse(location).scheme
-    if scheme in ("http", "https"):
-        name = Path(unquote(urlparse(location).path)).name or "input"
-        target = folder / name
-        _download(location, target, input_id)
+    if scheme == "file":
+        if not Path(unquote(urlparse(location).path)).exists():
+            raise StagingError(f"{location} does not exist")
+        return value
+    if scheme not in ("http", "https", "s3"):
+        return value
+    if value["class"] == "File":
+        target = folder / _name_of(location, "input")
+        fetcher.download(location, target)
         return {**value, "location": target.as_uri()}
-    if scheme == "file" and not Path(unquote(urlparse(location).path)).exists():
-        raise StagingError(f"input {input_id!r}: {location} does not exist")
+    target = folder / "staged"
+    if scheme == "s3" and not location.endswith(".json"):
+        fetcher.s3.download_folder(location, target)
+    else:
+        stage_stac(location, target, read_text=fetcher.read_text, download_all=fetcher.download_all)
+    staged = {k: v for k, v in value.items() if k not in ("listing", "basename")}
+    return {**staged, "location": target.as_uri()}
+
+
+def _stage_value(value: Any, folder: Path, fetcher: Fetcher) -> Any:
+    if isinstance(value, list):
+        return [_stage_value(v, folder / str(i), fetcher) for i, v in enumerate(value)]
+    if isinstance(value, dict) and value.get("class") in ("File", "Directory"):
+        return _stage_location(value, folder, fetcher)
     return value
 
 
-def stage_in_job_order(job_order: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Download every remote File of ``job_order`` below ``folder``; return the local order."""
-    return {key: _stage_value(value, folder / key, key) for key, value in job_order.items()}
+def stage_in_job_order(job_order: dict[str, Any], folder: Path, fetcher: Fetcher) -> dict[str, Any]:
+    """Stage every remote File/Directory of ``job_order`` below ``folder``; return the
+    local job order. A failure names the input and the URL."""
+    staged: dict[str, Any] = {}
+    for input_id, value in job_order.items():
+        try:
+            staged[input_id] = _stage_value(value, folder / input_id, fetcher)
+        except StagingError as exc:
+            raise StagingError(f"input {input_id!r}: {exc.detail}") from exc
+        except OSError as exc:
+            raise StagingError(f"input {input_id!r}: cannot write the staged copy: {exc}") from exc
+    return staged
+
+
+# --- stage-out --------------------------------------------------------------------------
 
 
 def _file_result(path: Path, url: str) -> dict[str, Any]:
@@ -87,14 +255,22 @@ def stage_out_outputs(
 ) -> dict[str, Any]:
     """Upload the CWL ``outputs`` and return the OGC results document.
 
-    A File becomes ``{href, type}``; a Directory becomes a link to the uploaded folder
-    with ``files`` naming each file in it; other values are returned as they are.
+    A File becomes ``{href, type}``. A Directory holding a STAC ``catalog.json`` becomes
+    the published STAC root (Catalog or Collection) with every href pointing at the
+    uploaded objects, plus ``href`` (its document's URL, so it is also an OGC link); any
+    other Directory becomes a link to the uploaded folder with ``files`` naming each
+    file in it. Other values are returned as they are.
     """
     results: dict[str, Any] = {}
     for output_id, value in outputs.items():
         if on_progress:
             on_progress(output_id)
-        results[output_id] = _stage_out_value(value, storage, prefix, job_id, output_id)
+        try:
+            results[output_id] = _stage_out_value(value, storage, prefix, job_id, output_id)
+        except StagingError as exc:
+            raise StagingError(f"output {output_id!r}: {exc.detail}") from exc
+        except OSError as exc:
+            raise StagingError(f"output {output_id!r}: cannot read the output: {exc}") from exc
     return results
 
 
@@ -110,12 +286,11 @@ def _stage_out_value(
         return value
     path = _local_path(value)
     key = results_key(prefix, job_id, output_id)
-    try:
-        if value["class"] == "File":
-            return _file_result(path, storage.upload_from_path(path, f"{key}/{path.name}"))
-        url = storage.upload_from_folder(path, key)
-    except OSError as exc:
-        raise StagingError(f"output {output_id!r}: cannot store {path}: {exc}") from exc
+    if value["class"] == "File":
+        return _file_result(path, storage.upload_from_path(path, f"{key}/{path.name}"))
+    if is_stac_folder(path):
+        return publish_stac(path, storage, key)
+    url = storage.upload_from_folder(path, key)
     files = sorted(p for p in path.rglob("*") if p.is_file())
     return {
         "href": url,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.s3_server import moto_server, stagein_s3, stageout_s3  # noqa: F401 (fixtures)
 from tests.shared import APP_PACKAGES
 
 PACKAGES = APP_PACKAGES

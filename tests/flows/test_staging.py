@@ -1,0 +1,323 @@
+"""Stage-in and stage-out against real servers: moto S3 over HTTP and a loopback web server.
+
+Stage-in reads from one moto server with its own keys, stage-out writes to another with
+other keys (``tests/s3_server.py``); STAC documents and assets are served from loopback.
+These tests call the staging functions directly; ``test_staging_e2e.py`` runs them
+inside jobs through the gateway.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pystac
+import pytest
+
+from blocks.s3 import S3ResultStorage
+from blocks.storage import LocalResultStorage
+from engine.exceptions import StagingError
+from engine.settings import Settings
+from flows.stac import STAC_CATALOG
+from flows.staging import (
+    Fetcher,
+    fetcher_from_settings,
+    result_storage,
+    stage_in_job_order,
+    stage_out_outputs,
+)
+from tests.conftest import FileServer, free_port, tiny_png
+from tests.ogc_schemas import validate
+from tests.s3_server import S3Server
+
+
+def _path(location: str) -> Path:
+    assert location.startswith("file://"), location
+    return Path(unquote(urlparse(location).path))
+
+
+def _settings(stagein: S3Server, stageout: S3Server | None = None, **more: Any) -> Settings:
+    values: dict[str, Any] = {
+        "stagein_s3_endpoint": stagein.endpoint,
+        "stagein_s3_access_key": stagein.access_key,
+        "stagein_s3_secret_key": stagein.secret_key,
+        "staging_attempts": 2,
+        "staging_backoff_s": 0.05,
+    }
+    if stageout is not None:
+        values |= {
+            "s3_endpoint": stageout.endpoint,
+            "s3_access_key": stageout.access_key,
+            "s3_secret_key": stageout.secret_key,
+        }
+    return Settings(**(values | more))
+
+
+@pytest.fixture(scope="module")
+def fetcher(stagein_s3: S3Server) -> Fetcher:
+    return fetcher_from_settings(_settings(stagein_s3))
+
+
+@pytest.fixture(scope="module")
+def inputs_bucket(stagein_s3: S3Server) -> str:
+    return stagein_s3.create_bucket(f"inputs-{uuid.uuid4().hex[:8]}")
+
+
+def _item(item_id: str, assets: dict[str, str]) -> pystac.Item:
+    item = pystac.Item(
+        id=item_id,
+        geometry={"type": "Point", "coordinates": [-4.8, 53.9]},
+        bbox=[-4.8, 53.9, -4.8, 53.9],
+        datetime=datetime.datetime(2023, 11, 21, tzinfo=datetime.UTC),
+        properties={},
+    )
+    for key, href in assets.items():
+        item.add_asset(key, pystac.Asset(href=href, media_type=pystac.MediaType.COG))
+    return item
+
+
+def _read_published(stac_url: str, server: S3Server) -> pystac.Catalog:
+    """Read a published catalog back from S3 with pystac, as a client would."""
+
+    class S3StacIO(pystac.stac_io.DefaultStacIO):
+        def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
+            return server.get(str(source)).decode()
+
+    root = pystac.read_file(stac_url, stac_io=S3StacIO())
+    assert isinstance(root, pystac.Catalog)
+    return root
+
+
+# --- stage-in ---------------------------------------------------------------------------
+
+
+def test_files_single_optional_and_arrays_over_http_and_s3(
+    tmp_path: Path,
+    fetcher: Fetcher,
+    stagein_s3: S3Server,
+    inputs_bucket: str,
+    file_server: FileServer,
+):
+    http_url = file_server.add(f"a-{uuid.uuid4().hex[:6]}.txt", "over http")
+    s3_url = stagein_s3.put(inputs_bucket, "in/b.txt", "over s3")
+    prefix = stagein_s3.put(inputs_bucket, "folder/sub/c.txt", "in a folder").rsplit("/", 2)[0]
+    order = {
+        "one": {"class": "File", "location": s3_url},
+        "many": [
+            {"class": "File", "location": http_url},
+            {"class": "File", "location": s3_url},
+        ],
+        "maybe": None,
+        "folder": {"class": "Directory", "location": prefix},
+        "word": "unchanged",
+    }
+
+    staged = stage_in_job_order(order, tmp_path, fetcher)
+
+    assert _path(staged["one"]["location"]).read_text() == "over s3"
+    assert [_path(f["location"]).read_text() for f in staged["many"]] == ["over http", "over s3"]
+    assert staged["maybe"] is None and staged["word"] == "unchanged"
+    folder = _path(staged["folder"]["location"])
+    assert staged["folder"]["class"] == "Directory"
+    assert (folder / "sub" / "c.txt").read_text() == "in a folder"
+
+
+def test_a_stac_item_url_becomes_a_folder_with_its_assets_and_a_catalog(
+    tmp_path: Path, fetcher: Fetcher, file_server: FileServer
+):
+    tag = uuid.uuid4().hex[:6]
+    red = file_server.add(f"red-{tag}.tif", b"red band")
+    item = _item(f"S2-{tag}", {"B04": red, "thumbnail": f"{file_server.url}/logo.png"})
+    item_url = file_server.add(f"item-{tag}.json", json.dumps(item.to_dict()))
+
+    staged = stage_in_job_order(
+        {"scene": {"class": "Directory", "location": item_url}}, tmp_path, fetcher
+    )
+
+    folder = _path(staged["scene"]["location"])
+    catalog = pystac.Catalog.from_file(str(folder / STAC_CATALOG))
+    catalog.validate_all()
+    [local] = list(catalog.get_all_items())
+    assert local.id == item.id
+    assert Path(local.get_self_href()) == folder / item.id / f"{item.id}.json"
+    assert Path(local.assets["B04"].get_absolute_href()).read_bytes() == b"red band"
+    assert Path(local.assets["thumbnail"].get_absolute_href()).read_bytes() == tiny_png()
+    # Self-contained: every href in the files is relative, nothing points back to the server.
+    text = (folder / item.id / f"{item.id}.json").read_text()
+    assert file_server.url not in text and str(folder) not in text
+
+
+def test_a_stac_catalog_on_s3_is_staged_with_every_item(
+    tmp_path: Path, fetcher: Fetcher, stagein_s3: S3Server, inputs_bucket: str
+):
+    base = f"s3://{inputs_bucket}/stac-{uuid.uuid4().hex[:6]}"
+    catalog = pystac.Catalog(id="source", description="two scenes")
+    collection = pystac.Collection(
+        id="scenes",
+        description="scenes",
+        extent=pystac.Extent(
+            pystac.SpatialExtent([[-5, 53, -4, 54]]),
+            pystac.TemporalExtent([[datetime.datetime(2023, 1, 1, tzinfo=datetime.UTC), None]]),
+        ),
+    )
+    catalog.add_child(collection)
+    for name in ("one", "two"):
+        asset = stagein_s3.put(inputs_bucket, f"{base.split('/', 3)[3]}/{name}.tif", name)
+        collection.add_item(_item(name, {"data": asset}))
+    catalog.normalize_hrefs(base)
+    for stac_object in [catalog, collection, *collection.get_items()]:
+        body = json.dumps(stac_object.to_dict(transform_hrefs=True))
+        stagein_s3.put(inputs_bucket, stac_object.get_self_href().split("/", 3)[3], body)
+
+    staged = stage_in_job_order(
+        {"stac": {"class": "Directory", "location": f"{base}/catalog.json"}}, tmp_path, fetcher
+    )
+
+    folder = _path(staged["stac"]["location"])
+    local = pystac.Catalog.from_file(str(folder / STAC_CATALOG))
+    local.validate_all()
+    items = {i.id: i for i in local.get_all_items()}
+    assert set(items) == {"one", "two"}
+    for name, item in items.items():
+        assert Path(item.assets["data"].get_absolute_href()).read_text() == name
+
+
+@pytest.mark.parametrize("where", ["http", "s3 key", "s3 bucket"])
+def test_a_missing_input_names_the_input_and_the_url(
+    tmp_path: Path,
+    fetcher: Fetcher,
+    file_server: FileServer,
+    inputs_bucket: str,
+    where: str,
+):
+    url = {
+        "http": f"{file_server.url}/missing-{uuid.uuid4().hex}.tif",
+        "s3 key": f"s3://{inputs_bucket}/missing.tif",
+        "s3 bucket": "s3://no-such-bucket-here/missing.tif",
+    }[where]
+    with pytest.raises(StagingError) as raised:
+        stage_in_job_order({"scene": {"class": "File", "location": url}}, tmp_path, fetcher)
+    assert "'scene'" in raised.value.detail and url in raised.value.detail
+    assert "does not exist" in raised.value.detail
+
+
+def test_an_unreachable_stage_in_endpoint_fails_after_retries(tmp_path: Path):
+    down = S3Server(f"http://127.0.0.1:{free_port()}", "k", "s")
+    fetcher = fetcher_from_settings(_settings(down))
+    with pytest.raises(StagingError) as raised:
+        stage_in_job_order(
+            {"scene": {"class": "File", "location": "s3://b/k.tif"}}, tmp_path, fetcher
+        )
+    assert "'scene'" in raised.value.detail and "s3://b/k.tif" in raised.value.detail
+    assert "unreachable" in raised.value.detail
+
+
+def test_a_directory_url_that_is_not_stac_is_refused(
+    tmp_path: Path, fetcher: Fetcher, file_server: FileServer
+):
+    url = file_server.add(f"not-stac-{uuid.uuid4().hex[:6]}.json", '{"hello": 1}')
+    with pytest.raises(StagingError, match="not a STAC"):
+        stage_in_job_order({"d": {"class": "Directory", "location": url}}, tmp_path, fetcher)
+
+
+# --- stage-out --------------------------------------------------------------------------
+
+
+def _stac_output(folder: Path) -> Path:
+    """A STAC catalog as an application writes it: catalog.json, items beside assets."""
+    folder.mkdir(parents=True)
+    catalog = pystac.Catalog(id="water-bodies", description="detected water bodies")
+    for name in ("one", "two"):
+        item_dir = folder / name
+        item_dir.mkdir()
+        (item_dir / f"{name}.tif").write_bytes(f"raster {name}".encode())
+        catalog.add_item(_item(name, {"data": str(item_dir / f"{name}.tif")}))
+    catalog.normalize_hrefs(str(folder))
+    catalog.make_all_asset_hrefs_relative()
+    catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    return folder
+
+
+def test_files_folders_and_stac_go_to_the_bucket(tmp_path: Path, stageout_s3: S3Server):
+    job_id = str(uuid.uuid4())
+    storage = result_storage(_settings(stageout_s3, stageout_s3), user="alice")
+    assert isinstance(storage, S3ResultStorage) and storage.bucket == "eoepca"
+    storage.check()
+    (tmp_path / "out.png").write_bytes(tiny_png())
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "a.txt").write_text("a")
+    stac = _stac_output(tmp_path / "stac")
+    outputs = {
+        "image": {"class": "File", "location": (tmp_path / "out.png").as_uri()},
+        "plain": {"class": "Directory", "location": (tmp_path / "plain").as_uri()},
+        "stac_catalog": {"class": "Directory", "location": stac.as_uri()},
+        "count": 2,
+    }
+
+    results = stage_out_outputs(outputs, storage, prefix="processing-results", job_id=job_id)
+
+    validate(results, "results")
+    prefix = f"processing-results/{job_id}"
+    assert results["image"] == {
+        "href": f"s3://eoepca/{prefix}/image/out.png",
+        "type": "image/png",
+    }
+    assert stageout_s3.get(results["image"]["href"]) == tiny_png()
+    assert stageout_s3.get(results["plain"]["files"][0]["href"]) == b"a"
+    published = results["stac_catalog"]
+    assert published["type"] == "Catalog" and published["id"] == "water-bodies"
+    assert published["href"] == f"s3://eoepca/{prefix}/stac_catalog/catalog.json"
+    assert results["count"] == 2
+    # Every asset and link of the published catalog resolves in the bucket.
+    catalog = _read_published(published["href"], stageout_s3)
+    catalog.validate_all()
+    items = list(catalog.get_all_items())
+    assert {i.id for i in items} == {"one", "two"}
+    for item in items:
+        href = item.assets["data"].href
+        assert href.startswith(f"s3://eoepca/{prefix}/stac_catalog/")
+        assert stageout_s3.get(href) == f"raster {item.id}".encode()
+        for link in item.links:
+            assert link.get_absolute_href().startswith(f"s3://eoepca/{prefix}/"), link
+    assert all(k.startswith(f"{prefix}/") for k in stageout_s3.keys("eoepca", prefix))
+
+
+def test_stac_is_published_on_local_storage_too(tmp_path: Path):
+    storage = LocalResultStorage(basepath=tmp_path / "results")
+    stac = _stac_output(tmp_path / "stac")
+    results = stage_out_outputs(
+        {"stac": {"class": "Directory", "location": stac.as_uri()}},
+        storage,
+        prefix="processing-results",
+        job_id="JOB",
+    )
+    validate(results, "results")
+    catalog = pystac.Catalog.from_file(unquote(urlparse(results["stac"]["href"]).path))
+    for item in catalog.get_all_items():
+        assert _path(item.assets["data"].href).read_text() == f"raster {item.id}"
+
+
+def test_an_unknown_bucket_fails_clearly(tmp_path: Path, stageout_s3: S3Server):
+    settings = _settings(stageout_s3, stageout_s3, s3_bucket="no-such-results")
+    storage = result_storage(settings, user="alice")
+    with pytest.raises(StagingError, match="bucket 'no-such-results' does not exist"):
+        storage.check()
+    (tmp_path / "a.txt").write_text("a")
+    with pytest.raises(StagingError, match="'out'.*does not exist"):
+        stage_out_outputs(
+            {"out": {"class": "File", "location": (tmp_path / "a.txt").as_uri()}},
+            storage,
+            prefix="processing-results",
+            job_id="JOB",
+        )
+
+
+def test_an_unreachable_stage_out_endpoint_fails_after_retries(stageout_s3: S3Server):
+    down = S3Server(f"http://127.0.0.1:{free_port()}", "k", "s")
+    storage = result_storage(_settings(stageout_s3, down), user="alice")
+    with pytest.raises(StagingError, match="unreachable after retries"):
+        storage.check()
