@@ -1,6 +1,7 @@
 """Benchmark the engine; every figure is set against a baseline measured in the same run.
 
     python -m bench [--jobs 300] [--clients 50] [--history 20000] [--postgres]
+    python -m bench --only transfer [--transfer-mib 200] [--rounds 3]
 
 It starts its own stack (Prefect server, fast worker, gateway) on free loopback ports in
 a temporary home, deploys ``bench/echo.cwl`` and measures:
@@ -13,6 +14,9 @@ a temporary home, deploys ``bench/echo.cwl`` and measures:
 * engine memory per in-flight job (USS of job processes, tools excluded);
 * with ``--history``: ``GET /jobs?limit=100`` and ``GET /jobs/{id}`` latency with that many
   finished jobs in Prefect (use ``--postgres``).
+
+``--only transfer`` runs ``bench/transfer.py`` alone (no stack): 200 MiB through stage-in
+and stage-out against raw boto3 transfers to the same S3 endpoint.
 """
 
 from __future__ import annotations
@@ -320,14 +324,18 @@ class Bench:
         )
 
     def table(self) -> str:
-        head = ("measurement", "engine", "baseline (same run)", "ratio")
-        widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(4)]
+        return _table(self.rows)
 
-        def line(cells: tuple[str, ...]) -> str:
-            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
-        rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-        return "\n".join([line(head), rule, *(line(r) for r in self.rows)])
+def _table(rows: list[tuple[str, str, str, str]]) -> str:
+    head = ("measurement", "engine", "baseline (same run)", "ratio")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(head), rule, *(line(r) for r in rows)])
 
 
 def main() -> int:
@@ -354,7 +362,27 @@ def main() -> int:
     parser.add_argument(
         "--skip", nargs="*", default=[], help="measurements to skip: e2e latency throughput memory"
     )
+    parser.add_argument(
+        "--only",
+        choices=["transfer"],
+        help="run one measurement alone: transfer (stage-in/stage-out vs raw boto3, no stack)",
+    )
+    parser.add_argument(
+        "--transfer-mib", type=int, default=200, help="file size of the transfer benchmark, MiB"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the transfer benchmark")
+    parser.add_argument(
+        "--s3-endpoint", help="S3 endpoint for the transfer benchmark (default: a moto_server)"
+    )
     args = parser.parse_args()
+    if args.only == "transfer":
+        from bench import transfer
+
+        rows = transfer.run(args.transfer_mib, args.rounds, args.s3_endpoint)
+        print()
+        print(f"machine: {os.cpu_count()} cores")
+        print(_table(rows))
+        return 0
     bench = Bench(args)
     print(
         f"bench: starting a stack in {bench.home} ({'PostgreSQL' if args.postgres else 'SQLite'})",

@@ -28,7 +28,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3_server import moto_server, stagein_s3, stageout_s3  # noqa: F401 (fixtures)
+from tests.s3_server import (  # noqa: F401 (fixtures)
+    S3Server,
+    WorkspaceApiStandIn,
+    moto_server,
+    stagein_s3,
+    stageout_s3,
+    workspace_api,
+)
 from tests.shared import APP_PACKAGES
 
 PACKAGES = APP_PACKAGES
@@ -164,9 +171,14 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _running_engine(
-    name: str, home: Path, tool_bin: Path, database_url: str | None = None
+    name: str,
+    home: Path,
+    tool_bin: Path,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Engine]:
-    """Start ``engine.stack.Stack`` with its own home and ports; stop it on exit."""
+    """Start ``engine.stack.Stack`` with its own home and ports (and ``extra_env``
+    settings); stop it on exit."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     import engine.settings
@@ -184,6 +196,7 @@ def _running_engine(
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PATH": f"{tool_bin}{os.pathsep}{os.environ['PATH']}",
+        **(extra_env or {}),
     }
     # The stack's children inherit os.environ; this process keeps its own afterwards.
     with _environment(env):
@@ -248,6 +261,33 @@ def postgres_engine(
             check=False,
             capture_output=True,
         )
+
+
+@pytest.fixture(scope="session")
+def s3_engine(
+    tmp_path_factory: pytest.TempPathFactory,
+    tool_bin: Path,
+    file_server: FileServer,
+    stagein_s3: S3Server,  # noqa: F811 (the fixture imported above)
+    stageout_s3: S3Server,  # noqa: F811
+    workspace_api: WorkspaceApiStandIn,  # noqa: F811
+) -> Iterator[Engine]:
+    """The SQLite stack with results on S3: inputs from the stage-in moto server, results
+    to the stage-out one, in workspace mode with fallback (users registered with the
+    Workspace API stand-in get their own bucket, others the shared `eoepca`), and a small
+    retry budget so that failure tests end quickly."""
+    env = {
+        **stagein_s3.environment("STAGEIN_"),
+        **stageout_s3.environment(""),
+        "USE_WORKSPACE_API": "true",
+        "OAPIP_WORKSPACE_API_URL": workspace_api.url,
+        "OAPIP_WORKSPACE_FALLBACK": "true",
+        "OAPIP_STAGING_ATTEMPTS": "2",
+        "OAPIP_STAGING_BACKOFF_S": "0.1",
+    }
+    home = tmp_path_factory.mktemp("oapip-home-s3")
+    with _running_engine("s3", home, tool_bin, extra_env=env) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,17 @@ signature, so the keys only prove the engine sends the right ones to the right p
 what a server holds is real and read back over HTTP. Each server is a child process
 stopped by its PID at the end of the session.
 
-The fixtures are imported into ``tests/conftest.py``.
+A loopback stand-in of the EOEPCA Workspace API hands out per-user buckets on the
+stage-out server. The fixtures are imported into ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
+import http.server
+import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +28,15 @@ import pytest
 import requests
 from botocore.config import Config
 
-__all__ = ["S3Server", "moto_server", "stagein_s3", "stageout_s3", "start_moto"]
+__all__ = [
+    "S3Server",
+    "WorkspaceApiStandIn",
+    "moto_server",
+    "stagein_s3",
+    "stageout_s3",
+    "start_moto",
+    "workspace_api",
+]
 
 
 @dataclass
@@ -142,3 +154,63 @@ def stageout_s3(moto_server: Any) -> S3Server:
     server = moto_server("stage-out", "stageout-access", "stageout-secret")
     server.create_bucket("eoepca")
     return server
+
+
+# --- a Workspace API stand-in -------------------------------------------------------------
+
+
+@dataclass
+class WorkspaceApiStandIn:
+    """A loopback HTTP server answering ``GET /workspaces/ws-<user>`` like the EOEPCA
+    Workspace API: ``{"storage": {"credentials": {bucketname, endpoint, access, secret,
+    region}}}`` for registered users, 404 for others. Each user gets their own keys."""
+
+    url: str
+    workspaces: dict[str, dict[str, str]]
+    requests_seen: list[tuple[str, str | None]]
+
+    def register(self, user: str, server: S3Server, *, create_bucket: bool = True) -> str:
+        """Give ``user`` a workspace whose bucket ``ws-<user>`` is on ``server``."""
+        bucket = f"ws-{user}"
+        if create_bucket:
+            server.create_bucket(bucket)
+        self.workspaces[bucket] = {
+            "bucketname": bucket,
+            "endpoint": server.endpoint,
+            "access": f"{user}-access",
+            "secret": f"{user}-secret",
+            "region": server.region,
+        }
+        return bucket
+
+
+@pytest.fixture(scope="session")
+def workspace_api() -> Iterator[WorkspaceApiStandIn]:
+    stand_in = WorkspaceApiStandIn("", {}, [])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            stand_in.requests_seen.append((self.path, self.headers.get("Authorization")))
+            name = self.path.rstrip("/").rsplit("/", 1)[-1]
+            found = stand_in.workspaces.get(name) if self.path.startswith("/workspaces/") else None
+            body = json.dumps(
+                {"name": name, "storage": {"credentials": found}}
+                if found
+                else {"detail": "workspace not found"}
+            ).encode()
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    stand_in.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield stand_in
+    server.shutdown()
+    server.server_close()

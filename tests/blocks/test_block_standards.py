@@ -13,9 +13,18 @@ from prefect.blocks.core import Block
 
 from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
+from blocks.s3 import S3ResultStorage, S3Source
 from blocks.storage import LocalResultStorage
+from blocks.workspace import WorkspaceApi
 
-BLOCKS = [ApplicationPackage, CwltoolBackend, LocalResultStorage]
+BLOCKS = [
+    ApplicationPackage,
+    CwltoolBackend,
+    LocalResultStorage,
+    S3ResultStorage,
+    S3Source,
+    WorkspaceApi,
+]
 
 
 @pytest.fixture(params=BLOCKS, ids=lambda b: b.__name__)
@@ -36,11 +45,7 @@ def test_all_fields_have_a_description(block: type[Block]):
 
 @pytest.mark.parametrize(
     "block",
-    [
-        ApplicationPackage,
-        CwltoolBackend,
-        LocalResultStorage,
-    ],
+    BLOCKS,
     ids=lambda b: b.__name__,
 )
 def test_has_a_code_example_that_loads_it(block: type[Block]):

@@ -32,7 +32,7 @@ from flows.staging import (
 )
 from tests.conftest import FileServer, free_port, tiny_png
 from tests.ogc_schemas import validate
-from tests.s3_server import S3Server
+from tests.s3_server import S3Server, WorkspaceApiStandIn
 
 
 def _path(location: str) -> Path:
@@ -320,4 +320,76 @@ def test_an_unreachable_stage_out_endpoint_fails_after_retries(stageout_s3: S3Se
     down = S3Server(f"http://127.0.0.1:{free_port()}", "k", "s")
     storage = result_storage(_settings(stageout_s3, down), user="alice")
     with pytest.raises(StagingError, match="unreachable after retries"):
+        storage.check()
+
+
+# --- workspace mode ---------------------------------------------------------------------
+
+
+def _workspace_settings(stageout: S3Server, api: WorkspaceApiStandIn, **more: Any) -> Settings:
+    return _settings(
+        stageout,
+        stageout,
+        use_workspace_api=True,
+        workspace_api_url=api.url,
+        workspace_api_token="platform-token",
+        **more,
+    )
+
+
+def test_workspace_mode_writes_each_user_to_their_own_bucket(
+    tmp_path: Path, stageout_s3: S3Server, workspace_api: WorkspaceApiStandIn
+):
+    users = [f"alice{uuid.uuid4().hex[:6]}", f"bob{uuid.uuid4().hex[:6]}"]
+    buckets = [workspace_api.register(user, stageout_s3) for user in users]
+    settings = _workspace_settings(stageout_s3, workspace_api)
+    (tmp_path / "out.txt").write_text("mine")
+    hrefs = []
+    for user in users:
+        storage = result_storage(settings, user=user)
+        storage.check()
+        results = stage_out_outputs(
+            {"out": {"class": "File", "location": (tmp_path / "out.txt").as_uri()}},
+            storage,
+            prefix="processing-results",
+            job_id=f"job-of-{user}",
+        )
+        hrefs.append(results["out"]["href"])
+    assert hrefs == [
+        f"s3://{bucket}/processing-results/job-of-{user}/out/out.txt"
+        for user, bucket in zip(users, buckets, strict=True)
+    ]
+    assert buckets == [f"ws-{user}" for user in users]
+    for user, bucket, other in zip(users, buckets, reversed(buckets), strict=True):
+        assert stageout_s3.keys(bucket) == [f"processing-results/job-of-{user}/out/out.txt"]
+        assert not stageout_s3.keys(other, f"processing-results/job-of-{user}")
+        assert not stageout_s3.keys("eoepca", f"processing-results/job-of-{user}")
+    # As the reference runner: GET /workspaces/ws-<user> with the platform's bearer token.
+    assert (f"/workspaces/ws-{users[0]}", "Bearer platform-token") in workspace_api.requests_seen
+
+
+def test_a_failed_workspace_lookup_fails_or_falls_back_as_configured(
+    stageout_s3: S3Server, workspace_api: WorkspaceApiStandIn
+):
+    stranger = f"nobody{uuid.uuid4().hex[:6]}"
+    with pytest.raises(StagingError, match=f"workspace ws-{stranger}.*HTTP 404"):
+        result_storage(_workspace_settings(stageout_s3, workspace_api), user=stranger)
+    warnings: list[str] = []
+    storage = result_storage(
+        _workspace_settings(stageout_s3, workspace_api, workspace_fallback=True),
+        user=stranger,
+        log=warnings.append,
+    )
+    assert isinstance(storage, S3ResultStorage) and storage.bucket == "eoepca"
+    assert warnings and "HTTP 404" in warnings[0]
+    assert "platform-token" not in warnings[0]
+
+
+def test_a_workspace_without_its_bucket_fails_clearly(
+    stageout_s3: S3Server, workspace_api: WorkspaceApiStandIn
+):
+    user = f"ghost{uuid.uuid4().hex[:6]}"
+    workspace_api.register(user, stageout_s3, create_bucket=False)
+    storage = result_storage(_workspace_settings(stageout_s3, workspace_api), user=user)
+    with pytest.raises(StagingError, match=f"bucket 'ws-{user}' does not exist"):
         storage.check()
