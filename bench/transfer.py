@@ -4,7 +4,7 @@
 
 Starts a ``moto_server`` on a free loopback port (unless ``--s3-endpoint`` names one),
 writes a file of ``--transfer-mib`` MiB of random bytes, and times, median of
-``--rounds``:
+``--rounds`` (engine and raw alternate within each round):
 
 * stage-in: ``flows.staging.stage_in_job_order`` (what the ``stage-in`` task runs) of a
   ``File`` input ``s3://bench/input.bin``, against ``boto3``'s ``download_file`` of the
@@ -63,13 +63,18 @@ def _start_moto(home: Path) -> tuple[str, subprocess.Popen]:
     raise SystemExit(f"moto_server did not answer on {url}")
 
 
-def _median_time(action: Callable[[], None], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def _paired(
+    raw: Callable[[], None], engine: Callable[[], None], rounds: int
+) -> tuple[float, float]:
+    """Median seconds of ``raw`` and of ``engine``, run in alternating order each round so
+    that a change of load on the machine hits both alike."""
+    times: dict[Callable[[], None], list[float]] = {raw: [], engine: []}
+    for round_ in range(rounds):
+        for action in (raw, engine) if round_ % 2 == 0 else (engine, raw):
+            t0 = time.perf_counter()
+            action()
+            times[action].append(time.perf_counter() - t0)
+    return statistics.median(times[raw]), statistics.median(times[engine])
 
 
 def run(size_mib: int, rounds: int, endpoint: str | None) -> list[tuple[str, str, str, str]]:
@@ -120,28 +125,28 @@ def run(size_mib: int, rounds: int, endpoint: str | None) -> list[tuple[str, str
         )
 
         target = home / "raw-download.bin"
-        raw_in = _median_time(lambda: raw.download_file(_BUCKET, "input.bin", str(target)), rounds)
-        target.unlink()
         fetcher = fetcher_from_settings(settings)
+        storage = result_storage(settings, user=None)
+        # Like the raw client above, the engine's clients exist before the clock starts.
+        fetcher.s3.client.list_buckets()
+        storage.check()
         staged = home / "staged"
+        order = {"data": {"class": "File", "location": f"s3://{_BUCKET}/input.bin"}}
+        outputs = {"result": {"class": "File", "location": source.as_uri()}}
 
         def stage_in() -> None:
             shutil.rmtree(staged, ignore_errors=True)
-            order = {"data": {"class": "File", "location": f"s3://{_BUCKET}/input.bin"}}
             stage_in_job_order(order, staged, fetcher)
 
-        engine_in = _median_time(stage_in, rounds)
-        assert (staged / "data" / "input.bin").stat().st_size == size_mib * _MIB
-        shutil.rmtree(staged)
+        def stage_out() -> None:
+            stage_out_outputs(outputs, storage, prefix=settings.results_prefix, job_id="bench")
 
-        raw_out = _median_time(lambda: raw.upload_file(str(source), _BUCKET, "raw.bin"), rounds)
-        storage = result_storage(settings, user=None)
-        outputs = {"result": {"class": "File", "location": source.as_uri()}}
-        engine_out = _median_time(
-            lambda: stage_out_outputs(
-                outputs, storage, prefix=settings.results_prefix, job_id="bench"
-            ),
-            rounds,
+        raw_in, engine_in = _paired(
+            lambda: raw.download_file(_BUCKET, "input.bin", str(target)), stage_in, rounds
+        )
+        assert (staged / "data" / "input.bin").stat().st_size == size_mib * _MIB
+        raw_out, engine_out = _paired(
+            lambda: raw.upload_file(str(source), _BUCKET, "raw.bin"), stage_out, rounds
         )
         rows = []
         for what, engine_s, raw_s in (
