@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import mimetypes
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,7 +29,14 @@ from pydantic import Field, SecretStr
 from blocks.storage import ResultStorage
 from engine.exceptions import StagingError
 
-__all__ = ["S3ResultStorage", "S3Source", "s3_credentials", "s3_errors", "split_s3_url"]
+__all__ = [
+    "S3ResultStorage",
+    "S3Source",
+    "concurrently",
+    "s3_credentials",
+    "s3_errors",
+    "split_s3_url",
+]
 
 _MIB = 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -98,6 +105,24 @@ def _describe(url: str, exc: BaseException) -> str:
     return f"{url}: S3 transfer failed: {exc}"
 
 
+def concurrently(function: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int) -> None:
+    """Run ``function(*job)`` for every job, ``workers`` at a time; re-raise the first
+    failure after cancelling the jobs that have not started."""
+    if len(jobs) <= 1 or workers <= 1:
+        for job in jobs:
+            function(*job)
+        return
+    with cf.ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        try:
+            for future in cf.as_completed(futures):
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
 class _Transfers(Block):
     """What both S3 blocks share: credentials and transfer tuning."""
 
@@ -131,23 +156,6 @@ class _Transfers(Block):
             max_concurrency=self.concurrency,
             use_threads=True,
         )
-
-    def _each(self, function: Any, jobs: list[tuple[Any, ...]]) -> None:
-        """Run ``function(*job)`` for every job, ``concurrency`` at a time; re-raise the
-        first failure after cancelling what has not started."""
-        if len(jobs) <= 1:
-            for job in jobs:
-                function(*job)
-            return
-        with cf.ThreadPoolExecutor(self.concurrency) as pool:
-            futures = [pool.submit(function, *job) for job in jobs]
-            try:
-                for future in cf.as_completed(futures):
-                    future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
 
 
 class S3Source(_Transfers):
@@ -192,10 +200,14 @@ class S3Source(_Transfers):
         keys = [k for k in keys if not k.endswith("/")]
         if not keys:
             raise StagingError(f"{url} does not exist (no objects below it)")
-        self._each(
-            self.download,
-            [(f"s3://{bucket}/{key}", folder / key[len(prefix) :]) for key in keys],
-        )
+        root = folder.resolve()
+        jobs = []
+        for key in keys:
+            target = (root / key[len(prefix) :]).resolve()
+            if not target.is_relative_to(root):
+                raise StagingError(f"{url}: object key {key!r} leaves the input folder")
+            jobs.append((f"s3://{bucket}/{key}", target))
+        concurrently(self.download, jobs, self.concurrency)
 
 
 class S3ResultStorage(_Transfers, ResultStorage):
@@ -245,9 +257,10 @@ class S3ResultStorage(_Transfers, ResultStorage):
 
     def upload_from_folder(self, from_folder: Path, to_folder: str) -> str:
         files = sorted(p for p in from_folder.rglob("*") if p.is_file())
-        self._each(
+        concurrently(
             self.upload_from_path,
             [(p, f"{to_folder}/{p.relative_to(from_folder).as_posix()}") for p in files],
+            self.concurrency,
         )
         return self.url_for(to_folder) + "/"
 

@@ -111,9 +111,12 @@ def stage_stac(
         for asset in item.assets.values():
             asset.href = asset.get_absolute_href() or asset.href
     root.normalize_hrefs(str(folder))
+    base = folder.resolve()
     downloads: list[tuple[str, Path]] = []
     for item in items:
         item_dir = Path(item.get_self_href() or folder).parent
+        if not item_dir.resolve().is_relative_to(base):
+            raise StagingError(f"{url}: item id {item.id!r} cannot name a folder")
         used: set[str] = set()
         for key, asset in item.assets.items():
             name = Path(unquote(urlparse(asset.href).path)).name or key

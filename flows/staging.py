@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import requests
 
-from blocks.s3 import S3ResultStorage, S3Source, s3_credentials
+from blocks.s3 import S3ResultStorage, S3Source, concurrently, s3_credentials
 from blocks.storage import ResultStorage, results_key, storage_from_url
 from blocks.workspace import WorkspaceApi
 from engine.exceptions import StagingError
@@ -92,7 +92,7 @@ class Fetcher:
 
     def download_all(self, pairs: list[tuple[str, Path]]) -> None:
         """Download every ``(url, target)`` pair, several at once."""
-        self.s3._each(self.download, pairs)
+        concurrently(self.download, pairs, self.s3.concurrency)
 
     def read_text(self, url: str) -> str:
         """The document at ``url`` as text."""

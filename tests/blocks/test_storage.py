@@ -51,3 +51,11 @@ def test_storage_from_a_file_url(tmp_path: Path):
     storage = storage_from_url((tmp_path / "results").as_uri())
     assert isinstance(storage, LocalResultStorage)
     assert storage.basepath == tmp_path / "results"
+
+
+def test_write_path_stores_bytes(tmp_path: Path):
+    storage = LocalResultStorage(basepath=tmp_path / "store")
+    url = storage.write_path("p/JOB/catalog.json", b"{}")
+    assert Path(urlparse(url).path).read_bytes() == b"{}"
+    with pytest.raises(ValueError):
+        storage.write_path("../outside.json", b"{}")

@@ -35,3 +35,26 @@ def test_invalid_setting_is_refused(monkeypatch):
     monkeypatch.setenv("OAPIP_WORKER_SLOTS", "0")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_s3_settings_read_the_operator_names_and_choose_the_store(monkeypatch, tmp_path):
+    monkeypatch.setenv("OAPIP_HOME", str(tmp_path))
+    assert Settings().results_url == (tmp_path / "results").as_uri()
+    for prefix in ("", "STAGEIN_"):
+        monkeypatch.setenv(f"{prefix}S3_ENDPOINT", f"http://{prefix or 'out'}.example:9000")
+        monkeypatch.setenv(f"{prefix}S3_ACCESS_KEY", f"{prefix}access")
+        monkeypatch.setenv(f"{prefix}S3_SECRET_KEY", f"{prefix}very-secret")
+        monkeypatch.setenv(f"{prefix}S3_REGION", "eu-west-2")
+    monkeypatch.setenv("USE_WORKSPACE_API", "true")
+    settings = Settings()
+    assert settings.s3_endpoint == "http://out.example:9000"
+    assert settings.stagein_s3_endpoint == "http://STAGEIN_.example:9000"
+    assert settings.s3_secret_key.get_secret_value() == "very-secret"
+    assert settings.stagein_s3_secret_key.get_secret_value() == "STAGEIN_very-secret"
+    assert settings.s3_region == settings.stagein_s3_region == "eu-west-2"
+    assert settings.use_workspace_api is True
+    # S3 when an endpoint is configured, in the default bucket; secrets never printed.
+    assert settings.results_url == "s3://eoepca"
+    assert "very-secret" not in repr(settings) and "very-secret" not in str(settings)
+    monkeypatch.setenv("OAPIP_STORAGE_URL", "file:///srv/results")
+    assert Settings().results_url == "file:///srv/results"

@@ -393,3 +393,13 @@ def test_a_workspace_without_its_bucket_fails_clearly(
     storage = result_storage(_workspace_settings(stageout_s3, workspace_api), user=user)
     with pytest.raises(StagingError, match=f"bucket 'ws-{user}' does not exist"):
         storage.check()
+
+
+def test_a_stac_item_id_cannot_escape_the_input_folder(
+    tmp_path: Path, fetcher: Fetcher, file_server: FileServer
+):
+    item = _item("../../escaped", {"data": f"{file_server.url}/logo.png"})
+    url = file_server.add(f"evil-{uuid.uuid4().hex[:6]}.json", json.dumps(item.to_dict()))
+    with pytest.raises(StagingError, match="cannot name a folder"):
+        stage_in_job_order({"d": {"class": "Directory", "location": url}}, tmp_path / "in", fetcher)
+    assert not (tmp_path / "escaped").exists()
