@@ -136,7 +136,8 @@ def publish_stac(path: Path, storage: ResultStorage, key: str) -> dict[str, Any]
 
     Every file of the folder keeps its place below ``key``; each STAC document is then
     written again with its asset hrefs and links pointing at the uploaded objects
-    (absolute ``s3://`` or ``file://`` URLs). The returned dict is the published root
+    (absolute ``s3://`` or ``file://`` URLs). Remote asset hrefs stay as they are; a local
+    asset outside the folder is refused. The returned dict is the published root
     (Catalog or Collection) with ``href``, the URL of its document, added so that it is
     also an OGC link.
     """
@@ -164,7 +165,6 @@ def publish_stac(path: Path, storage: ResultStorage, key: str) -> dict[str, Any]
             return results_key(key, resolved.relative_to(base).as_posix()), True
         return results_key(key, fallback), False
 
-    storage.upload_from_folder(path, key)
     for item in items:
         for name, asset in item.assets.items():
             local = _local_path(asset.get_absolute_href() or asset.href)
@@ -172,10 +172,12 @@ def publish_stac(path: Path, storage: ResultStorage, key: str) -> dict[str, Any]
                 continue  # a remote asset stays where it is
             if not local.is_file():
                 raise StagingError(f"asset {name!r} of item {item.id!r}: {local} does not exist")
-            asset_key, inside = published(local, f"{item.id}/{local.name}")
+            asset_key, inside = published(local, "")
             if not inside:
-                storage.upload_from_path(local, asset_key)
+                # Publishing a file of the worker the output does not hold would leak it.
+                raise StagingError(f"asset {name!r} of item {item.id!r} is outside the output")
             asset.href = storage.url_for(asset_key)
+    storage.upload_from_folder(path, key)
     documents: list[tuple[pystac.STACObject, str]] = []
     for stac_object in [*catalogs, *items]:
         self_href = stac_object.get_self_href()

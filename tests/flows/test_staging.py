@@ -403,3 +403,22 @@ def test_a_stac_item_id_cannot_escape_the_input_folder(
     with pytest.raises(StagingError, match="cannot name a folder"):
         stage_in_job_order({"d": {"class": "Directory", "location": url}}, tmp_path / "in", fetcher)
     assert not (tmp_path / "escaped").exists()
+
+
+def test_a_stac_output_cannot_publish_files_outside_it(tmp_path: Path):
+    stac = _stac_output(tmp_path / "stac")
+    secret = tmp_path / "worker-secret.txt"
+    secret.write_text("not for users")
+    catalog = pystac.Catalog.from_file(str(stac / STAC_CATALOG))
+    item = next(iter(catalog.get_all_items()))
+    item.add_asset("leak", pystac.Asset(href=str(secret)))
+    item.save_object(include_self_link=False)
+    storage = LocalResultStorage(basepath=tmp_path / "results")
+    with pytest.raises(StagingError, match="'leak'.*outside the output"):
+        stage_out_outputs(
+            {"stac": {"class": "Directory", "location": stac.as_uri()}},
+            storage,
+            prefix="processing-results",
+            job_id="JOB",
+        )
+    assert not (tmp_path / "results").exists()  # checked before anything is uploaded
