@@ -422,3 +422,27 @@ def test_a_stac_output_cannot_publish_files_outside_it(tmp_path: Path):
             job_id="JOB",
         )
     assert not (tmp_path / "results").exists()  # checked before anything is uploaded
+
+
+def test_the_public_surface_is_what_we_meant():
+    import blocks.s3
+    import flows.stac
+    import flows.staging
+
+    assert sorted(flows.staging.__all__) == [
+        "Fetcher",
+        "fetcher_from_settings",
+        "result_storage",
+        "stage_in_job_order",
+        "stage_out_outputs",
+    ]
+    assert sorted(flows.stac.__all__) == [
+        "STAC_CATALOG",
+        "is_stac_folder",
+        "publish_stac",
+        "stage_stac",
+    ]
+    for module in (flows.staging, flows.stac, blocks.s3):
+        for name in module.__all__:
+            value = getattr(module, name)
+            assert isinstance(value, str) or value.__doc__, f"{module.__name__}.{name}"
