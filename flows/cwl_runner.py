@@ -13,6 +13,7 @@ import collections
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -238,12 +239,26 @@ def _failure_message(relay: _CwltoolLogRelay, tail: list[str], fallback: str) ->
     return _DOC_URI.sub("", ": ".join(parts))[:2000]
 
 
+class _KeptOpenWriter(io.FileIO):
+    """The pipe's write end, which cwltool may "close" after every job.
+
+    cwltool closes the default stdout/stderr it was given once a job ends; the next
+    step of a workflow would then write to a closed file. Only the pump closes it.
+    """
+
+    def close(self) -> None:
+        """Ignore cwltool's close; see :meth:`close_for_real`."""
+
+    def close_for_real(self) -> None:
+        super().close()
+
+
 class _OutputPump:
     """A pipe the tools write stdout/stderr to; each line goes to the job's logger."""
 
     def __init__(self, log: logging.Logger | logging.LoggerAdapter) -> None:
         read_fd, write_fd = os.pipe()
-        self.writer = os.fdopen(write_fd, "wb", buffering=0)
+        self.writer = _KeptOpenWriter(write_fd, "wb")
         self.tail: collections.deque[str] = collections.deque(maxlen=20)
         self._log = log
         self._thread = threading.Thread(target=self._pump, args=(read_fd,), daemon=True)
@@ -258,7 +273,7 @@ class _OutputPump:
                     self._log.info("tool: %s", line)
 
     def close(self) -> list[str]:
-        self.writer.close()
+        self.writer.close_for_real()
         # Tools are done; a leftover background process holding the pipe must not hang us.
         self._thread.join(timeout=2)
         return list(self.tail)
