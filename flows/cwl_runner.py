@@ -26,7 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ContainerOptions", "CwlOutcome", "document_path", "load_tool", "run_cwl"]
+__all__ = [
+    "ContainerOptions",
+    "CwlOutcome",
+    "document_path",
+    "load_tool",
+    "remove_containers",
+    "run_cwl",
+]
 
 # cwltool reports each finished job/step as "[job convert] completed permanentFail".
 _COMPLETED = re.compile(r"^\[(job|step|workflow) ?([^\]]*)\] completed (\w+)")
@@ -199,23 +206,35 @@ def run_cwl(
         cwl_logger.removeHandler(relay)
         tail = pump.close()
         if containers.enabled:
-            _remove_containers(workdir / "tmp" / "cid", containers.client, log)
+            remove_containers(workdir, containers.client, log)
     if status != "success":
         return CwlOutcome(status, message=_failure_message(relay, tail, error))
     return CwlOutcome("success", outputs=outputs or {})
 
 
-def _remove_containers(
-    cid_dir: Path, client: str, log: logging.Logger | logging.LoggerAdapter
+def remove_containers(
+    workdir: Path,
+    client: str = "docker",
+    log: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> None:
-    """Remove the containers whose ids cwltool wrote to ``cid_dir`` (one file each)."""
-    ids = [path.read_text().strip() for path in cid_dir.glob("*.cid")]
+    """Remove (killing if need be) every container a run in ``workdir`` started.
+
+    cwltool writes each container's id to a cidfile in ``workdir/tmp/cid``; a run's
+    containers are removed when it ends and, by whoever killed it, when it is killed
+    (a killed docker client leaves its container running).
+    """
+    log = log or logging.getLogger("oapip.cwl")
+    ids = [path.read_text().strip() for path in (workdir / "tmp" / "cid").glob("*.cid")]
     ids = [cid for cid in ids if cid]
     if not ids:
         return
-    done = subprocess.run(
-        [client, "rm", "--force", *ids], capture_output=True, text=True, check=False
-    )
+    try:
+        done = subprocess.run(
+            [client, "rm", "--force", *ids], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        log.warning("could not remove containers %s: %s", ids, exc)
+        return
     if done.returncode != 0:
         log.warning("could not remove containers %s: %s", ids, done.stderr.strip()[-300:])
 

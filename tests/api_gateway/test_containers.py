@@ -10,17 +10,19 @@ runs its stand-in images on a tiny STAC item served from loopback.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pystac
 import requests
 
-from tests.blocks.test_cwltool_containers import IMAGE_CWL, png_size
+from infrastructure.containers.podman import PodmanService
+from tests.blocks.test_cwltool_containers import IMAGE_CWL, png_size, running_containers
 from tests.conftest import PACKAGES, Engine, FileServer, tiny_png
 from tests.containers import geotiff, water_bodies_item
 from tests.ogc_schemas import validate
-from tests.support import deploy_cwl, execute_async, wait_for_status
+from tests.support import deploy_cwl, execute_async, poll, wait_for_status
 
 WATER_BODIES = "app-water-bodies-cloud-native.1.5.0.cwl"
 
@@ -137,3 +139,20 @@ def test_water_bodies_runs_end_to_end_in_its_stand_in_images(
         # Water (left half of the scene) is 1, land 0, row after row.
         assert mask.values == [1, 1, 1, 0] * 3, mask.values
         assert mask.origin == (10.0, 46.0)
+
+
+def test_dismissing_a_job_removes_its_running_container(
+    container_engine: Engine, user: str, podman: PodmanService
+):
+    api = container_engine.api(user)
+    marker = f"{random.randint(100, 999)}.{random.randint(10**5, 10**6)}"
+    text = IMAGE_CWL.format(image="eoepca/convert:latest", script=f"sleep {marker}")
+    process_id = deploy_cwl(api, text)
+    job_url = execute_async(api, process_id, {}).headers["Location"]
+    poll(lambda: running_containers(podman, marker), timeout=120, what="the container running")
+    response = requests.delete(job_url, timeout=30)
+    assert response.status_code == 200, response.text
+    wait_for_status(job_url, ["dismissed"], timeout=60)
+    # The fast worker SIGKILLs the job's process group: the docker client dies, and the
+    # container, which runs in podman's service, is removed by its cidfile.
+    poll(lambda: not running_containers(podman, marker), timeout=30, what="the container gone")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import struct
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -21,6 +22,7 @@ from flows import cwl
 from infrastructure.containers.podman import PodmanService
 from tests.conftest import PACKAGES, FileServer, container_env, tiny_png
 from tests.containers import geotiff, water_bodies_item
+from tests.support import poll
 
 IMAGE_CWL = """\
 cwlVersion: v1.2
@@ -151,3 +153,24 @@ def test_water_bodies_scatters_over_items_and_bands_in_stand_in_images(
     for name in ("item-a", "item-b"):
         mask = geotiff.read(catalog / name / "otsu.tif")
         assert mask.values == [1, 1, 1, 0] * 3, mask.values
+
+
+def running_containers(podman: PodmanService, marker: str) -> list[str]:
+    """Ids of the service's running containers whose command mentions ``marker``."""
+    listing = podman.podman("ps", "--no-trunc", "--format", "{{.ID}} {{.Command}}")
+    return [line.split()[0] for line in listing.splitlines() if marker in line]
+
+
+def test_cancel_removes_the_running_container(
+    backend: CwltoolBackend, records: logging.Logger, podman: PodmanService, tmp_path: Path
+):
+    marker = f"{random.randint(100, 999)}.{random.randint(10**5, 10**6)}"
+    text = IMAGE_CWL.format(image="eoepca/convert:latest", script=f"sleep {marker}")
+    run = backend.submit(_job(text, {}, tmp_path / "job", records))
+    waiter = threading.Thread(target=run.wait_for_completion, daemon=True)
+    waiter.start()
+    poll(lambda: running_containers(podman, marker), timeout=60, what="the container running")
+    run.cancel()
+    poll(lambda: not running_containers(podman, marker), timeout=30, what="the container gone")
+    waiter.join(timeout=15)
+    assert not waiter.is_alive()
