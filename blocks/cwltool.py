@@ -68,6 +68,17 @@ class CwltoolBackend(ExecutionBackend):
         description="Allow packages whose DockerRequirement is a hint to run without a "
         "container when no engine is configured.",
     )
+    pull_images: bool = Field(
+        default=True,
+        description="Pull an image the engine does not hold; `false` fails such a tool "
+        "at once with a message naming the image.",
+    )
+    network: str | None = Field(
+        default=None,
+        description="`--net` of containers whose tool has network access. Unset: the "
+        "engine's default network.",
+        examples=["host"],
+    )
     cache_dir: Path | None = Field(
         default=None,
         description="Folder for packed CWL documents, one file per process revision. "
@@ -94,6 +105,8 @@ class CwltoolBackend(ExecutionBackend):
             "cache_dir": str(self.cache_dir) if self.cache_dir else None,
             "use_container": self.container_engine != "none",
             "podman": self.container_engine == "podman",
+            "pull_images": self.pull_images,
+            "network": self.network,
         }
         if _dedicated_job_process:
             return _InProcessRun(request, job)
@@ -122,6 +135,8 @@ class _InProcessRun(BackendRun):
             cache_dir=Path(request["cache_dir"]) if request["cache_dir"] else None,
             use_container=request["use_container"],
             podman=request["podman"],
+            pull_images=request["pull_images"],
+            network=request["network"],
             logger=self._job.logger,
             on_step=self._job.on_step,
         )
@@ -138,8 +153,16 @@ class _InProcessRun(BackendRun):
 class _SubprocessRun(BackendRun):
     """``python -m flows.cwl_runner`` in a new session (process group) of its own."""
 
-    def __init__(self, process: subprocess.Popen[str], folder: Path, job: CwlJob, grace: float):
+    def __init__(
+        self,
+        process: subprocess.Popen[str],
+        folder: Path,
+        job: CwlJob,
+        grace: float,
+        request: dict[str, Any],
+    ):
         self.run_id = f"pid-{process.pid}"
+        self._request = request
         self._process = process
         self._folder = folder
         self._job = job
@@ -157,7 +180,7 @@ class _SubprocessRun(BackendRun):
             text=True,
             start_new_session=True,
         )
-        return cls(process, folder, job, grace)
+        return cls(process, folder, job, grace, request)
 
     def wait_for_completion(self) -> RunOutcome:
         assert self._process.stdout is not None
@@ -185,5 +208,14 @@ class _SubprocessRun(BackendRun):
         return outcome["outputs"] if outcome else {}
 
     def cancel(self) -> None:
-        """SIGTERM the run's process group, SIGKILL it after the grace period."""
+        """SIGTERM the run's process group, SIGKILL it after the grace period.
+
+        Containers are not in the group (the engine's service runs them): they are
+        removed by their cidfiles.
+        """
         stop_process_group(self._process.pid, self._process, self._grace)
+        if self._request["use_container"]:
+            from flows.cwl_runner import remove_containers
+
+            client = "podman" if self._request["podman"] else "docker"
+            remove_containers(Path(self._request["workdir"]), client, self._job.logger)

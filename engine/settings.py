@@ -80,6 +80,17 @@ class Settings(BaseSettings):
         description="Container engine cwltool uses for DockerRequirement "
         ". `none` runs tools on the host.",
     )
+    container_pull: bool = Field(
+        default=True,
+        description="Pull an image a tool names when the engine does not hold it. "
+        "`false`: a missing image fails the job at once (machines without a registry).",
+    )
+    container_network: str | None = Field(
+        default=None,
+        description="Network mode of containers whose tool has network access (`--net`), "
+        "e.g. `host` to reach servers on the host's loopback. Unset: the engine's default.",
+        examples=["host"],
+    )
     worker_slots: int = Field(
         default=8,
         ge=1,
@@ -249,6 +260,10 @@ class Settings(BaseSettings):
         if self.s3_endpoint:
             return f"s3://{self.s3_bucket}"
         return (self.home / "results").resolve().as_uri()
+
+    def job_dir(self, job_id: str) -> Path:
+        """The work directory of job ``job_id`` (inputs, outputs, cwltool's scratch)."""
+        return self.home / "jobs" / job_id
 
     @property
     def ui_url(self) -> str:

@@ -13,10 +13,12 @@ import collections
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
 import re
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -24,7 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CwlOutcome", "document_path", "load_tool", "run_cwl"]
+__all__ = [
+    "ContainerOptions",
+    "CwlOutcome",
+    "document_path",
+    "load_tool",
+    "remove_containers",
+    "run_cwl",
+]
 
 # cwltool reports each finished job/step as "[job convert] completed permanentFail".
 _COMPLETED = re.compile(r"^\[(job|step|workflow) ?([^\]]*)\] completed (\w+)")
@@ -105,7 +114,29 @@ class _CwltoolLogRelay(logging.Handler):
         self.target.log(record.levelno, "cwltool: %s", message)
 
 
-def _runtime_context(outdir: Path, workdir: Path, *, use_container: bool, podman: bool) -> Any:
+@dataclass
+class ContainerOptions:
+    """How tools with a DockerRequirement run.
+
+    Attributes:
+        enabled: run them in containers (else on the host, where the package allows).
+        podman: cwltool's podman mode; otherwise its docker mode, which also drives a
+            podman service through ``DOCKER_HOST``.
+        pull: pull images the engine does not hold.
+        network: ``--net`` of containers with network access; ``None``: the default.
+    """
+
+    enabled: bool = False
+    podman: bool = False
+    pull: bool = True
+    network: str | None = None
+
+    @property
+    def client(self) -> str:
+        return "podman" if self.podman else "docker"
+
+
+def _runtime_context(outdir: Path, workdir: Path, containers: ContainerOptions) -> Any:
     from cwltool.context import RuntimeContext
 
     context = RuntimeContext()
@@ -114,8 +145,14 @@ def _runtime_context(outdir: Path, workdir: Path, *, use_container: bool, podman
     context.tmpdir_prefix = str(workdir / "tmp" / "t")
     context.tmp_outdir_prefix = str(workdir / "tmp" / "o")
     context.stagedir = str(workdir / "tmp" / "stage")
-    context.use_container = use_container
-    context.podman = podman
+    context.use_container = containers.enabled
+    context.podman = containers.podman
+    context.pull_image = containers.pull
+    context.custom_net = containers.network
+    # Podman 4.3's docker API reports exit code 0 for a `--rm` container that failed:
+    # keep containers, remove them by their cidfiles once the run is over.
+    context.rm_container = False
+    context.cidfile_dir = str(workdir / "tmp" / "cid")
     context.move_outputs = "move"
     context.rm_tmpdir = True
     return context
@@ -131,19 +168,24 @@ def run_cwl(
     cache_dir: Path | None = None,
     use_container: bool = False,
     podman: bool = False,
+    pull_images: bool = True,
+    network: str | None = None,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> CwlOutcome:
     """Run ``entrypoint`` of ``workflow`` on ``job_order``; outputs go to ``workdir/outputs``.
 
-    Never raises for a failing tool: the outcome's ``message`` names the failed steps.
+    ``use_container``, ``podman``, ``pull_images`` and ``network`` are the fields of
+    :class:`ContainerOptions`. Never raises for a failing tool: the outcome's ``message``
+    names the failed steps.
     """
     from cwltool.errors import WorkflowException
     from cwltool.executors import SingleJobExecutor
 
     log = logger or logging.getLogger("oapip.cwl")
     outdir = workdir / "outputs"
-    for folder in (outdir, workdir / "tmp"):
+    containers = ContainerOptions(use_container, podman, pull_images, network)
+    for folder in (outdir, workdir / "tmp", workdir / "tmp" / "cid"):
         folder.mkdir(parents=True, exist_ok=True)
     relay = _CwltoolLogRelay(log, on_step)
     cwl_logger = logging.getLogger("cwltool")
@@ -153,7 +195,7 @@ def run_cwl(
     pump = _OutputPump(log)
     try:
         tool = load_tool(workflow, entrypoint, revision, cache_dir or workdir)
-        context = _runtime_context(outdir, workdir, use_container=use_container, podman=podman)
+        context = _runtime_context(outdir, workdir, containers)
         context.default_stdout = context.default_stderr = pump.writer
         outputs, status = SingleJobExecutor()(tool, job_order, context, logger=cwl_logger)
     except WorkflowException as exc:
@@ -163,9 +205,38 @@ def run_cwl(
     finally:
         cwl_logger.removeHandler(relay)
         tail = pump.close()
+        if containers.enabled:
+            remove_containers(workdir, containers.client, log)
     if status != "success":
         return CwlOutcome(status, message=_failure_message(relay, tail, error))
     return CwlOutcome("success", outputs=outputs or {})
+
+
+def remove_containers(
+    workdir: Path,
+    client: str = "docker",
+    log: logging.Logger | logging.LoggerAdapter | None = None,
+) -> None:
+    """Remove (killing if need be) every container a run in ``workdir`` started.
+
+    cwltool writes each container's id to a cidfile in ``workdir/tmp/cid``; a run's
+    containers are removed when it ends and, by whoever killed it, when it is killed
+    (a killed docker client leaves its container running).
+    """
+    log = log or logging.getLogger("oapip.cwl")
+    ids = [path.read_text().strip() for path in (workdir / "tmp" / "cid").glob("*.cid")]
+    ids = [cid for cid in ids if cid]
+    if not ids:
+        return
+    try:
+        done = subprocess.run(
+            [client, "rm", "--force", *ids], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        log.warning("could not remove containers %s: %s", ids, exc)
+        return
+    if done.returncode != 0:
+        log.warning("could not remove containers %s: %s", ids, done.stderr.strip()[-300:])
 
 
 _DOC_URI = re.compile(r"file://\S+?\.cwl#(main/)?")
@@ -187,12 +258,26 @@ def _failure_message(relay: _CwltoolLogRelay, tail: list[str], fallback: str) ->
     return _DOC_URI.sub("", ": ".join(parts))[:2000]
 
 
+class _KeptOpenWriter(io.FileIO):
+    """The pipe's write end, which cwltool may "close" after every job.
+
+    cwltool closes the default stdout/stderr it was given once a job ends; the next
+    step of a workflow would then write to a closed file. Only the pump closes it.
+    """
+
+    def close(self) -> None:
+        """Ignore cwltool's close; see :meth:`close_for_real`."""
+
+    def close_for_real(self) -> None:
+        super().close()
+
+
 class _OutputPump:
     """A pipe the tools write stdout/stderr to; each line goes to the job's logger."""
 
     def __init__(self, log: logging.Logger | logging.LoggerAdapter) -> None:
         read_fd, write_fd = os.pipe()
-        self.writer = os.fdopen(write_fd, "wb", buffering=0)
+        self.writer = _KeptOpenWriter(write_fd, "wb")
         self.tail: collections.deque[str] = collections.deque(maxlen=20)
         self._log = log
         self._thread = threading.Thread(target=self._pump, args=(read_fd,), daemon=True)
@@ -207,7 +292,7 @@ class _OutputPump:
                     self._log.info("tool: %s", line)
 
     def close(self) -> list[str]:
-        self.writer.close()
+        self.writer.close_for_real()
         # Tools are done; a leftover background process holding the pipe must not hang us.
         self._thread.join(timeout=2)
         return list(self.tail)
@@ -229,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=Path(request["cache_dir"]) if request.get("cache_dir") else None,
         use_container=request.get("use_container", False),
         podman=request.get("podman", False),
+        pull_images=request.get("pull_images", True),
+        network=request.get("network"),
         logger=logging.getLogger("oapip.cwl"),
     )
     result_path = args.request.with_name("outcome.json")

@@ -61,6 +61,8 @@ def default_backend(settings: Settings) -> ExecutionBackend:
     return CwltoolBackend(
         container_engine=settings.container_engine,
         allow_no_container=settings.allow_no_container,
+        pull_images=settings.container_pull,
+        network=settings.container_network,
         cache_dir=settings.home / "packages",
     )
 
@@ -165,7 +167,7 @@ def execute_process(
     """
     settings = get_settings()
     job_id = str(current_flow_run.id)
-    workdir = settings.home / "jobs" / job_id
+    workdir = settings.job_dir(job_id)
     app = load_package(package, revision)
     # Before anything runs: an unknown workspace or bucket fails the job at once.
     storage = result_storage(settings, user=job_user(), log=get_run_logger().warning)
