@@ -54,6 +54,7 @@ from engine.exceptions import (
     ResultNotReady,
     ServiceUnavailable,
 )
+from engine.secrets import redact, secret_values
 from engine.settings import Settings
 from flows import cwl
 from flows.execution import FLOW_NAME
@@ -167,6 +168,7 @@ class PrefectBridge:
     def __init__(self, client: PrefectClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
+        self._secrets = secret_values(settings)
         self._flow_id: uuid.UUID | None = None
         self._packages: dict[tuple[str, str], ApplicationPackage] = {}
         self._processes: dict[tuple[str, str], tuple[float, ProcessRecord]] = {}
@@ -429,7 +431,7 @@ class PrefectBridge:
         elif status == "accepted":
             progress = 0
         message = (
-            _clean_message(state.message if state else "")
+            redact(_clean_message(state.message if state else ""), self._secrets)
             or {
                 "accepted": "job accepted",
                 "running": "job running",

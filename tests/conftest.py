@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,7 @@ from tests.shared import APP_PACKAGES
 
 PACKAGES = APP_PACKAGES
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+LOOPBACK_NETWORKS = '["127.0.0.0/8", "::1/128"]'
 # Small, so the 413 test needs no huge body; larger than every package the tests send.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
@@ -127,6 +129,7 @@ class Engine:
     url: str  # gateway root, e.g. http://127.0.0.1:8123
     home: Path
     prefect_api_url: str
+    stack: Any = None  # the engine.stack.Stack running it
 
     def api(self, user: str | None) -> str:
         """Base URL of ``user``'s OGC API tree (``None``: the unprefixed one)."""
@@ -163,9 +166,17 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _running_engine(
-    name: str, home: Path, tool_bin: Path, database_url: str | None = None
+    name: str,
+    home: Path,
+    tool_bin: Path,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Engine]:
-    """Start ``engine.stack.Stack`` with its own home and ports; stop it on exit."""
+    """Start ``engine.stack.Stack`` with its own home and ports; stop it on exit.
+
+    ``extra_env`` adds settings (e.g. ``OAPIP_OIDC_ISSUER``); the ``Engine`` yielded
+    keeps the ``Stack`` so fault tests can kill and restart its parts.
+    """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     import engine.settings
@@ -180,9 +191,12 @@ def _running_engine(
         "OAPIP_PORT": str(port),
         "OAPIP_PREFECT_PORT": str(prefect_port),
         "OAPIP_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
+        # Packages come from the loopback file server, which the default refuses.
+        "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PATH": f"{tool_bin}{os.pathsep}{os.environ['PATH']}",
+        **(extra_env or {}),
     }
     # The stack's children inherit os.environ; this process keeps its own afterwards.
     with _environment(env):
@@ -199,7 +213,7 @@ def _running_engine(
             stack.stop()
             raise
     engine.settings.get_settings.cache_clear()
-    running = Engine(name, f"http://127.0.0.1:{port}", home, api_url)
+    running = Engine(name, f"http://127.0.0.1:{port}", home, api_url, stack)
     try:
         yield running
     finally:
