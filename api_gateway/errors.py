@@ -88,6 +88,17 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return response
 
 
+async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+    # JSON nested thousands of levels deep, in any body: the client's mistake or attack.
+    return ogc_exception(
+        400,
+        "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/invalid-parameter",
+        "Invalid parameter",
+        "the request body is nested too deeply",
+        instance=request.url.path,
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     return ogc_exception(
@@ -103,4 +114,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(EngineError, _engine_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

@@ -193,6 +193,8 @@ def _running_engine(
         "OAPIP_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
         # Packages come from the loopback file server, which the default refuses.
         "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+        # The hostile-input tests' slow href server must not hold a test for 20 s.
+        "OAPIP_PACKAGE_FETCH_TIMEOUT_S": "5",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PATH": f"{tool_bin}{os.pathsep}{os.environ['PATH']}",
