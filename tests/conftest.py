@@ -130,6 +130,7 @@ class Engine:
     home: Path
     prefect_api_url: str
     stack: Any = None  # the engine.stack.Stack running it
+    env: dict[str, str] | None = None  # the settings its processes were started with
 
     def api(self, user: str | None) -> str:
         """Base URL of ``user``'s OGC API tree (``None``: the unprefixed one)."""
@@ -215,7 +216,7 @@ def _running_engine(
             stack.stop()
             raise
     engine.settings.get_settings.cache_clear()
-    running = Engine(name, f"http://127.0.0.1:{port}", home, api_url, stack)
+    running = Engine(name, f"http://127.0.0.1:{port}", home, api_url, stack, env)
     try:
         yield running
     finally:
