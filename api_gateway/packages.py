@@ -12,7 +12,6 @@ import asyncio
 import copy
 import ipaddress
 import json
-import re
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +20,7 @@ from urllib.parse import urlparse
 import httpx
 from starlette.concurrency import run_in_threadpool
 
-from api_gateway.prefect_bridge import DeployedPackage
+from api_gateway.prefect_bridge import PROCESS_ID, DeployedPackage
 from engine.exceptions import (
     InvalidPackage,
     InvalidParameter,
@@ -43,7 +42,6 @@ __all__ = [
 
 CWL_MEDIA_TYPES = ("application/cwl", "application/cwl+yaml", "application/cwl+json")
 PACKAGE_MEDIA_TYPES = (*CWL_MEDIA_TYPES, "application/ogcapppkg+json", "application/json")
-PROCESS_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _MAX_REDIRECTS = 5
 
 

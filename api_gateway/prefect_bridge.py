@@ -64,12 +64,15 @@ __all__ = [
     "JobFilters",
     "JobRecord",
     "OGC_STATUS",
+    "PROCESS_ID",
     "PrefectBridge",
     "ProcessRecord",
 ]
 
 ENTRYPOINT = "flows.execution:execute_process"
 TAG = "oapip"
+# What a process id may be: it is part of a Prefect deployment name and of URLs.
+PROCESS_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _PREFECT_PAGE = 200  # most flow runs the Prefect API returns per call (its default limit)
 
 # DESIGN §3: flow-run state → OGC status.
@@ -225,6 +228,9 @@ class PrefectBridge:
         self, user: str, process_id: str, *, max_age_s: float = 0
     ) -> ProcessRecord:
         """``user``'s process ``process_id``; ``max_age_s`` allows a cached answer."""
+        if not PROCESS_ID.match(process_id):
+            # Could never have been deployed; Prefect would choke on some of these names.
+            raise NoSuchProcess(f"no process {process_id[:100]!r} is deployed for user {user!r}")
         key = (user, process_id)
         cached = self._processes.get(key)
         if cached and time.monotonic() - cached[0] <= max_age_s:
