@@ -12,10 +12,12 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from prefect.client.orchestration import get_client
 
+from api_gateway.auth import OidcVerifier
 from api_gateway.errors import install_error_handlers, ogc_exception
 from api_gateway.packages import warm_up
 from api_gateway.prefect_bridge import PrefectBridge
 from api_gateway.routes import jobs, landing, processes
+from engine.secrets import install_log_redaction, secret_values
 from engine.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -91,6 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.secrets = secret_values(settings)
+    install_log_redaction(settings)
+    app.state.verifier = OidcVerifier(settings) if settings.oidc_issuer else None
     install_error_handlers(app)
     for router in (landing.router, processes.router, jobs.router):
         app.include_router(router, prefix="/ogc-api")

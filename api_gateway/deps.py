@@ -1,4 +1,11 @@
-"""Dependencies handlers declare with ``Annotated`` aliases: settings, bridge, user."""
+"""Dependencies handlers declare with ``Annotated`` aliases: settings, bridge, user.
+
+Who the user is: in open mode (no ``OAPIP_OIDC_ISSUER``) the path's ``{user}``, or
+``anonymous`` on the unprefixed tree. With an issuer, the bearer token's user: on
+``/{user}/ogc-api`` it must be the path's user (403 otherwise); on ``/ogc-api`` it is the
+token's user. Public pages (landing, conformance) take :data:`PublicContextDep` and need
+no token.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,20 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api_gateway.auth import OidcVerifier, bearer_token
 from api_gateway.prefect_bridge import PrefectBridge
-from engine.exceptions import InvalidParameter
+from engine.exceptions import Forbidden, InvalidParameter
 from engine.settings import Settings
 
-__all__ = ["BridgeDep", "ContextDep", "OgcContext", "SettingsDep", "UserDep", "ANONYMOUS"]
+__all__ = [
+    "ANONYMOUS",
+    "BridgeDep",
+    "ContextDep",
+    "OgcContext",
+    "PublicContextDep",
+    "SettingsDep",
+    "UserDep",
+]
 
 ANONYMOUS = "anonymous"
 USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
@@ -25,11 +41,7 @@ def get_bridge(request: Request) -> PrefectBridge:
     return request.app.state.bridge
 
 
-def get_user(request: Request) -> str:
-    """The user a request acts for: the path's ``{user}`` or, unprefixed, ``anonymous``."""
-    user = request.path_params.get("user")
-    if user is None:
-        return ANONYMOUS
+def _check_user_name(user: str) -> None:
     if user == ANONYMOUS:
         # The unprefixed tree's owner: reachable as a prefix, it would share its processes.
         raise InvalidParameter(
@@ -40,12 +52,38 @@ def get_user(request: Request) -> str:
             f"user name {user!r} is not valid: use letters, digits, '_', '-' and '.', "
             "at most 63 characters"
         )
+
+
+def get_path_user(request: Request) -> str:
+    """The user the path names: its ``{user}`` or, unprefixed, ``anonymous``."""
+    user = request.path_params.get("user")
+    if user is None:
+        return ANONYMOUS
+    _check_user_name(user)
     return user
+
+
+async def get_user(request: Request) -> str:
+    """The user a request acts for (see the module docstring); 401/403 when not allowed."""
+    verifier: OidcVerifier | None = request.app.state.verifier
+    if verifier is None:
+        return get_path_user(request)
+    token_user = await verifier.user(bearer_token(request.headers.get("authorization")))
+    path_user = request.path_params.get("user")
+    if path_user is not None and path_user != token_user:
+        # Said without checking whether the path's user exists: nothing to learn here.
+        raise Forbidden(f"this token is for user {token_user!r}, not for /{path_user}/ogc-api")
+    try:
+        _check_user_name(token_user)
+    except InvalidParameter as exc:
+        raise Forbidden(f"the token's user cannot use this server: {exc.detail}") from None
+    return token_user
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 BridgeDep = Annotated[PrefectBridge, Depends(get_bridge)]
 UserDep = Annotated[str, Depends(get_user)]
+PathUserDep = Annotated[str, Depends(get_path_user)]
 
 
 class OgcContext:
@@ -74,4 +112,9 @@ def get_context(request: Request, user: UserDep, settings: SettingsDep) -> OgcCo
     return OgcContext(request, user, settings)
 
 
+def get_public_context(request: Request, user: PathUserDep, settings: SettingsDep) -> OgcContext:
+    return OgcContext(request, user, settings)
+
+
 ContextDep = Annotated[OgcContext, Depends(get_context)]
+PublicContextDep = Annotated[OgcContext, Depends(get_public_context)]

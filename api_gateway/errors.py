@@ -10,7 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.exceptions import EngineError, InvalidInput
+from engine.exceptions import EngineError, InvalidInput, Unauthorized
+from engine.secrets import redact
 
 __all__ = ["install_error_handlers", "ogc_exception"]
 
@@ -38,11 +39,20 @@ def ogc_exception(
 
 async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
     extra: dict[str, Any] = {"instance": request.url.path}
+    secrets = getattr(request.app.state, "secrets", [])
     if isinstance(exc, InvalidInput) and exc.errors:
-        extra["errors"] = exc.errors
+        extra["errors"] = {k: redact(v, secrets) for k, v in exc.errors.items()}
+    detail = redact(exc.detail, secrets)
     if exc.status >= 500 and exc.status != 503:
-        logger.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
-    return ogc_exception(exc.status, exc.type_uri, exc.title, exc.detail, **extra)
+        logger.error("%s %s failed: %s", request.method, request.url.path, detail)
+    response = ogc_exception(exc.status, exc.type_uri, exc.title, detail, **extra)
+    if isinstance(exc, Unauthorized):
+        # RFC 6750: a missing token gets the bare challenge, a bad one says why.
+        challenge = 'Bearer realm="ogc-api"'
+        if exc.error != "missing_token":
+            challenge += f', error="{exc.error}"'
+        response.headers["WWW-Authenticate"] = challenge
+    return response
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -78,6 +88,17 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return response
 
 
+async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+    # JSON nested thousands of levels deep, in any body: the client's mistake or attack.
+    return ogc_exception(
+        400,
+        "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/invalid-parameter",
+        "Invalid parameter",
+        "the request body is nested too deeply",
+        instance=request.url.path,
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     return ogc_exception(
@@ -93,4 +114,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(EngineError, _engine_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

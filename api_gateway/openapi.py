@@ -3,6 +3,9 @@
 FastAPI writes OpenAPI 3.1 (JSON Schema 2020-12: ``{"type": "null"}`` in ``anyOf``,
 ``const``, ``examples``); this turns it into the 3.0 dialect and declares the ``{user}``
 path parameter, which the routes read through a dependency rather than a signature.
+It also declares what every error really is: an OGC exception (RFC 7807), as the
+``default`` response of every operation, in place of FastAPI's 422 (never sent: request
+validation errors are 400). With an OIDC issuer, the bearer scheme is declared too.
 """
 
 from __future__ import annotations
@@ -15,6 +18,25 @@ from fastapi import FastAPI
 __all__ = ["openapi_30"]
 
 OPENAPI_VERSION = "3.0.3"
+# OGC API - Processes Part 1 exception.yaml.
+_EXCEPTION_SCHEMA = {
+    "title": "Exception Schema",
+    "description": "JSON schema for exceptions based on RFC 7807",
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+_ERROR_RESPONSE = {
+    "description": "An error, as an OGC exception",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Exception"}}},
+}
 _USER_PARAMETER = {
     "name": "user",
     "in": "path",
@@ -56,6 +78,11 @@ def _schema_30(schema: Any) -> Any:
     return out
 
 
+def _public(path: str) -> bool:
+    """Whether ``path`` is served without a token (landing page, conformance)."""
+    return path.removeprefix("/{user}").removeprefix("/ogc-api") in ("/", "", "/conformance")
+
+
 def openapi_30(app: FastAPI) -> dict[str, Any]:
     """This server's API definition in OpenAPI 3.0 (built once, then cached)."""
     cached = getattr(app.state, "openapi_30", None)
@@ -63,10 +90,16 @@ def openapi_30(app: FastAPI) -> dict[str, Any]:
         return cached
     document = copy.deepcopy(app.openapi())
     document["openapi"] = OPENAPI_VERSION
-    components = document.get("components", {})
-    if "schemas" in components:
-        components["schemas"] = {
-            name: _schema_30(schema) for name, schema in components["schemas"].items()
+    components = document.setdefault("components", {})
+    schemas = {
+        name: _schema_30(schema)
+        for name, schema in components.get("schemas", {}).items()
+        if name not in ("HTTPValidationError", "ValidationError")
+    }
+    components["schemas"] = {**schemas, "Exception": _EXCEPTION_SCHEMA}
+    if getattr(app.state, "verifier", None) is not None:
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         }
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
@@ -81,6 +114,11 @@ def openapi_30(app: FastAPI) -> dict[str, Any]:
                 for media in part.get("content", {}).values():
                     if "schema" in media:
                         media["schema"] = _schema_30(media["schema"])
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            responses["default"] = _ERROR_RESPONSE
+            if "bearer" in components.get("securitySchemes", {}) and not _public(path):
+                operation["security"] = [{"bearer": []}]
             if path.startswith("/{user}/"):
                 operation["parameters"] = [
                     dict(_USER_PARAMETER),

@@ -8,15 +8,19 @@ reference (``href``).
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import ipaddress
 import json
-import re
+import socket
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 from starlette.concurrency import run_in_threadpool
 
-from api_gateway.prefect_bridge import DeployedPackage
+from api_gateway.prefect_bridge import PROCESS_ID, DeployedPackage
 from engine.exceptions import (
     InvalidPackage,
     InvalidParameter,
@@ -31,13 +35,14 @@ __all__ = [
     "CWL_MEDIA_TYPES",
     "PACKAGE_MEDIA_TYPES",
     "check_media_type",
+    "check_resources",
     "read_package",
     "PROCESS_ID",
 ]
 
 CWL_MEDIA_TYPES = ("application/cwl", "application/cwl+yaml", "application/cwl+json")
 PACKAGE_MEDIA_TYPES = (*CWL_MEDIA_TYPES, "application/ogcapppkg+json", "application/json")
-PROCESS_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+_MAX_REDIRECTS = 5
 
 
 _TINY_TOOL = {
@@ -67,30 +72,87 @@ def check_media_type(content_type: str | None) -> str:
     return media_type
 
 
-async def _fetch(href: str, settings: Settings) -> str:
+async def _check_address(href: str, settings: Settings) -> None:
+    """Refuse an ``href`` whose host resolves to an address the operator has not allowed.
+
+    Public addresses are allowed; loopback, private, link-local, multicast and reserved
+    ones only inside ``OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS`` (the server must not become
+    a way into the networks it sits in). Every address the name resolves to must pass.
+    """
     parsed = urlparse(href)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise InvalidPackage(f"executionUnit href {href!r} must be an http(s) URL")
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parsed.hostname, port, type=socket.SOCK_STREAM
+        )
+    except (OSError, ValueError) as exc:
+        raise InvalidPackage(
+            f"cannot resolve the host of executionUnit href {href}: {exc}"
+        ) from exc
+    allowed = [
+        ipaddress.ip_network(n, strict=False) for n in settings.package_href_allowed_networks
+    ]
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if any(address in network for network in allowed):
+            continue
+        if not address.is_global or address.is_multicast:
+            raise InvalidPackage(
+                f"executionUnit href {href} points at {address}, an address this server does "
+                "not fetch packages from (the operator allows more with "
+                "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS)"
+            )
+
+
+async def _fetch(href: str, settings: Settings) -> str:
+    """The text at ``href``: http(s), allowed addresses only (redirects included), at most
+    ``package_fetch_max_bytes`` bytes within ``package_fetch_timeout_s`` seconds in all."""
     limit = settings.package_fetch_max_bytes
+    url = href
     try:
         async with (
-            httpx.AsyncClient(
-                timeout=settings.package_fetch_timeout_s, follow_redirects=True
-            ) as client,
-            client.stream("GET", href) as response,
+            asyncio.timeout(settings.package_fetch_timeout_s),
+            httpx.AsyncClient(timeout=settings.package_fetch_timeout_s) as client,
         ):
-            if response.status_code != 200:
+            for _ in range(_MAX_REDIRECTS + 1):
+                await _check_address(url, settings)
+                async with client.stream("GET", url) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = str(response.url.join(response.headers["location"]))
+                        continue
+                    if response.status_code != 200:
+                        raise InvalidPackage(
+                            f"fetching the application package {href} answered "
+                            f"HTTP {response.status_code}"
+                        )
+                    length = response.headers.get("content-length", "")
+                    if length.isdigit() and int(length) > limit:
+                        raise PayloadTooLarge(
+                            f"the application package at {href} is larger than {limit} bytes"
+                        )
+                    chunks, size = [], 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise PayloadTooLarge(
+                                f"the application package at {href} is larger than {limit} bytes"
+                            )
+                        chunks.append(chunk)
+                    break
+            else:
                 raise InvalidPackage(
-                    f"fetching the application package {href} answered HTTP {response.status_code}"
+                    f"fetching the application package {href} redirected more than "
+                    f"{_MAX_REDIRECTS} times"
                 )
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(
-                        f"the application package at {href} is larger than {limit} bytes"
-                    )
-                chunks.append(chunk)
+    except TimeoutError:
+        raise InvalidPackage(
+            f"the application package at {href} did not arrive within "
+            f"{settings.package_fetch_timeout_s:g} s"
+        ) from None
     except httpx.HTTPError as exc:
         raise InvalidPackage(f"cannot fetch the application package {href}: {exc}") from exc
     try:
@@ -137,12 +199,53 @@ async def _cwl_text(media_type: str, body: bytes, settings: Settings) -> tuple[s
     raise InvalidPackage("executionUnit needs `href` (a URL of the CWL) or `value` (the CWL)")
 
 
-def _build(cwl_source: str | dict, w: str | None, source: dict) -> DeployedPackage:
+def _resource_requests(node: Any) -> Iterator[dict[str, Any]]:
+    """Every ResourceRequirement (requirements or hints) anywhere in a CWL document."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _resource_requests(item)
+    elif isinstance(node, dict):
+        if node.get("class") == "ResourceRequirement":
+            yield node
+        for key, value in node.items():
+            if key in ("requirements", "hints") and isinstance(value, dict):
+                # CWL's map form: {ResourceRequirement: {ramMin: ...}}
+                request = value.get("ResourceRequirement")
+                if isinstance(request, dict):
+                    yield request
+            if isinstance(value, list | dict):
+                yield from _resource_requests(value)
+
+
+def check_resources(doc: dict[str, Any], settings: Settings) -> None:
+    """Refuse a package that asks for more RAM or cores per job than the site allows.
+
+    Only numbers are checked; an expression (``$(...)``) is evaluated by the runner.
+    """
+    too_much = []
+    for request in _resource_requests(doc):
+        for key, most, unit in (
+            ("ramMin", settings.max_job_ram_mib, " MiB"),
+            ("coresMin", settings.max_job_cores, " cores"),
+        ):
+            value = request.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > most:
+                too_much.append(f"{key} {value:g}{unit} (the most is {most:g}{unit})")
+    if too_much:
+        raise InvalidPackage(
+            "the package asks for more than a job may use on this server: " + ", ".join(too_much)
+        )
+
+
+def _build(
+    cwl_source: str | dict, w: str | None, source: dict, settings: Settings
+) -> DeployedPackage:
     doc = cwl_source if isinstance(cwl_source, dict) else cwl.parse_document(cwl_source)
     # /processes/{id}/package serves the document as deployed (ids, metadata and all),
     # not the packed one the workers run.
     source = {**source, "document": copy.deepcopy(doc)}
     cwl.validate_document(doc)
+    check_resources(doc, settings)
     workflow_id = cwl.select_workflow(doc, w)
     if not PROCESS_ID.match(workflow_id):
         raise InvalidPackage(
@@ -171,4 +274,4 @@ async def read_package(
         )
     cwl_source, source = await _cwl_text(media_type, body, settings)
     # Validation loads the document with schema-salad: CPU work, off the event loop.
-    return await run_in_threadpool(_build, cwl_source, w, source)
+    return await run_in_threadpool(_build, cwl_source, w, source, settings)

@@ -54,6 +54,7 @@ from engine.exceptions import (
     ResultNotReady,
     ServiceUnavailable,
 )
+from engine.secrets import redact, secret_values
 from engine.settings import Settings
 from flows import cwl
 from flows.execution import FLOW_NAME
@@ -63,12 +64,15 @@ __all__ = [
     "JobFilters",
     "JobRecord",
     "OGC_STATUS",
+    "PROCESS_ID",
     "PrefectBridge",
     "ProcessRecord",
 ]
 
 ENTRYPOINT = "flows.execution:execute_process"
 TAG = "oapip"
+# What a process id may be: it is part of a Prefect deployment name and of URLs.
+PROCESS_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _PREFECT_PAGE = 200  # most flow runs the Prefect API returns per call (its default limit)
 
 # DESIGN §3: flow-run state → OGC status.
@@ -167,6 +171,7 @@ class PrefectBridge:
     def __init__(self, client: PrefectClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
+        self._secrets = secret_values(settings)
         self._flow_id: uuid.UUID | None = None
         self._packages: dict[tuple[str, str], ApplicationPackage] = {}
         self._processes: dict[tuple[str, str], tuple[float, ProcessRecord]] = {}
@@ -223,6 +228,9 @@ class PrefectBridge:
         self, user: str, process_id: str, *, max_age_s: float = 0
     ) -> ProcessRecord:
         """``user``'s process ``process_id``; ``max_age_s`` allows a cached answer."""
+        if not PROCESS_ID.match(process_id):
+            # Could never have been deployed; Prefect would choke on some of these names.
+            raise NoSuchProcess(f"no process {process_id[:100]!r} is deployed for user {user!r}")
         key = (user, process_id)
         cached = self._processes.get(key)
         if cached and time.monotonic() - cached[0] <= max_age_s:
@@ -429,7 +437,7 @@ class PrefectBridge:
         elif status == "accepted":
             progress = 0
         message = (
-            _clean_message(state.message if state else "")
+            redact(_clean_message(state.message if state else ""), self._secrets)
             or {
                 "accepted": "job accepted",
                 "running": "job running",

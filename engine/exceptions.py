@@ -5,6 +5,8 @@
     │   ├── NoSuchProcess             no process with that id for this user
     │   ├── NoSuchJob                 no job with that id for this user
     │   └── ResultNotReady            the job has no results (yet, or because it failed)
+    ├── Unauthorized                  401  no bearer token, or one that does not validate
+    ├── Forbidden                     403  a valid token for another user's path
     ├── DuplicatedProcess             409  deploy of an id that exists (Part 2)
     ├── ImmutableProcess              403  replace/undeploy of a process that cannot change
     ├── UnsupportedMediaType          415  deploy/replace body of a type we do not read
@@ -33,6 +35,7 @@ __all__ = [
     "ContainerEngineError",
     "DuplicatedProcess",
     "EngineError",
+    "Forbidden",
     "ImmutableProcess",
     "InvalidInput",
     "InvalidPackage",
@@ -47,6 +50,7 @@ __all__ = [
     "ServiceUnavailable",
     "StagingError",
     "ToolFailed",
+    "Unauthorized",
     "UnsupportedMediaType",
 ]
 
@@ -85,6 +89,29 @@ class NoSuchJob(NotFound):
 class ResultNotReady(NotFound):
     type_uri = f"{_P1}/result-not-ready"
     title = "Result not ready"
+
+
+class Unauthorized(EngineError):
+    """A request without a bearer token, or with one that does not validate (OIDC mode).
+
+    Answered with ``WWW-Authenticate: Bearer`` (RFC 6750); ``error`` is its error code.
+    """
+
+    status = 401
+    type_uri = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, error: str = "invalid_token") -> None:
+        super().__init__(detail)
+        self.error = error
+
+
+class Forbidden(EngineError):
+    """A valid token used on another user's ``/{user}/ogc-api`` tree."""
+
+    status = 403
+    type_uri = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/forbidden"
+    title = "Forbidden"
 
 
 class DuplicatedProcess(EngineError):

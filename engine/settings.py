@@ -8,10 +8,11 @@ the code reads ``os.environ`` for configuration: take a ``Settings`` instance in
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings", "settings_table"]
@@ -231,6 +232,61 @@ class Settings(BaseSettings):
         "; past that the client gets the job's status.",
     )
 
+    package_href_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR, JSON list) a deploy `href` may resolve to besides public "
+        "addresses. Loopback, private, link-local and other non-public addresses are refused "
+        "unless listed here.",
+        examples=['["10.0.0.0/8"]', '["127.0.0.0/8", "::1/128"]'],
+    )
+    max_job_ram_mib: int = Field(
+        default=1024,
+        ge=1,
+        description="Most RAM one job may ask for, MiB: a package whose ResourceRequirement "
+        "`ramMin` is larger is refused at deploy (400).",
+    )
+    max_job_cores: float = Field(
+        default=2,
+        gt=0,
+        description="Most cores one job may ask for: a package whose ResourceRequirement "
+        "`coresMin` is larger is refused at deploy (400).",
+    )
+
+    # --- authentication (OIDC) -----------------------------------------------------------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OIDC issuer URL. Set: every request but the landing page, /conformance, "
+        "/api and Swagger UI needs a bearer JWT from this issuer. Unset: open mode, the "
+        "path's `{user}` is the user.",
+        examples=["https://auth.example.org/realms/eoepca"],
+    )
+    oidc_client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OAPIP_OIDC_CLIENT_ID", "OAPIP_OIDC_AUDIENCE"),
+        description="Audience every token must carry (`aud`), usually the gateway's client "
+        "id. Unset: the audience is not checked.",
+    )
+    oidc_user_claim: str = Field(
+        default="preferred_username",
+        description="Token claim that names the user.",
+    )
+    oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"],
+        description="Signature algorithms accepted (JSON list); asymmetric only: `none` and "
+        "HS* are refused.",
+    )
+    oidc_leeway_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Clock skew allowed when checking `exp` and `nbf`, seconds.",
+    )
+    oidc_jwks_refresh_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Least time between two fetches of the issuer's keys, seconds: a token "
+        "with an unknown `kid` refetches them at most this often.",
+    )
+
     # --- embedded stack ----------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
     port: int = Field(default=8000, description="Port of the gateway.")
@@ -240,6 +296,24 @@ class Settings(BaseSettings):
         description="Database of the embedded Prefect server, e.g. "
         "`postgresql+asyncpg://postgres@127.0.0.1:5432/prefect`. Unset: SQLite in home.",
     )
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, algorithms: list[str]) -> list[str]:
+        # `none` would accept unsigned tokens; HS* would let a public key act as a secret.
+        refused = [a for a in algorithms if a.lower() == "none" or a.upper().startswith("HS")]
+        if refused or not algorithms:
+            raise ValueError(f"OAPIP_OIDC_ALGORITHMS must be asymmetric algorithms, not {refused}")
+        return algorithms
+
+    @field_validator("package_href_allowed_networks")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+        return networks
 
     @model_validator(mode="after")
     def _api_url_follows_port(self) -> Settings:
@@ -293,7 +367,8 @@ def settings_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         if field.default_factory is not None:
-            default = "`~/.oapip`" if name == "home" else "(computed)"
+            value = "~/.oapip" if name == "home" else json.dumps(field.default_factory())
+            default = f"`{value}`"
         elif field.default is None:
             default = "unset"
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -156,13 +157,27 @@ class Stack:
         return proc
 
     def start(self) -> None:
+        """Start the server, set Prefect up for the engine, start the worker and gateway."""
+        self.start_server()
+        os.environ.update(
+            {
+                k: v
+                for k, v in prefect_env(self.settings).items()
+                if k.startswith(("PREFECT_", "OAPIP_"))
+            }
+        )
+        setup(self.settings, pool_type=FAST_POOL_TYPE if self.worker == "fast" else "process")
+        self.start_worker()
+        self.start_gateway()
+
+    def start_server(self) -> None:
+        """Start the Prefect server; return once it answers."""
         s = self.settings
         (s.home / "prefect").mkdir(parents=True, exist_ok=True)
-        bin_dir = Path(sys.executable).parent
         server = self._start(
             "prefect-server",
             [
-                str(bin_dir / "prefect"),
+                str(Path(sys.executable).parent / "prefect"),
                 "server",
                 "start",
                 "--host",
@@ -172,18 +187,18 @@ class Stack:
             ],
             prefect_env(s, server=True),
         )
-        wait_for_http(f"{s.prefect_api_url.rstrip('/')}/health", 90, server)
-        env = prefect_env(s)
-        pool_type = FAST_POOL_TYPE if self.worker == "fast" else "process"
-        os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "OAPIP_"))})
-        setup(s, pool_type=pool_type)
+        wait_for_http(f"{s.prefect_api_url.rstrip('/')}/health", 180, server)
+
+    def start_worker(self) -> None:
+        """Start the worker (it needs no wait: it picks up runs once it is ready)."""
+        s = self.settings
         if self.worker == "fast":
-            self._start("worker", [sys.executable, "-m", "worker.fast"], env)
+            self._start("worker", [sys.executable, "-m", "worker.fast"], prefect_env(s))
         else:
             self._start(
                 "worker",
                 [
-                    str(bin_dir / "prefect"),
+                    str(Path(sys.executable).parent / "prefect"),
                     "worker",
                     "start",
                     "--pool",
@@ -191,8 +206,12 @@ class Stack:
                     "--type",
                     "process",
                 ],
-                env,
+                prefect_env(s),
             )
+
+    def start_gateway(self) -> None:
+        """Start the gateway; return once it answers."""
+        s = self.settings
         gateway = self._start(
             "gateway",
             [
@@ -206,16 +225,30 @@ class Stack:
                 str(s.port),
                 "--no-access-log",
             ],
-            env,
+            prefect_env(s),
         )
         wait_for_http(f"http://{s.host}:{s.port}/health", 60, gateway)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the ``name`` process alone (not its group) and reap it.
+
+        Fault tests use it: what the process started must then clean up by itself.
+        """
+        proc = self.processes.pop(name)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
 
     def stop(self) -> None:
         """Stop what this stack started (or, from PID files, what an earlier start left)."""
         for name in ("gateway", "worker", "prefect-server"):
-            pid_file = self.run_dir / f"{name}.pid"
-            if not pid_file.exists():
-                continue
-            pid = int(pid_file.read_text())
-            stop_process_group(pid, self.processes.pop(name, None))
-            pid_file.unlink(missing_ok=True)
+            self.stop_one(name)
+
+    def stop_one(self, name: str) -> None:
+        """Stop the ``name`` process and everything in its process group."""
+        pid_file = self.run_dir / f"{name}.pid"
+        if not pid_file.exists():
+            return
+        pid = int(pid_file.read_text())
+        stop_process_group(pid, self.processes.pop(name, None))
+        pid_file.unlink(missing_ok=True)

@@ -98,6 +98,7 @@ __all__ = [
 
 _BASE_URI = "file:///package.cwl"
 _SUPPORTED_VERSIONS = ("v1.0", "v1.1", "v1.2")
+_MAX_NODES = 500_000  # values in one parsed package; real ones have a few thousand
 _MAX_DETAIL = 2000  # characters of a validator message kept in an error detail
 # "path/package.cwl:12:5: " at the start of a cwltool message line.
 _SOURCE_LOCATION = re.compile(r"^\S+:\d+:\d+: ?", re.MULTILINE)
@@ -166,6 +167,8 @@ def parse_document(text: str | bytes, *, base_uri: str = _BASE_URI) -> dict[str,
             ) from exc
     try:
         loaded = json.loads(text)
+    except RecursionError:
+        raise InvalidPackage(f"{base_uri}: the package is nested too deeply") from None
     except ValueError:
         # Not JSON: YAML, parsed like cwltool does (YAML 1.2, no timestamp conversion).
         try:
@@ -174,6 +177,8 @@ def parse_document(text: str | bytes, *, base_uri: str = _BASE_URI) -> dict[str,
             raise InvalidPackage(
                 f"{base_uri}: the package is not valid YAML or JSON: {_yaml_problem(exc)}"
             ) from exc
+        except RecursionError:
+            raise InvalidPackage(f"{base_uri}: the package is nested too deeply") from None
     if not isinstance(loaded, Mapping):
         raise InvalidPackage(
             f"{base_uri}: a CWL document must be a mapping (a process, or `$graph` with "
@@ -183,6 +188,8 @@ def parse_document(text: str | bytes, *, base_uri: str = _BASE_URI) -> dict[str,
         return _plain(loaded)
     except TypeError as exc:
         raise InvalidPackage(f"{base_uri}: {exc} (custom YAML tags are not allowed)") from exc
+    except (ValueError, RecursionError) as exc:
+        raise InvalidPackage(f"{base_uri}: {exc or 'the package is nested too deeply'}") from exc
 
 
 def workflow_ids(doc: dict[str, Any]) -> list[str]:
@@ -466,12 +473,20 @@ def step_count(doc: dict[str, Any], workflow_id: str) -> int:
     return len(steps)
 
 
-def _plain(obj: Any) -> Any:
-    """ruamel's CommentedMap/Seq and scalar subclasses -> plain JSON types (else TypeError)."""
+def _plain(obj: Any, budget: list[int] | None = None) -> Any:
+    """ruamel's CommentedMap/Seq and scalar subclasses -> plain JSON types (else TypeError).
+
+    At most ``_MAX_NODES`` values (``ValueError`` past that): YAML aliases can make a
+    few hundred bytes expand to billions of values.
+    """
+    budget = budget if budget is not None else [_MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError(f"the document expands to more than {_MAX_NODES} values")
     if isinstance(obj, Mapping):
-        return {str(key): _plain(value) for key, value in obj.items()}
+        return {str(key): _plain(value, budget) for key, value in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_plain(value) for value in obj]
+        return [_plain(value, budget) for value in obj]
     if obj is None:
         return None
     for kind in (bool, int, float, str):  # bool first: it is an int

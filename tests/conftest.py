@@ -27,9 +27,12 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from infrastructure.containers.podman import PodmanService
+from tests.containers import podman  # noqa: F401  (session fixture)
 from tests.s3_server import (  # noqa: F401 (fixtures)
     S3Server,
     WorkspaceApiStandIn,
@@ -38,12 +41,11 @@ from tests.s3_server import (  # noqa: F401 (fixtures)
     stageout_s3,
     workspace_api,
 )
-from infrastructure.containers.podman import PodmanService
-from tests.containers import podman  # noqa: F401  (session fixture)
 from tests.shared import APP_PACKAGES
 
 PACKAGES = APP_PACKAGES
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+LOOPBACK_NETWORKS = '["127.0.0.0/8", "::1/128"]'
 # Small, so the 413 test needs no huge body; larger than every package the tests send.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
@@ -139,6 +141,8 @@ class Engine:
     url: str  # gateway root, e.g. http://127.0.0.1:8123
     home: Path
     prefect_api_url: str
+    stack: Any = None  # the engine.stack.Stack running it
+    env: dict[str, str] | None = None  # the settings its processes were started with
 
     def api(self, user: str | None) -> str:
         """Base URL of ``user``'s OGC API tree (``None``: the unprefixed one)."""
@@ -183,7 +187,9 @@ def _running_engine(
 ) -> Iterator[Engine]:
     """Start ``engine.stack.Stack`` with its own home and ports; stop it on exit.
 
-    ``extra_env`` adds variables for the stack's processes (settings, ``DOCKER_HOST``).
+    ``extra_env`` adds variables for the stack's processes (settings such as
+    ``OAPIP_OIDC_ISSUER``, ``DOCKER_HOST``); the ``Engine`` yielded keeps the ``Stack`` so
+    fault tests can kill and restart its parts.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -199,6 +205,10 @@ def _running_engine(
         "OAPIP_PORT": str(port),
         "OAPIP_PREFECT_PORT": str(prefect_port),
         "OAPIP_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
+        # Packages come from the loopback file server, which the default refuses.
+        "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+        # The hostile-input tests' slow href server must not hold a test for 20 s.
+        "OAPIP_PACKAGE_FETCH_TIMEOUT_S": "5",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PATH": f"{tool_bin}{os.pathsep}{os.environ['PATH']}",
@@ -219,7 +229,7 @@ def _running_engine(
             stack.stop()
             raise
     engine.settings.get_settings.cache_clear()
-    running = Engine(name, f"http://127.0.0.1:{port}", home, api_url)
+    running = Engine(name, f"http://127.0.0.1:{port}", home, api_url, stack, env)
     try:
         yield running
     finally:

@@ -11,6 +11,14 @@ Correctness: each job process leads its own process group, so dismissing a job
 dies is reported ``Crashed`` without touching the others, and what it started is killed
 with its group; job processes die with the worker; each has an address-space cap
 (``OAPIP_JOB_MEMORY_LIMIT_MIB``).
+
+Faults: the worker marks every run it claims (its Pending state says ``claimed by
+oapip-fast <host>:<pid>``). On start, and every minute, it reconciles: a run of its pool
+still PENDING or RUNNING that a worker on this host claimed, whose worker is gone (killed,
+crashed) or is this one but no longer runs it, is orphaned — its job process died with
+that worker. A RUNNING one ends ``Crashed`` with a message saying so; a PENDING one never
+started (no user code ran) and is scheduled again, so no job is lost. Recording a job's
+end retries while the Prefect server is away (restarted), for up to ``END_RETRY_S``.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,14 +37,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.exceptions import Abort, ObjectNotFound
-from prefect.states import Cancelled, Crashed, Pending
+from prefect.states import Cancelled, Crashed, Pending, Scheduled
 from prefect.utilities.engine import propose_state
 
+from engine.secrets import install_log_redaction
 from engine.settings import Settings, get_settings
 
 __all__ = ["FastWorker", "main"]
@@ -44,6 +55,9 @@ logger = logging.getLogger("oapip.worker")
 
 POLL_INTERVAL_S = 5.0  # safety net only: runs are picked up on their Scheduled event
 HEARTBEAT_S = 30.0
+RECONCILE_S = 60.0  # how often orphaned runs are looked for, seconds
+END_RETRY_S = 300.0  # how long recording a job's end is retried while Prefect is away, s
+_CLAIM = re.compile(r"^claimed by oapip-fast (?P<host>\S+):(?P<pid>\d+)$")
 
 
 @dataclass
@@ -60,6 +74,7 @@ class FastWorker:
     def __init__(self, settings: Settings, name: str | None = None) -> None:
         self.settings = settings
         self.name = name or f"oapip-fast-{socket.gethostname()}-{os.getpid()}"
+        self.claim = f"claimed by oapip-fast {socket.gethostname()}:{os.getpid()}"
         self.slots = settings.worker_slots
         self.jobs: dict[uuid.UUID, _Job] = {}
         self.by_pid: dict[int, _Job] = {}
@@ -149,7 +164,9 @@ class FastWorker:
         self.jobs[flow_run.id] = job
         try:
             async with self._writes:
-                state = await propose_state(self.client, Pending(), flow_run_id=flow_run.id)
+                state = await propose_state(
+                    self.client, Pending(message=self.claim), flow_run_id=flow_run.id
+                )
         except Abort:
             self.jobs.pop(flow_run.id, None)  # another worker took it, or it was cancelled
             return
@@ -216,27 +233,10 @@ class FastWorker:
             # Containers live in the engine's service, not in the group: a killed job's
             # docker client leaves its container running.
             await asyncio.to_thread(self._remove_containers, str(job.flow_run_id))
+        if not job.cancelling and code == 0:
+            return
         try:
-            if job.cancelling:
-                await self.client.set_flow_run_state(
-                    job.flow_run_id, Cancelled(message="dismissed by the user"), force=True
-                )
-                return
-            if code == 0:
-                return
-            flow_run = await self.client.read_flow_run(job.flow_run_id)
-            if flow_run.state and flow_run.state.is_final():
-                return
-            how = (
-                f"was killed by signal {signal.Signals(-code).name}"
-                if code < 0
-                else f"exited with code {code}"
-            )
-            await self.client.set_flow_run_state(
-                job.flow_run_id,
-                Crashed(message=f"the job process {how} before the run finished"),
-                force=True,
-            )
+            await _retrying(self._record_end, job, code)
         except Exception:
             logger.exception("could not record the end of flow run %s", job.flow_run_id)
 
@@ -245,6 +245,106 @@ class FastWorker:
 
         client = "podman" if self.settings.container_engine == "podman" else "docker"
         remove_containers(self.settings.job_dir(job_id), client, logger)
+
+    async def _record_end(self, job: _Job, code: int) -> None:
+        if job.cancelling:
+            await self.client.set_flow_run_state(
+                job.flow_run_id, Cancelled(message="dismissed by the user"), force=True
+            )
+            return
+        flow_run = await self.client.read_flow_run(job.flow_run_id)
+        if flow_run.state and flow_run.state.is_final():
+            return
+        how = (
+            f"was killed by signal {signal.Signals(-code).name}"
+            if code < 0
+            else f"exited with code {code}"
+        )
+        await self.client.set_flow_run_state(
+            job.flow_run_id,
+            Crashed(message=f"the job process {how} before the run finished"),
+            force=True,
+        )
+
+    # --- orphans -----------------------------------------------------------------------
+    async def reconcile(self) -> int:
+        """End or requeue the runs orphaned by a worker of this host that is gone.
+
+        Returns how many runs were changed.
+        """
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+            WorkPoolFilter,
+            WorkPoolFilterName,
+        )
+        from prefect.client.schemas.objects import StateType
+
+        runs = await self.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
+                )
+            ),
+            work_pool_filter=WorkPoolFilter(
+                name=WorkPoolFilterName(any_=[self.settings.work_pool])
+            ),
+        )
+        changed = 0
+        for run in runs:
+            if run.id in self.jobs:
+                continue
+            claimant = await self._claimant(run.id)
+            if claimant is None or not self._orphaned(*claimant):
+                continue
+            host, pid = claimant
+            if run.state_type == StateType.PENDING:
+                state = Scheduled(
+                    message=f"scheduled again: worker {host}:{pid} claimed this job and "
+                    "stopped before starting it"
+                )
+            else:
+                state = Crashed(
+                    message=f"the worker running this job ({host}:{pid}) stopped before the "
+                    "job finished; its processes were ended with it. Run the job again."
+                )
+            await self.client.set_flow_run_state(run.id, state, force=True)
+            logger.warning(
+                "flow run %s orphaned by worker %s:%s: now %s", run.id, host, pid, state.type.value
+            )
+            changed += 1
+        if changed:
+            self.wake.set()
+        return changed
+
+    async def _claimant(self, flow_run_id: uuid.UUID) -> tuple[str, int] | None:
+        """The host and PID of the fast worker that claimed a run (None: not one of ours)."""
+        states = await self.client.read_flow_run_states(flow_run_id)
+        for state in reversed(states):
+            match = _CLAIM.match(state.message or "")
+            if match:
+                return match["host"], int(match["pid"])
+        return None
+
+    def _orphaned(self, host: str, pid: int) -> bool:
+        """Whether a run claimed by worker ``host:pid`` has lost its job process."""
+        if host != socket.gethostname():
+            return False  # another machine's worker: only it can tell
+        if pid == os.getpid():
+            return True  # claimed by this worker, which does not run it (any more)
+        try:
+            return "worker.fast" not in " ".join(psutil.Process(pid).cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return True
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except Exception:
+                logger.warning("could not reconcile orphaned flow runs", exc_info=True)
+            await asyncio.sleep(RECONCILE_S)
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         """Dismiss a running job: SIGKILL its process group, then record CANCELLED.
@@ -333,7 +433,30 @@ class FastWorker:
                 self._events_loop(pool.id),
                 self._cancellation_poll(),
                 self._heartbeat_loop(),
+                self._reconcile_loop(),
             )
+
+
+async def _retrying(func: Any, *args: Any) -> Any:
+    """``await func(*args)``, retried while the Prefect server cannot be reached or
+    answers 5xx (a restart), for up to ``END_RETRY_S`` seconds."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    deadline = asyncio.get_running_loop().time() + END_RETRY_S
+    delay = 0.5
+    while True:
+        try:
+            return await func(*args)
+        except (httpx.TransportError, PrefectHTTPStatusError) as exc:
+            transient = not isinstance(exc, PrefectHTTPStatusError) or (
+                exc.response.status_code >= 500
+            )
+            if not transient or asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            logger.warning("Prefect server unavailable (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def _kill_group(pgid: int) -> None:
@@ -345,7 +468,9 @@ def main() -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    worker = FastWorker(get_settings())
+    settings = get_settings()
+    install_log_redaction(settings)
+    worker = FastWorker(settings)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(worker.run())
 

@@ -84,6 +84,8 @@ class Zygote:
 
         import flows.execution  # noqa: F401 - the flow every job runs
         from blocks.cwltool import mark_dedicated_job_process
+        from engine.secrets import install_log_redaction
+        from engine.settings import get_settings
 
         # Resolving a block class (the result storage block, for one) imports every
         # installed Prefect collection (prefect-aws, prefect-kubernetes): ~1.8 s that
@@ -93,6 +95,8 @@ class Zygote:
             importlib.import_module(module)
 
         mark_dedicated_job_process()
+        # Job processes inherit it: their logs reach the Prefect UI with secrets masked.
+        install_log_redaction(get_settings())
         # The worker watches each job process itself, so Prefect's flow-run heartbeats
         # are not needed; without them a run ends without a ~1 s heartbeat-thread join.
         self._settings = temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
