@@ -15,7 +15,7 @@ from prefect.client.orchestration import get_client
 from api_gateway.errors import install_error_handlers, ogc_exception
 from api_gateway.packages import warm_up
 from api_gateway.prefect_bridge import PrefectBridge
-from api_gateway.routes import jobs, landing, processes
+from api_gateway.routes import jobs, landing, processes, schedules
 from engine.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (landing.router, processes.router, jobs.router):
+    for router in (landing.router, processes.router, schedules.router, jobs.router):
         app.include_router(router, prefix="/ogc-api")
         app.include_router(router, prefix="/{user}/ogc-api")
     app.include_router(landing.router, include_in_schema=False)

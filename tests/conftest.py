@@ -180,6 +180,8 @@ def _running_engine(
         "OAPIP_PORT": str(port),
         "OAPIP_PREFECT_PORT": str(prefect_port),
         "OAPIP_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
+        # Schedule tests use intervals of a few seconds; production keeps a 60 s minimum.
+        "OAPIP_SCHEDULE_MIN_INTERVAL_S": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PATH": f"{tool_bin}{os.pathsep}{os.environ['PATH']}",
