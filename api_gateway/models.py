@@ -86,6 +86,9 @@ class StatusInfo(BaseModel):
     finished: str | None = None
     updated: str | None = None
     progress: int | None = Field(default=None, ge=0, le=100)
+    scheduleID: str | None = Field(
+        default=None, description="Set on a job a reprocessing schedule started: its id."
+    )
     links: list[Link] = Field(default_factory=list)
 
 

@@ -77,6 +77,7 @@ def test_interval_schedule_runs_pauses_resumes_and_deletes(engine: Engine, user:
     )
     for job in jobs:
         validate(job, "statusInfo")
+        validate_response(f"{api}/api", "/{user}/ogc-api/jobs/{jobId}", "get", 200, job)
         related = [link["href"] for link in job["links"] if link["rel"] == "related"]
         assert f"{api}/processes/echo/schedules/{sid}" in related
         results = requests.get(f"{api}/jobs/{job['jobID']}/results", timeout=30)
