@@ -3,6 +3,7 @@ parameters, created, paused, resumed and deleted over the OGC API, against the r
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -15,6 +16,10 @@ from tests.support import ECHO_CWL, assert_ogc_exception, deploy_cwl, poll
 
 INTERVAL_S = 3
 SCHEDULE_PATH = "/{user}/ogc-api/processes/{processId}/schedules"
+
+
+def _instant(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _prefect_schedules(engine: Engine, user: str, process_id: str) -> list[dict[str, Any]]:
@@ -82,6 +87,11 @@ def test_interval_schedule_runs_pauses_resumes_and_deletes(engine: Engine, user:
         assert f"{api}/processes/echo/schedules/{sid}" in related
         results = requests.get(f"{api}/jobs/{job['jobID']}/results", timeout=30)
         assert results.status_code == 200 and "said" in results.json()
+        # The worker started the run when its time had come, not when Prefect created it.
+        run = requests.get(f"{engine.prefect_api_url}/flow_runs/{job['jobID']}", timeout=30)
+        assert run.json()["auto_scheduled"] is True
+        assert _instant(run.json()["start_time"]) >= _instant(run.json()["expected_start_time"])
+        assert _instant(run.json()["created"]) < _instant(run.json()["expected_start_time"])
     # Upcoming runs Prefect holds ahead of their time are not jobs yet.
     assert all(j["status"] != "accepted" or j.get("started") is None for j in jobs)
 
