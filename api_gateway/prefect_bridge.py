@@ -325,6 +325,10 @@ class PrefectBridge:
                     },
                     "package": {"type": "string", "title": "package", "position": 1},
                     "revision": {"type": "string", "title": "revision", "position": 2},
+                    # Optional parts of an execute request (schedules carry them too).
+                    "outputs": {"type": "object", "title": "outputs", "position": 3},
+                    "subscriber": {"type": "object", "title": "subscriber", "position": 4},
+                    "jobs_url": {"type": "string", "title": "jobs_url", "position": 5},
                 },
                 "required": ["inputs", "package"],
                 "definitions": {},
@@ -440,6 +444,13 @@ class PrefectBridge:
         if outputs:
             parameters["outputs"] = outputs
         if subscriber:
+            bad = [
+                f"{key}={uri!r}"
+                for key, uri in subscriber.items()
+                if uri and not (isinstance(uri, str) and uri.startswith(("http://", "https://")))
+            ]
+            if bad:
+                raise InvalidParameter(f"subscriber URIs must be http(s) URLs: {', '.join(bad)}")
             # Not a secret: the flow reads it to call the subscriber back.
             parameters["subscriber"] = {k: v for k, v in subscriber.items() if v}
             parameters["jobs_url"] = jobs_url
@@ -711,12 +722,19 @@ class PrefectBridge:
     ) -> tuple[list[LogRecord], bool]:
         """A page of the job's log lines, oldest first, and whether more follow."""
         flow_run = await self._flow_run(user, job_id)
+        log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]))
         logs = await self._call(
             self.client.read_logs,
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])),
-            limit=min(limit + 1, _PREFECT_PAGE),
+            log_filter=log_filter,
+            limit=min(limit, _PREFECT_PAGE),
             offset=offset,
             sort=LogSort.TIMESTAMP_ASC,
+        )
+        # Prefect answers at most _PREFECT_PAGE lines a call: ask for one more separately.
+        more = len(logs) == limit and bool(
+            await self._call(
+                self.client.read_logs, log_filter=log_filter, limit=1, offset=offset + limit
+            )
         )
         task_runs = await self._call(
             self.client.read_task_runs,
@@ -736,7 +754,7 @@ class PrefectBridge:
             )
             for log in logs
         ]
-        return records[:limit], len(records) > limit
+        return records, more
 
     # --- reprocessing schedules -------------------------------------------------------
     def _prefect_schedule(self, spec: ScheduleSpec) -> CronSchedule | IntervalSchedule:
@@ -748,27 +766,25 @@ class PrefectBridge:
             raise InvalidParameter(
                 f"unknown timezone {spec.timezone!r}; use an IANA name like Europe/Rome"
             ) from None
+        if spec.interval_s is not None and spec.interval_s < self.settings.schedule_min_interval_s:
+            raise InvalidParameter(
+                f"the interval is {spec.interval_s:g} s; schedules run at most every "
+                f"{self.settings.schedule_min_interval_s:g} s (OAPIP_SCHEDULE_MIN_INTERVAL_S)"
+            )
         try:
             if spec.cron is not None:
                 return CronSchedule(cron=spec.cron, timezone=spec.timezone)
-            assert spec.interval_s is not None
-            minimum = self.settings.schedule_min_interval_s
-            if spec.interval_s < minimum:
-                raise InvalidParameter(
-                    f"the interval is {spec.interval_s:g} s; schedules run at most every "
-                    f"{minimum:g} s (OAPIP_SCHEDULE_MIN_INTERVAL_S)"
-                )
             return IntervalSchedule(
-                interval=dt.timedelta(seconds=spec.interval_s),
+                interval=dt.timedelta(seconds=spec.interval_s or 0),
                 anchor_date=spec.anchor or dt.datetime.now(dt.UTC),
                 timezone=spec.timezone,
             )
         except ValueError as exc:
-            if isinstance(exc, InvalidParameter):
-                raise
             raise InvalidParameter(f"the schedule is not valid: {exc}") from None
 
-    def _schedule_record(self, process_id: str, schedule: DeploymentSchedule) -> ScheduleRecord:
+    def _schedule_record(
+        self, record: ProcessRecord, schedule: DeploymentSchedule
+    ) -> ScheduleRecord:
         timing = schedule.schedule
         params = schedule.parameters or {}
         cron = getattr(timing, "cron", None)
@@ -785,8 +801,8 @@ class PrefectBridge:
         )
         return ScheduleRecord(
             schedule_id=str(schedule.id),
-            process_id=process_id,
-            deployment_id=schedule.deployment_id or uuid.UUID(int=0),
+            process_id=record.process_id,
+            deployment_id=record.deployment_id,
             spec=spec,
             parameters=params,
             created=schedule.created,
@@ -830,12 +846,12 @@ class PrefectBridge:
             )
             if spec.active:
                 await self._schedule_runs_now(record.deployment_id)
-        return self._schedule_record(process_id, created[0])
+        return self._schedule_record(record, created[0])
 
     async def list_schedules(self, user: str, process_id: str) -> list[ScheduleRecord]:
         record = await self.get_process(user, process_id)
         schedules = await self._call(self.client.read_deployment_schedules, record.deployment_id)
-        records = [self._schedule_record(process_id, s) for s in schedules]
+        records = [self._schedule_record(record, s) for s in schedules]
         return sorted(records, key=lambda r: (r.created or dt.datetime.min, r.schedule_id))
 
     async def get_schedule(self, user: str, process_id: str, schedule_id: str) -> ScheduleRecord:

@@ -44,7 +44,7 @@ def deliver(
                 logger.info("%s callback delivered to %s", what, uri)
                 return True
             problem = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if attempt == settings.callback_attempts:
             logger.error(

@@ -19,6 +19,7 @@ from tests.ogc_schemas import validate
 from tests.support import (
     ECHO_CWL,
     FAILING_WORKFLOW_CWL,
+    assert_ogc_exception,
     deploy_cwl,
     poll,
     wait_for_status,
@@ -162,3 +163,14 @@ def test_receiver_down_does_not_affect_the_job(api: str):
     )
     assert "in-progress callback" in logs and "retrying" in logs
     assert requests.get(job_url, timeout=30).json()["status"] == "successful"
+
+
+def test_subscriber_uris_must_be_http(api: str):
+    deploy_cwl(api, ECHO_CWL)
+    response = requests.post(
+        f"{api}/processes/echo/execution",
+        json={"inputs": {"message": "x"}, "subscriber": {"successUri": "file:///etc/passwd"}},
+        headers={"Prefer": "respond-async"},
+        timeout=30,
+    )
+    assert_ogc_exception(response, 400)
