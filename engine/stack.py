@@ -172,7 +172,8 @@ class Stack:
             ],
             prefect_env(s, server=True),
         )
-        wait_for_http(f"{s.prefect_api_url.rstrip('/')}/health", 90, server)
+        # 4-11 s on an idle machine; past 90 s on two cores shared with other servers.
+        wait_for_http(f"{s.prefect_api_url.rstrip('/')}/health", 180, server)
         env = prefect_env(s)
         pool_type = FAST_POOL_TYPE if self.worker == "fast" else "process"
         os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "OAPIP_"))})
