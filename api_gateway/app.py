@@ -16,7 +16,7 @@ from api_gateway.auth import OidcVerifier
 from api_gateway.errors import install_error_handlers, ogc_exception
 from api_gateway.packages import warm_up
 from api_gateway.prefect_bridge import PrefectBridge
-from api_gateway.routes import jobs, landing, processes
+from api_gateway.routes import jobs, landing, processes, schedules
 from engine.secrets import install_log_redaction, secret_values
 from engine.settings import Settings, get_settings
 
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_log_redaction(settings)
     app.state.verifier = OidcVerifier(settings) if settings.oidc_issuer else None
     install_error_handlers(app)
-    for router in (landing.router, processes.router, jobs.router):
+    for router in (landing.router, processes.router, schedules.router, jobs.router):
         app.include_router(router, prefix="/ogc-api")
         app.include_router(router, prefix="/{user}/ogc-api")
     app.include_router(landing.router, include_in_schema=False)

@@ -15,12 +15,18 @@ __all__ = [
     "ExecuteRequest",
     "Exception_",
     "JobList",
+    "JobLogs",
     "LandingPage",
+    "LogEntry",
     "Link",
     "ProcessDescription",
     "ProcessList",
     "ProcessSummary",
     "Results",
+    "Schedule",
+    "ScheduleCreate",
+    "ScheduleList",
+    "ScheduleUpdate",
     "StatusInfo",
     "Subscriber",
 ]
@@ -34,10 +40,21 @@ class Link(BaseModel):
 
 
 class Subscriber(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    successUri: str | None = None
-    inProgressUri: str | None = None
-    failedUri: str | None = None
+    """Where to call back as a job progresses (Part 1 *callback*): each URI gets a POST."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"example": {"successUri": "https://client.example.org/done"}},
+    )
+    successUri: str | None = Field(
+        default=None, description="Receives the results document when the job succeeds."
+    )
+    inProgressUri: str | None = Field(
+        default=None, description="Receives the job status when the job starts running."
+    )
+    failedUri: str | None = Field(
+        default=None, description="Receives the job status when the job fails."
+    )
 
 
 class ExecuteRequest(BaseModel):
@@ -69,6 +86,9 @@ class StatusInfo(BaseModel):
     finished: str | None = None
     updated: str | None = None
     progress: int | None = Field(default=None, ge=0, le=100)
+    scheduleID: str | None = Field(
+        default=None, description="Set on a job a reprocessing schedule started: its id."
+    )
     links: list[Link] = Field(default_factory=list)
 
 
@@ -123,3 +143,95 @@ class Exception_(BaseModel):
     status: int | None = None
     detail: str | None = None
     instance: str | None = None
+
+
+class ScheduleCreate(BaseModel):
+    """Body of ``POST /processes/{id}/schedules``: when to run, and the execute request."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "cron": "0 2 * * *",
+                "timezone": "Europe/Rome",
+                "inputs": {"fn": "resize", "url": "https://…/in.png", "size": "50%"},
+            }
+        },
+    )
+    cron: str | None = Field(
+        default=None, description="Cron expression (5 fields); give this or `interval`."
+    )
+    interval: float | None = Field(
+        default=None, gt=0, description="Seconds between runs; give this or `cron`."
+    )
+    anchorDate: str | None = Field(
+        default=None,
+        description="RFC 3339 time an interval counts from (default: now).",
+    )
+    timezone: str = Field(default="UTC", description="IANA time zone of the schedule.")
+    active: bool = Field(default=True, description="False creates the schedule paused.")
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="Input values by input id, as in an execute request."
+    )
+    outputs: dict[str, Any] | None = Field(
+        default=None, description="Outputs to keep, as in an execute request."
+    )
+    subscriber: Subscriber | None = Field(
+        default=None, description="Callbacks for every run of the schedule."
+    )
+
+
+class ScheduleUpdate(BaseModel):
+    """Body of ``PATCH …/schedules/{id}``: the fields to change; ``active`` pauses/resumes."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"active": False}})
+    cron: str | None = Field(default=None, description="New cron expression.")
+    interval: float | None = Field(default=None, gt=0, description="New interval, seconds.")
+    anchorDate: str | None = Field(default=None, description="New RFC 3339 anchor.")
+    timezone: str | None = Field(default=None, description="New IANA time zone.")
+    active: bool | None = Field(default=None, description="False pauses, true resumes.")
+    inputs: dict[str, Any] | None = Field(default=None, description="New input values.")
+    outputs: dict[str, Any] | None = Field(default=None, description="New outputs selection.")
+    subscriber: Subscriber | None = Field(default=None, description="New callbacks.")
+
+
+class Schedule(BaseModel):
+    """A reprocessing schedule of a process (a Prefect deployment schedule)."""
+
+    id: str = Field(description="Schedule id (the Prefect deployment schedule id).")
+    processID: str
+    cron: str | None = None
+    interval: float | None = Field(default=None, description="Seconds between runs.")
+    anchorDate: str | None = None
+    timezone: str
+    active: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None = None
+    subscriber: Subscriber | None = None
+    created: str | None = None
+    updated: str | None = None
+    links: list[Link]
+
+
+class ScheduleList(BaseModel):
+    schedules: list[Schedule]
+    links: list[Link]
+
+
+class LogEntry(BaseModel):
+    timestamp: str = Field(description="RFC 3339 time of the line.")
+    level: str = Field(description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+    source: str = Field(
+        description="What logged it: `gateway`, `flow`, or the task "
+        "(`stage-in`, `execute`, `stage-out`)."
+    )
+    logger: str
+    message: str
+
+
+class JobLogs(BaseModel):
+    """A page of a job's log lines, oldest first (``GET /jobs/{id}/logs``)."""
+
+    jobID: str
+    logs: list[LogEntry]
+    links: list[Link]

@@ -58,6 +58,12 @@ def _schema_30(schema: Any) -> Any:
     }
     if "const" in out:
         out["enum"] = [out.pop("const")]
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        # 2020-12 puts the bound in exclusiveMinimum; 3.0 wants minimum + a boolean.
+        value = out.get(exclusive)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[bound] = value
+            out[exclusive] = True
     if "examples" in out and isinstance(out["examples"], list):
         examples = out.pop("examples")
         if examples:

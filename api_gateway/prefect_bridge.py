@@ -6,20 +6,26 @@
 * a job is a flow run of that deployment; the flow-run id is the job id;
 * job status, times, progress and results are read from the flow run, its state, its
   task runs, its progress artifact and its persisted result: there is no job table of
-  our own.
+  our own;
+* a reprocessing schedule is a schedule of the process's deployment whose schedule-level
+  parameters hold the execute request (``inputs``, ``outputs``, ``subscriber``); its runs
+  are created by Prefect's scheduler, and the run's ``created_by`` names the schedule;
+* a job's logs are the Prefect logs of its flow run and task runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from prefect.client.orchestration import PrefectClient
@@ -38,19 +44,24 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
     FlowRunFilterTags,
+    LogFilter,
+    LogFilterFlowRunId,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
+from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, StateType
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelling
 
 from blocks.package import ApplicationPackage, package_block_name
 from engine.exceptions import (
     DuplicatedProcess,
+    InvalidInput,
     InvalidParameter,
     JobFailed,
     NoSuchJob,
     NoSuchProcess,
+    NoSuchSchedule,
     ResultNotReady,
     ServiceUnavailable,
 )
@@ -63,10 +74,13 @@ __all__ = [
     "DeployedPackage",
     "JobFilters",
     "JobRecord",
+    "LogRecord",
     "OGC_STATUS",
     "PROCESS_ID",
     "PrefectBridge",
     "ProcessRecord",
+    "ScheduleRecord",
+    "ScheduleSpec",
 ]
 
 ENTRYPOINT = "flows.execution:execute_process"
@@ -138,6 +152,45 @@ class JobRecord:
     finished: dt.datetime | None
     updated: dt.datetime | None
     progress: int | None
+    schedule_id: str | None = None  # set on runs a reprocessing schedule created
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """What a reprocessing schedule runs, and when: one of ``cron`` or ``interval_s``."""
+
+    cron: str | None = None
+    interval_s: float | None = None
+    timezone: str = "UTC"
+    anchor: dt.datetime | None = None
+    active: bool = True
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
+    subscriber: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A reprocessing schedule, read from the deployment schedule that holds it."""
+
+    schedule_id: str
+    process_id: str
+    deployment_id: uuid.UUID
+    spec: ScheduleSpec
+    parameters: dict[str, Any]  # the schedule-level flow-run parameters, as Prefect has them
+    created: dt.datetime | None
+    updated: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One log line of a job: its time, level, source (a task, or the flow) and text."""
+
+    timestamp: dt.datetime
+    level: int
+    logger: str
+    source: str
+    message: str
 
 
 @dataclass
@@ -178,6 +231,7 @@ class PrefectBridge:
         # Prefect on SQLite degrades badly under concurrent writers (DESIGN §6): queue
         # writes here, at the concurrency the database handles (settings).
         self._writes = asyncio.Semaphore(settings.prefect_write_concurrency)
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- plumbing ----------------------------------------------------------------------
     async def _call(self, func: Any, *args: Any, attempts: int = 8, **kwargs: Any) -> Any:
@@ -279,6 +333,10 @@ class PrefectBridge:
                     },
                     "package": {"type": "string", "title": "package", "position": 1},
                     "revision": {"type": "string", "title": "revision", "position": 2},
+                    # Optional parts of an execute request (schedules carry them too).
+                    "outputs": {"type": "object", "title": "outputs", "position": 3},
+                    "subscriber": {"type": "object", "title": "subscriber", "position": 4},
+                    "jobs_url": {"type": "string", "title": "jobs_url", "position": 5},
                 },
                 "required": ["inputs", "package"],
                 "definitions": {},
@@ -337,8 +395,30 @@ class PrefectBridge:
         async with self._writes:
             await self._save_package(user, package, overwrite=True)
             update = DeploymentUpdate(**self._deployment_fields(user, package))
+            # No `schedules` in the update: Prefect keeps the deployment's schedules, drops
+            # their upcoming runs and creates them again with the new revision.
             await self._call(self.client.update_deployment, record.deployment_id, update)
         self._processes.pop((user, process_id), None)
+        await self._pause_invalid_schedules(user, process_id, package.description)
+
+    async def _pause_invalid_schedules(
+        self, user: str, process_id: str, description: dict[str, Any]
+    ) -> None:
+        """Pause the schedules whose inputs the replaced process no longer accepts."""
+        for schedule in await self.list_schedules(user, process_id):
+            if not schedule.spec.active:
+                continue
+            try:
+                cwl.validate_inputs(description, schedule.spec.inputs)
+            except InvalidInput:
+                async with self._writes:
+                    await self._call(
+                        self.client.update_deployment_schedule,
+                        schedule.deployment_id,
+                        uuid.UUID(schedule.schedule_id),
+                        active=False,
+                        parameters=schedule.parameters,
+                    )
 
     async def undeploy(self, user: str, process_id: str) -> None:
         record = await self.get_process(user, process_id)
@@ -359,15 +439,47 @@ class PrefectBridge:
         return package.source.get("document") or package.workflow
 
     # --- jobs --------------------------------------------------------------------------
-    async def submit(
-        self, user: str, process_id: str, inputs: dict[str, Any], outputs: dict[str, Any] | None
-    ) -> JobRecord:
-        """Validate ``inputs`` and create the job's flow run; return its first status."""
-        record = await self.get_process(user, process_id, max_age_s=2.0)
-        normalized = cwl.validate_inputs(record.description, inputs)
-        parameters: dict[str, Any] = {"inputs": normalized}
+    def _run_parameters(
+        self,
+        record: ProcessRecord,
+        inputs: dict[str, Any],
+        outputs: dict[str, Any] | None,
+        subscriber: dict[str, Any] | None,
+        jobs_url: str,
+    ) -> dict[str, Any]:
+        """Flow-run parameters of one execute request (inputs validated here)."""
+        parameters: dict[str, Any] = {"inputs": cwl.validate_inputs(record.description, inputs)}
         if outputs:
             parameters["outputs"] = outputs
+        if subscriber:
+            bad = [
+                f"{key}={uri!r}"
+                for key, uri in subscriber.items()
+                if uri and not (isinstance(uri, str) and uri.startswith(("http://", "https://")))
+            ]
+            if bad:
+                raise InvalidParameter(f"subscriber URIs must be http(s) URLs: {', '.join(bad)}")
+            # Not a secret: the flow reads it to call the subscriber back.
+            parameters["subscriber"] = {k: v for k, v in subscriber.items() if v}
+            parameters["jobs_url"] = jobs_url
+        return parameters
+
+    async def submit(
+        self,
+        user: str,
+        process_id: str,
+        inputs: dict[str, Any],
+        outputs: dict[str, Any] | None,
+        *,
+        subscriber: dict[str, Any] | None = None,
+        jobs_url: str = "",
+    ) -> JobRecord:
+        """Validate ``inputs`` and create the job's flow run; return its first status.
+
+        ``jobs_url`` is the job list URL the callbacks to ``subscriber`` link to.
+        """
+        record = await self.get_process(user, process_id, max_age_s=2.0)
+        parameters = self._run_parameters(record, inputs, outputs, subscriber, jobs_url)
         async with self._writes:
             try:
                 flow_run = await self._call(
@@ -380,7 +492,32 @@ class PrefectBridge:
             except ObjectNotFound:
                 self._processes.pop((user, process_id), None)
                 raise NoSuchProcess(f"process {process_id!r} was undeployed") from None
+        self._log_later(
+            flow_run.id,
+            f"job created through the OGC API by user {user!r} for process {process_id!r}"
+            + (" with callbacks to the subscriber" if subscriber else ""),
+        )
         return self._job_record(flow_run, progress=0)
+
+    def _log_later(self, flow_run_id: uuid.UUID, message: str) -> None:
+        """Add a gateway line to a job's Prefect logs without delaying the response."""
+        from prefect.client.schemas.actions import LogCreate
+
+        line = LogCreate(
+            name="oapip.gateway",
+            level=20,
+            message=message,
+            timestamp=dt.datetime.now(dt.UTC),
+            flow_run_id=flow_run_id,
+        )
+
+        async def send() -> None:
+            with contextlib.suppress(Exception):  # a lost gateway line must not fail a job
+                await self._call(self.client.create_logs, [line], attempts=3)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _flow_run(self, user: str, job_id: str) -> FlowRun:
         try:
@@ -446,9 +583,16 @@ class PrefectBridge:
                 "dismissed": "job dismissed",
             }[status]
         )
+        created_by = flow_run.created_by
+        schedule_id = (
+            str(created_by.id)
+            if created_by is not None and created_by.type == "SCHEDULE" and created_by.id
+            else None
+        )
         return JobRecord(
             job_id=str(flow_run.id),
             process_id=process_id,
+            schedule_id=schedule_id,
             status=status,
             message=message,
             created=flow_run.created,
@@ -483,10 +627,13 @@ class PrefectBridge:
         if filters.statuses:
             types = [t for s in filters.statuses for t in _STATE_TYPES[s]]
             flow_run_filter.state = FlowRunFilterState(type=FlowRunFilterStateType(any_=types))
-        if filters.created_after or filters.created_before:
-            flow_run_filter.expected_start_time = FlowRunFilterExpectedStartTime(
-                after_=filters.created_after, before_=filters.created_before
-            )
+        # A schedule's runs wait in Prefect ahead of their time; one becomes a job when its
+        # time comes, so runs expected later than now are not listed.
+        now = dt.datetime.now(dt.UTC)
+        before = min(filters.created_before, now) if filters.created_before else now
+        flow_run_filter.expected_start_time = FlowRunFilterExpectedStartTime(
+            after_=filters.created_after, before_=before
+        )
         post_filter = filters.min_duration_s is not None or filters.max_duration_s is not None
         if not post_filter:
             # Prefect answers at most _PREFECT_PAGE runs per call: read the page in parts.
@@ -576,6 +723,207 @@ class PrefectBridge:
                 return record
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+    # --- logs ----------------------------------------------------------------------------
+    async def job_logs(
+        self, user: str, job_id: str, *, limit: int, offset: int
+    ) -> tuple[list[LogRecord], bool]:
+        """A page of the job's log lines, oldest first, and whether more follow."""
+        flow_run = await self._flow_run(user, job_id)
+        log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]))
+        logs = await self._call(
+            self.client.read_logs,
+            log_filter=log_filter,
+            limit=min(limit, _PREFECT_PAGE),
+            offset=offset,
+            sort=LogSort.TIMESTAMP_ASC,
+        )
+        # Prefect answers at most _PREFECT_PAGE lines a call: ask for one more separately.
+        more = len(logs) == limit and bool(
+            await self._call(
+                self.client.read_logs, log_filter=log_filter, limit=1, offset=offset + limit
+            )
+        )
+        task_runs = await self._call(
+            self.client.read_task_runs,
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])),
+        )
+        # Task-run names are "<task>-<suffix>": the task's name says which phase logged.
+        phases = {t.id: (t.name or "").rsplit("-", 1)[0] for t in task_runs}
+        records = [
+            LogRecord(
+                timestamp=log.timestamp,
+                level=log.level,
+                logger=log.name,
+                source=phases.get(log.task_run_id, "task")
+                if log.task_run_id
+                else ("gateway" if log.name == "oapip.gateway" else "flow"),
+                message=log.message,
+            )
+            for log in logs
+        ]
+        return records, more
+
+    # --- reprocessing schedules -------------------------------------------------------
+    def _prefect_schedule(self, spec: ScheduleSpec) -> CronSchedule | IntervalSchedule:
+        if (spec.cron is None) == (spec.interval_s is None):
+            raise InvalidParameter("a schedule has either a `cron` or an `interval`, not both")
+        try:
+            ZoneInfo(spec.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidParameter(
+                f"unknown timezone {spec.timezone!r}; use an IANA name like Europe/Rome"
+            ) from None
+        if spec.interval_s is not None and spec.interval_s < self.settings.schedule_min_interval_s:
+            raise InvalidParameter(
+                f"the interval is {spec.interval_s:g} s; schedules run at most every "
+                f"{self.settings.schedule_min_interval_s:g} s (OAPIP_SCHEDULE_MIN_INTERVAL_S)"
+            )
+        try:
+            if spec.cron is not None:
+                return CronSchedule(cron=spec.cron, timezone=spec.timezone)
+            return IntervalSchedule(
+                interval=dt.timedelta(seconds=spec.interval_s or 0),
+                anchor_date=spec.anchor or dt.datetime.now(dt.UTC),
+                timezone=spec.timezone,
+            )
+        except ValueError as exc:
+            raise InvalidParameter(f"the schedule is not valid: {exc}") from None
+
+    def _schedule_record(
+        self, record: ProcessRecord, schedule: DeploymentSchedule
+    ) -> ScheduleRecord:
+        timing = schedule.schedule
+        params = schedule.parameters or {}
+        cron = getattr(timing, "cron", None)
+        interval = getattr(timing, "interval", None)
+        spec = ScheduleSpec(
+            cron=cron,
+            interval_s=interval.total_seconds() if interval is not None else None,
+            timezone=getattr(timing, "timezone", None) or "UTC",
+            anchor=getattr(timing, "anchor_date", None),
+            active=bool(schedule.active),
+            inputs=params.get("inputs", {}),
+            outputs=params.get("outputs"),
+            subscriber=params.get("subscriber"),
+        )
+        return ScheduleRecord(
+            schedule_id=str(schedule.id),
+            process_id=record.process_id,
+            deployment_id=record.deployment_id,
+            spec=spec,
+            parameters=params,
+            created=schedule.created,
+            updated=schedule.updated,
+        )
+
+    async def _schedule_runs_now(self, deployment_id: uuid.UUID) -> None:
+        """Have Prefect create a deployment's upcoming scheduled runs now.
+
+        Its scheduler service would do it on its next pass (every 60 s); a new or
+        resumed schedule should not wait that long.
+        """
+        await self._call(
+            self.client.request,
+            "POST",
+            "/deployments/{id}/schedule",
+            path_params={"id": deployment_id},
+            json={},
+        )
+
+    async def create_schedule(
+        self, user: str, process_id: str, spec: ScheduleSpec, *, jobs_url: str
+    ) -> ScheduleRecord:
+        """Add a reprocessing schedule to ``user``'s process; inputs validated like execute."""
+        from prefect.client.schemas.actions import DeploymentScheduleCreate
+
+        record = await self.get_process(user, process_id)
+        timing = self._prefect_schedule(spec)
+        parameters = self._run_parameters(
+            record, spec.inputs, spec.outputs, spec.subscriber, jobs_url
+        )
+        async with self._writes:
+            created = await self._call(
+                self.client.create_deployment_schedules,
+                record.deployment_id,
+                [
+                    DeploymentScheduleCreate(
+                        schedule=timing, active=spec.active, parameters=parameters
+                    )
+                ],
+            )
+            if spec.active:
+                await self._schedule_runs_now(record.deployment_id)
+        return self._schedule_record(record, created[0])
+
+    async def list_schedules(self, user: str, process_id: str) -> list[ScheduleRecord]:
+        record = await self.get_process(user, process_id)
+        schedules = await self._call(self.client.read_deployment_schedules, record.deployment_id)
+        records = [self._schedule_record(record, s) for s in schedules]
+        return sorted(records, key=lambda r: (r.created or dt.datetime.min, r.schedule_id))
+
+    async def get_schedule(self, user: str, process_id: str, schedule_id: str) -> ScheduleRecord:
+        for record in await self.list_schedules(user, process_id):
+            if record.schedule_id == schedule_id:
+                return record
+        raise NoSuchSchedule(f"process {process_id!r} has no schedule {schedule_id!r}")
+
+    async def update_schedule(
+        self,
+        user: str,
+        process_id: str,
+        schedule_id: str,
+        changes: dict[str, Any],
+        *,
+        jobs_url: str,
+    ) -> ScheduleRecord:
+        """Change a schedule: any of ``active`` (pause/resume), its timing, its request.
+
+        Prefect drops the deployment's upcoming runs on every schedule change; they are
+        created again from the schedules as they now are.
+        """
+        current = await self.get_schedule(user, process_id, schedule_id)
+        spec = current.spec
+        if "cron" in changes or "interval_s" in changes:
+            # A new timing replaces the old one whole: cron and interval exclude each other.
+            spec = replace(spec, cron=None, interval_s=None, anchor=None)
+        spec = replace(spec, **changes)
+        # Prefect resets the parameters of a schedule update that leaves them out.
+        kwargs: dict[str, Any] = {"active": spec.active, "parameters": current.parameters}
+        if {"cron", "interval_s", "timezone", "anchor"} & set(changes):
+            kwargs["schedule"] = self._prefect_schedule(spec)
+        if {"inputs", "outputs", "subscriber"} & set(changes):
+            record = await self.get_process(user, process_id)
+            kwargs["parameters"] = self._run_parameters(
+                record, spec.inputs, spec.outputs, spec.subscriber, jobs_url
+            )
+        async with self._writes:
+            try:
+                await self._call(
+                    self.client.update_deployment_schedule,
+                    current.deployment_id,
+                    uuid.UUID(schedule_id),
+                    **kwargs,
+                )
+            except ObjectNotFound:
+                raise NoSuchSchedule(
+                    f"process {process_id!r} has no schedule {schedule_id!r}"
+                ) from None
+            await self._schedule_runs_now(current.deployment_id)
+        return await self.get_schedule(user, process_id, schedule_id)
+
+    async def delete_schedule(self, user: str, process_id: str, schedule_id: str) -> None:
+        """Delete a schedule; Prefect deletes its runs that have not started."""
+        current = await self.get_schedule(user, process_id, schedule_id)
+        async with self._writes:
+            with contextlib.suppress(ObjectNotFound):
+                await self._call(
+                    self.client.delete_deployment_schedule,
+                    current.deployment_id,
+                    uuid.UUID(schedule_id),
+                )
+            # Prefect dropped every upcoming run of the deployment: recreate the others'.
+            await self._schedule_runs_now(current.deployment_id)
 
 
 def _duration_ok(run: FlowRun, filters: JobFilters) -> bool:

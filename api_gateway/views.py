@@ -11,15 +11,19 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api_gateway.deps import OgcContext
-from api_gateway.prefect_bridge import JobRecord, ProcessRecord
+from api_gateway.prefect_bridge import JobRecord, LogRecord, ProcessRecord, ScheduleRecord
 
 __all__ = [
     "CONFORMANCE",
     "job_list",
+    "job_logs",
+    "job_logs_text",
     "landing_page",
     "process_description",
     "process_summary",
     "render",
+    "schedule",
+    "schedule_list",
     "status_info",
 ]
 
@@ -33,6 +37,7 @@ CONFORMANCE = [
     f"{_P1}/oas30",
     f"{_P1}/job-list",
     f"{_P1}/dismiss",
+    f"{_P1}/callback",
     f"{_P2}/deploy-replace-undeploy",
     f"{_P2}/ogcapppkg",
     f"{_P2}/cwl",
@@ -185,6 +190,9 @@ def status_info(ctx: OgcContext, record: JobRecord) -> dict[str, Any]:
             }
         )
     links.append(
+        {"href": f"{href}/logs", "rel": "logs", "type": "application/json", "title": "job logs"}
+    )
+    links.append(
         {
             "href": f"{ctx.prefect_ui}/runs/flow-run/{record.job_id}",
             "rel": "monitor",
@@ -192,6 +200,15 @@ def status_info(ctx: OgcContext, record: JobRecord) -> dict[str, Any]:
             "title": "the job in the Prefect UI",
         }
     )
+    if record.schedule_id and record.process_id:
+        links.append(
+            {
+                "href": f"{ctx.base}/processes/{record.process_id}/schedules/{record.schedule_id}",
+                "rel": "related",
+                "type": "application/json",
+                "title": "the schedule that started this job",
+            }
+        )
     document: dict[str, Any] = {
         "processID": record.process_id,
         "type": "process",
@@ -205,6 +222,8 @@ def status_info(ctx: OgcContext, record: JobRecord) -> dict[str, Any]:
             document[key] = value
     if record.progress is not None:
         document["progress"] = max(0, min(100, int(record.progress)))
+    if record.schedule_id:
+        document["scheduleID"] = record.schedule_id
     document["links"] = links
     return document
 
@@ -245,3 +264,139 @@ def job_list(
             }
         )
     return {"jobs": [status_info(ctx, r) for r in records], "links": links}
+
+
+def schedule(ctx: OgcContext, record: ScheduleRecord) -> dict[str, Any]:
+    """A reprocessing schedule document (``Schedule`` in ``/api``)."""
+    spec = record.spec
+    process = f"{ctx.base}/processes/{record.process_id}"
+    href = f"{process}/schedules/{record.schedule_id}"
+    document: dict[str, Any] = {
+        "id": record.schedule_id,
+        "processID": record.process_id,
+        "timezone": spec.timezone,
+        "active": spec.active,
+        "inputs": spec.inputs,
+    }
+    if spec.cron is not None:
+        document["cron"] = spec.cron
+    if spec.interval_s is not None:
+        document["interval"] = spec.interval_s
+        if spec.anchor is not None:
+            document["anchorDate"] = _time(spec.anchor)
+    if spec.outputs:
+        document["outputs"] = spec.outputs
+    if spec.subscriber:
+        document["subscriber"] = spec.subscriber
+    for key in ("created", "updated"):
+        value = _time(getattr(record, key))
+        if value:
+            document[key] = value
+    document["links"] = [
+        {"href": href, "rel": "self", "type": "application/json", "title": "this schedule"},
+        {"href": process, "rel": "up", "type": "application/json", "title": "process"},
+        {
+            "href": f"{ctx.base}/jobs?processID={record.process_id}",
+            "rel": f"{REL}/job-list",
+            "type": "application/json",
+            "title": "jobs of this process",
+        },
+        {
+            "href": f"{ctx.prefect_ui}/deployments/deployment/{record.deployment_id}",
+            "rel": "related",
+            "type": "text/html",
+            "title": "the schedule on its deployment in the Prefect UI",
+        },
+    ]
+    return document
+
+
+def schedule_list(
+    ctx: OgcContext, process_id: str, records: list[ScheduleRecord]
+) -> dict[str, Any]:
+    href = f"{ctx.base}/processes/{process_id}/schedules"
+    return {
+        "schedules": [schedule(ctx, r) for r in records],
+        "links": [
+            {"href": href, "rel": "self", "type": "application/json", "title": "schedules"},
+            {
+                "href": f"{ctx.base}/processes/{process_id}",
+                "rel": "up",
+                "type": "application/json",
+                "title": "process",
+            },
+        ],
+    }
+
+
+def _level(level: int) -> str:
+    return {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}.get(
+        level, f"LEVEL{level}"
+    )
+
+
+def job_logs(
+    ctx: OgcContext,
+    job_id: str,
+    records: list[LogRecord],
+    *,
+    offset: int,
+    limit: int,
+    more: bool,
+) -> dict[str, Any]:
+    """A page of a job's logs (``JobLogs`` in ``/api``) with ``next``/``prev`` links."""
+    job = f"{ctx.base}/jobs/{job_id}"
+
+    def page(at: int) -> str:
+        return f"{job}/logs?{urlencode({'limit': limit, 'offset': at})}"
+
+    links = [
+        {"href": page(offset), "rel": "self", "type": "application/json", "title": "this page"},
+        {
+            "href": f"{page(offset)}&f=text",
+            "rel": "alternate",
+            "type": "text/plain",
+            "title": "this page as text",
+        },
+        {"href": job, "rel": "up", "type": "application/json", "title": "job status"},
+    ]
+    if more:
+        links.append(
+            {
+                "href": page(offset + limit),
+                "rel": "next",
+                "type": "application/json",
+                "title": "next page",
+            }
+        )
+    if offset > 0:
+        links.append(
+            {
+                "href": page(max(0, offset - limit)),
+                "rel": "prev",
+                "type": "application/json",
+                "title": "previous page",
+            }
+        )
+    return {
+        "jobID": job_id,
+        "logs": [
+            {
+                "timestamp": _time(r.timestamp),
+                "level": _level(r.level),
+                "source": r.source,
+                "logger": r.logger,
+                "message": r.message,
+            }
+            for r in records
+        ],
+        "links": links,
+    }
+
+
+def job_logs_text(document: dict[str, Any]) -> str:
+    """The lines of a ``job_logs`` document as plain text, one log line per line."""
+    return "".join(
+        f"{e['timestamp']} {e['level']:<7} [{e['source']}] {e['message']}\n"
+        for e in document["logs"]
+    )

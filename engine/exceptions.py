@@ -4,6 +4,7 @@
     ├── NotFound                      404
     │   ├── NoSuchProcess             no process with that id for this user
     │   ├── NoSuchJob                 no job with that id for this user
+    │   ├── NoSuchSchedule            no schedule with that id on this process
     │   └── ResultNotReady            the job has no results (yet, or because it failed)
     ├── Unauthorized                  401  no bearer token, or one that does not validate
     ├── Forbidden                     403  a valid token for another user's path
@@ -44,6 +45,7 @@ __all__ = [
     "JobFailed",
     "NoSuchJob",
     "NoSuchProcess",
+    "NoSuchSchedule",
     "NotFound",
     "PayloadTooLarge",
     "ResultNotReady",
@@ -84,6 +86,12 @@ class NoSuchProcess(NotFound):
 class NoSuchJob(NotFound):
     type_uri = f"{_P1}/no-such-job"
     title = "No such job"
+
+
+class NoSuchSchedule(NotFound):
+    """No reprocessing schedule with that id on the user's process."""
+
+    title = "No such schedule"
 
 
 class ResultNotReady(NotFound):

@@ -287,6 +287,26 @@ class Settings(BaseSettings):
         "with an unknown `kid` refetches them at most this often.",
     )
 
+    # --- schedules and callbacks -------------------------------------------------------
+    schedule_min_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Shortest interval a reprocessing schedule may have, seconds; "
+        "a cron schedule fires at most once a minute anyway.",
+    )
+    callback_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description="Attempts to deliver one callback to a subscriber URI; the waits "
+        "between them double from 1 s.",
+    )
+    callback_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time one callback delivery attempt may take, seconds.",
+    )
+
     # --- embedded stack ----------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
     port: int = Field(default=8000, description="Port of the gateway.")

@@ -187,6 +187,7 @@ class Stack:
             ],
             prefect_env(s, server=True),
         )
+        # 4-11 s on an idle machine; past 90 s on two cores shared with other servers.
         wait_for_http(f"{s.prefect_api_url.rstrip('/')}/health", 180, server)
 
     def start_worker(self) -> None:

@@ -7,19 +7,23 @@ persists as the flow's result.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import (
     create_link_artifact,
     create_progress_artifact,
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun
+from prefect.logging.loggers import flow_run_logger
 from prefect.runtime import flow_run as current_flow_run
+from prefect.states import State
 
 from blocks.backend import CwlJob, ExecutionBackend
 from blocks.cwltool import CwltoolBackend
@@ -28,6 +32,7 @@ from blocks.storage import ResultStorage, results_key
 from engine.exceptions import ToolFailed
 from engine.settings import Settings, get_settings
 from flows import cwl
+from flows.callbacks import Notifier, status_document
 from flows.staging import (
     fetcher_from_settings,
     result_storage,
@@ -68,11 +73,12 @@ def default_backend(settings: Settings) -> ExecutionBackend:
 
 
 class _StepProgress:
-    """Progress within ``execute`` for multi-step workflows, as a Prefect progress artifact.
+    """Progress within ``execute``, as a Prefect progress artifact.
 
     The gateway derives the coarse figure from the flow's task runs (stage-in, execute,
-    stage-out); this refines the execute phase by completed workflow steps. It writes
-    nothing for single-tool packages and at most one update a second.
+    stage-out); for multi-step workflows this refines the execute phase by completed
+    workflow steps, at most one update a second. A single tool gets one artifact, at
+    100 %, when it is done (``finish``), so every job's run shows its progress in the UI.
     """
 
     def __init__(self, total_steps: int) -> None:
@@ -88,6 +94,19 @@ class _StepProgress:
         self._last = time.monotonic()
         percent = 100.0 * min(self.done, self.total) / self.total
         description = f"{self.done} of {self.total} workflow steps done"
+        self._write(percent, description)
+
+    def finish(self) -> None:
+        """The backend is done: show 100 % (one write, unless the last update said so)."""
+        if self.total >= 2 and self.done >= self.total and self._id is not None:
+            return
+        self.done = self.total
+        self._write(
+            100.0,
+            f"{self.total} of {self.total} workflow steps done" if self.total else "tool done",
+        )
+
+    def _write(self, percent: float, description: str) -> None:
         if self._id is None:
             self._id = create_progress_artifact(progress=percent, description=description)
         else:
@@ -119,6 +138,7 @@ def execute(
 ) -> dict[str, Any]:
     """Run the package on the backend; fail with the backend's message if it fails."""
     app = load_package(package, revision)
+    progress = _StepProgress(cwl.step_count(app.workflow, app.entrypoint))
     job = CwlJob(
         job_id=str(current_flow_run.id),
         process_id=app.process_id,
@@ -128,7 +148,7 @@ def execute(
         workdir=workdir,
         revision=app.revision,
         logger=get_run_logger(),
-        on_step=_StepProgress(cwl.step_count(app.workflow, app.entrypoint)).step_completed,
+        on_step=progress.step_completed,
     )
     run = backend.submit(job)
     try:
@@ -138,6 +158,7 @@ def execute(
         raise
     if not outcome.success:
         raise ToolFailed(outcome.message or "the application package failed")
+    progress.finish()
     return run.fetch_result()
 
 
@@ -147,15 +168,56 @@ def stage_out(storage: ResultStorage, outputs: dict[str, Any], job_id: str) -> d
     return stage_out_outputs(outputs, storage, prefix=get_settings().results_prefix, job_id=job_id)
 
 
+# Callbacks of the jobs running in this process, by flow-run id: the flow body starts
+# them, the state hooks (which run after the final state is recorded) finish them.
+_notifiers: dict[str, Notifier] = {}
+
+
+def _process_id(flow_run: FlowRun) -> str | None:
+    return next((t.split(":", 1)[1] for t in flow_run.tags if t.startswith("process:")), None)
+
+
+def _final_callback(flow: Flow, flow_run: FlowRun, state: State) -> None:
+    """State hook: call the subscriber back with the job's final outcome."""
+    subscriber = (flow_run.parameters or {}).get("subscriber")
+    notifier = _notifiers.pop(str(flow_run.id), None)
+    if not subscriber:
+        return
+    if notifier is None:  # the flow failed before it started the callbacks
+        notifier = Notifier(subscriber, flow_run_logger(flow_run, flow), get_settings())
+    if state.is_completed():
+        notifier.finish("successUri", notifier.results or {}, "success")
+        return
+    document = status_document(
+        job_id=str(flow_run.id),
+        process_id=_process_id(flow_run),
+        status="failed",
+        message=state.message or "job failed",
+        jobs_url=flow_run.parameters.get("jobs_url", ""),
+        created=flow_run.created,
+        started=flow_run.start_time,
+        finished=dt.datetime.now(dt.UTC),
+    )
+    notifier.finish("failedUri", document, "failure")
+
+
 @flow(
     name=FLOW_NAME,
     persist_result=True,
     result_serializer="json",
     validate_parameters=False,
     log_prints=False,
+    on_completion=[_final_callback],
+    on_failure=[_final_callback],
+    on_crashed=[_final_callback],
 )
 def execute_process(
-    inputs: dict[str, Any], package: str, revision: str = "", outputs: dict[str, Any] | None = None
+    inputs: dict[str, Any],
+    package: str,
+    revision: str = "",
+    outputs: dict[str, Any] | None = None,
+    subscriber: dict[str, Any] | None = None,
+    jobs_url: str = "",
 ) -> dict[str, Any]:
     """Run the deployed application package ``package`` on ``inputs``.
 
@@ -164,6 +226,8 @@ def execute_process(
         package: name of the process's ApplicationPackage block document.
         revision: the package revision the deployment was made with (a cache key).
         outputs: the execute request's ``outputs`` selection; unset means all outputs.
+        subscriber: the execute request's ``subscriber`` (callback URIs), if any.
+        jobs_url: the gateway's job list URL, for the links of callback documents.
     """
     settings = get_settings()
     job_id = str(current_flow_run.id)
@@ -172,6 +236,20 @@ def execute_process(
     # Before anything runs: an unknown workspace or bucket fails the job at once.
     storage = result_storage(settings, user=job_user(), log=get_run_logger().warning)
     storage.check()
+    notifier = None
+    if subscriber:
+        notifier = _notifiers[job_id] = Notifier(subscriber, get_run_logger(), settings)
+        notifier.in_progress(
+            status_document(
+                job_id=job_id,
+                process_id=app.process_id,
+                status="running",
+                message="job running",
+                jobs_url=jobs_url,
+                started=dt.datetime.now(dt.UTC),
+                progress=0,
+            )
+        )
     try:
         job_order = stage_in(package, revision, inputs, workdir)
         cwl_outputs = execute(default_backend(settings), package, revision, job_order, workdir)
@@ -185,4 +263,6 @@ def execute_process(
         link_text="results",
         description=f"Results of {app.process_id}",
     )
+    if notifier is not None:
+        notifier.results = results
     return results

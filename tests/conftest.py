@@ -209,6 +209,8 @@ def _running_engine(
         "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
         # The hostile-input tests' slow href server must not hold a test for 20 s.
         "OAPIP_PACKAGE_FETCH_TIMEOUT_S": "5",
+        # Schedule tests use intervals of a few seconds; production keeps a 60 s minimum.
+        "OAPIP_SCHEDULE_MIN_INTERVAL_S": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PATH": f"{tool_bin}{os.pathsep}{os.environ['PATH']}",

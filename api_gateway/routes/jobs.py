@@ -1,16 +1,16 @@
-"""Jobs: list, status, dismiss, results."""
+"""Jobs: list, status, dismiss, results, logs."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api_gateway.deps import BridgeDep, ContextDep
-from api_gateway.models import JobList, Results, StatusInfo
+from api_gateway.models import JobList, JobLogs, Results, StatusInfo
 from api_gateway.prefect_bridge import JobFilters
-from api_gateway.views import job_list, render, status_info
+from api_gateway.views import job_list, job_logs, job_logs_text, render, status_info
 from engine.exceptions import InvalidParameter
 
 router = APIRouter(tags=["Jobs"])
@@ -110,3 +110,25 @@ async def dismiss_job(jobId: str, ctx: ContextDep, bridge: BridgeDep):
 @router.get("/jobs/{jobId}/results", response_model=Results, summary="Results of a job")
 async def get_results(jobId: str, ctx: ContextDep, bridge: BridgeDep):
     return render(ctx, "results.html", await bridge.results(ctx.user, jobId), job_id=jobId)
+
+
+@router.get(
+    "/jobs/{jobId}/logs",
+    response_model=JobLogs,
+    summary="Log lines of a job (gateway, stage-in, tool output, stage-out)",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def get_job_logs(
+    jobId: str,
+    ctx: ContextDep,
+    bridge: BridgeDep,
+    limit: int = Query(200, ge=1, le=200, description="Lines per page."),
+    offset: int = Query(0, ge=0, description="Lines to skip (paging)."),
+    f: str | None = Query(None, description="`json` (default), `text` or `html`."),
+):
+    records, more = await bridge.job_logs(ctx.user, jobId, limit=limit, offset=offset)
+    document = job_logs(ctx, jobId, records, offset=offset, limit=limit, more=more)
+    accept = ctx.request.headers.get("accept", "")
+    if f == "text" or (f is None and accept.startswith("text/plain")):
+        return PlainTextResponse(job_logs_text(document))
+    return render(ctx, "logs.html", document)

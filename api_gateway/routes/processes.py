@@ -162,7 +162,15 @@ async def execute_process(
 ):
     # Real clients send no Content-Type: the body is read as JSON whatever it says.
     execute = _execute_request(await request.body())
-    record = await bridge.submit(ctx.user, processId, execute.inputs, execute.outputs)
+    subscriber = execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None
+    record = await bridge.submit(
+        ctx.user,
+        processId,
+        execute.inputs,
+        execute.outputs,
+        subscriber=subscriber,
+        jobs_url=f"{ctx.base}/jobs",
+    )
     location = f"{ctx.base}/jobs/{record.job_id}"
     if _prefers_async(request):
         return JSONResponse(

@@ -20,6 +20,7 @@ CONFORMANCE = {
     f"{P1_CONF}/oas30",
     f"{P1_CONF}/job-list",
     f"{P1_CONF}/dismiss",
+    f"{P1_CONF}/callback",
     f"{P2_CONF}/deploy-replace-undeploy",
     f"{P2_CONF}/ogcapppkg",
     f"{P2_CONF}/cwl",
@@ -72,6 +73,9 @@ def test_api_is_an_openapi_30_document(api: str):
         "/jobs",
         "/jobs/{jobId}",
         "/jobs/{jobId}/results",
+        "/jobs/{jobId}/logs",
+        "/processes/{processId}/schedules",
+        "/processes/{processId}/schedules/{scheduleId}",
         "/conformance",
     ):
         assert f"/{{user}}/ogc-api{path}" in paths, path
