@@ -7,6 +7,7 @@ engine's ``oapip`` command does it at start-up).
 from blocks.backend import BackendRun, CwlJob, ExecutionBackend, RunOutcome
 from blocks.cwltool import CwltoolBackend
 from blocks.storage import LocalResultStorage, ResultStorage
+from blocks.toil_wes import ToilWesBackend
 
 __all__ = [
     "BackendRun",
@@ -16,4 +17,5 @@ __all__ = [
     "LocalResultStorage",
     "ResultStorage",
     "RunOutcome",
+    "ToilWesBackend",
 ]

@@ -14,8 +14,9 @@ from prefect.blocks.core import Block
 from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
 from blocks.storage import LocalResultStorage
+from blocks.toil_wes import ToilWesBackend
 
-BLOCKS = [ApplicationPackage, CwltoolBackend, LocalResultStorage]
+BLOCKS = [ApplicationPackage, CwltoolBackend, LocalResultStorage, ToilWesBackend]
 
 
 @pytest.fixture(params=BLOCKS, ids=lambda b: b.__name__)
@@ -40,6 +41,7 @@ def test_all_fields_have_a_description(block: type[Block]):
         ApplicationPackage,
         CwltoolBackend,
         LocalResultStorage,
+        ToilWesBackend,
     ],
     ids=lambda b: b.__name__,
 )
