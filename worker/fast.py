@@ -37,6 +37,7 @@ from prefect.states import Cancelled, Crashed, Pending
 from prefect.utilities.engine import propose_state
 
 from engine.settings import Settings, get_settings
+from worker.zygote import DISMISS_SIGNAL
 
 __all__ = ["FastWorker", "main"]
 
@@ -44,6 +45,9 @@ logger = logging.getLogger("oapip.worker")
 
 POLL_INTERVAL_S = 5.0  # safety net only: runs are picked up on their Scheduled event
 HEARTBEAT_S = 30.0
+# How long a dismissed job process may take to cancel its remote runs (a WES run and its
+# batch jobs) before its group is killed anyway.
+DISMISS_GRACE_S = 180.0
 
 
 @dataclass
@@ -52,6 +56,7 @@ class _Job:
     pid: int | None = None
     cancelling: bool = False
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class FastWorker:
@@ -206,6 +211,7 @@ class FastWorker:
 
     # --- endings ---------------------------------------------------------------------
     async def _finished(self, job: _Job, code: int) -> None:
+        job.exited.set()
         self.jobs.pop(job.flow_run_id, None)
         self.wake.set()
         if job.pid is not None:
@@ -237,11 +243,13 @@ class FastWorker:
             logger.exception("could not record the end of flow run %s", job.flow_run_id)
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
-        """Dismiss a running job: SIGKILL its process group, then record CANCELLED.
+        """Dismiss a running job: end its process group, then record CANCELLED.
 
-        SIGKILL, not SIGTERM: on SIGTERM Prefect's engine in the job process records the
-        run CRASHED before the worker records CANCELLED, and the job would read ``failed``
-        for a moment. The cwltool backend leaves nothing to clean up but processes.
+        The job process gets ``DISMISS_SIGNAL`` first: it cancels the runs its backend
+        started elsewhere (a WES run), then SIGKILLs its own group. SIGKILL, not SIGTERM:
+        on SIGTERM Prefect's engine in the job process records the run CRASHED before the
+        worker records CANCELLED, and the job would read ``failed`` for a moment. After
+        ``DISMISS_GRACE_S`` the worker kills the group itself.
         """
         job = self.jobs.get(flow_run_id)
         if job is None or job.cancelling:
@@ -249,6 +257,12 @@ class FastWorker:
         job.cancelling = True
         await job.started.wait()
         assert job.pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job.pid, DISMISS_SIGNAL)
+        try:
+            await asyncio.wait_for(job.exited.wait(), DISMISS_GRACE_S)
+        except TimeoutError:
+            logger.warning("job process %s did not end on dismissal; killing it", job.pid)
         _kill_group(job.pid)
 
     # --- Prefect events --------------------------------------------------------------
