@@ -1,6 +1,7 @@
 """Benchmark the engine; every figure is set against a baseline measured in the same run.
 
     python -m bench [--jobs 300] [--clients 50] [--history 20000] [--postgres]
+    python -m bench --only wes [--wes-runs 5]
 
 It starts its own stack (Prefect server, fast worker, gateway) on free loopback ports in
 a temporary home, deploys ``bench/echo.cwl`` and measures:
@@ -12,7 +13,11 @@ a temporary home, deploys ``bench/echo.cwl`` and measures:
 * throughput of N jobs submitted at once (jobs/min, lost, failed);
 * engine memory per in-flight job (USS of job processes, tools excluded);
 * with ``--history``: ``GET /jobs?limit=100`` and ``GET /jobs/{id}`` latency with that many
-  finished jobs in Prefect (use ``--postgres``).
+  finished jobs in Prefect (use ``--postgres``);
+* ``--only wes``: an HPC site (``infrastructure/hpc``: Slurm + Toil WES) is started too and
+  the stack runs every process on it (``OAPIP_EXECUTION_ENGINE=toil``); the same
+  ``echo.cwl`` job's end-to-end time through the engine is set against the same packed
+  workflow submitted straight to WES, alternately, median of ``--wes-runs`` each.
 """
 
 from __future__ import annotations
@@ -53,9 +58,19 @@ class Bench:
         self.home = Path(tempfile.mkdtemp(prefix="oapip-bench-"))
         self.rows: list[tuple[str, str, str, str]] = []
         self.session = requests.Session()
+        self.db: str | None = None
+        self.site = None
+        self.stack = None
 
     # --- stack -------------------------------------------------------------------------
     def start(self) -> None:
+        if self.args.only == "wes":
+            from bench.wes import HpcSite
+
+            self.site = HpcSite()
+            self.site.start()
+            print(f"bench: HPC site (Slurm + Toil WES) up in {self.site.up_s:.1f} s", flush=True)
+            os.environ.update({**self.site.settings, "OAPIP_EXECUTION_ENGINE": "toil"})
         port, prefect_port = _free_port(), _free_port()
         os.environ.update(
             {
@@ -93,7 +108,10 @@ class Bench:
         del body
 
     def stop(self) -> None:
-        self.stack.stop()
+        if self.stack:
+            self.stack.stop()
+        if self.site:
+            self.site.stop()
         if self.db:
             subprocess.run(
                 [
@@ -168,6 +186,30 @@ class Bench:
             f"{e2e:.3f} s",
             f"bare cwltool {baseline:.3f} s",
             f"ratio {e2e / baseline:.2f}",
+        )
+
+    def wes_end_to_end(self, n: int) -> None:
+        """The echo job through the engine on Toil WES vs. straight to WES, alternately."""
+        from flows import cwl
+
+        doc = cwl.parse_document((HERE / "echo.cwl").read_text())
+        packed = cwl.pack(doc, "echo")
+        params = {"message": "hello"}
+        self.wait(self.submit()[0], timeout=600)  # warm: the first run loads the package
+        engine, direct = [], []
+        for _ in range(n):
+            direct.append(self.site.direct_run(packed, params))
+            t0 = time.perf_counter()
+            job, _, _ = self.submit()
+            status = self.wait(job, timeout=600)
+            assert status == "successful", status
+            engine.append(time.perf_counter() - t0)
+        e2e, bare = statistics.median(engine), statistics.median(direct)
+        self.row(
+            f"echo job on Slurm via Toil WES, end-to-end, median of {n}",
+            f"{e2e:.2f} s (min {min(engine):.2f}, max {max(engine):.2f})",
+            f"straight to WES {bare:.2f} s (min {min(direct):.2f}, max {max(direct):.2f})",
+            f"ratio {e2e / bare:.3f}",
         )
 
     def submit_latency(self, clients: int, rounds: int = 4) -> None:
@@ -319,6 +361,21 @@ class Bench:
             "",
         )
 
+    def run_all(self) -> None:
+        """Every measurement but ``wes``, minus those in ``--skip``."""
+        args = self.args
+        baseline = self.bare_cwltool()
+        if "e2e" not in args.skip:
+            self.end_to_end(baseline)
+        if "latency" not in args.skip:
+            self.submit_latency(args.clients)
+        if "throughput" not in args.skip:
+            self.throughput(args.jobs, baseline)
+        if "memory" not in args.skip:
+            self.memory(args.slots)
+        if args.history:
+            self.history(args.history)
+
     def table(self) -> str:
         head = ("measurement", "engine", "baseline (same run)", "ratio")
         widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(4)]
@@ -354,25 +411,24 @@ def main() -> int:
     parser.add_argument(
         "--skip", nargs="*", default=[], help="measurements to skip: e2e latency throughput memory"
     )
+    parser.add_argument(
+        "--only",
+        choices=["wes"],
+        help="run only this measurement: `wes` starts an HPC site (Slurm + Toil WES) too",
+    )
+    parser.add_argument("--wes-runs", type=int, default=5, help="runs each way for --only wes")
     args = parser.parse_args()
     bench = Bench(args)
     print(
         f"bench: starting a stack in {bench.home} ({'PostgreSQL' if args.postgres else 'SQLite'})",
         flush=True,
     )
-    bench.start()
     try:
-        baseline = bench.bare_cwltool()
-        if "e2e" not in args.skip:
-            bench.end_to_end(baseline)
-        if "latency" not in args.skip:
-            bench.submit_latency(args.clients)
-        if "throughput" not in args.skip:
-            bench.throughput(args.jobs, baseline)
-        if "memory" not in args.skip:
-            bench.memory(args.slots)
-        if args.history:
-            bench.history(args.history)
+        bench.start()
+        if args.only == "wes":
+            bench.wes_end_to_end(args.wes_runs)
+        else:
+            bench.run_all()
     finally:
         bench.stop()
     print()
