@@ -28,6 +28,7 @@ from urllib.parse import unquote, urljoin, urlparse
 
 import requests
 from pydantic import Field, SecretStr, field_validator
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from blocks.backend import (
     BackendRun,
@@ -59,6 +60,7 @@ OGC_STATUS: dict[str, str] = {
 _FINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
 _RETRYABLE_STATUS = {502, 503, 504}  # the proxy in front of WES could not reach it
 _MAX_FORWARDED_LOG_LINES = 2000
+_NEVER_STARTED_AFTER_S = 5.0
 
 
 class ToilWesBackend(ExecutionBackend):
@@ -99,10 +101,10 @@ class ToilWesBackend(ExecutionBackend):
         examples=[{"--defaultMemory": "1Gi", "--maxCores": "2", "--retryCount": "1"}],
     )
     poll_first_s: float = Field(
-        default=0.25, gt=0, description="First wait between two status polls, seconds."
+        default=0.2, gt=0, description="First wait between two status polls, seconds."
     )
     poll_max_s: float = Field(
-        default=2.0,
+        default=1.0,
         gt=0,
         description="Longest wait between two status polls, seconds; the wait grows by "
         "half each poll up to this.",
@@ -198,12 +200,15 @@ class WesClient:
         url = urljoin(backend.url, path)
         delay, started, last = backend.retry_delay_s, time.monotonic(), ""
         for attempt in range(1, backend.attempts + 1):
+            for _, (_, content, *_) in kwargs.get("files") or ():
+                if hasattr(content, "seek"):
+                    content.seek(0)  # a repeated attempt sends the whole file again
             try:
                 answer = self.session.request(
                     method, url, timeout=backend.request_timeout_s, **kwargs
                 )
             except requests.ConnectionError as exc:
-                if not idempotent and _maybe_delivered(exc):
+                if not idempotent and not _never_sent(exc):
                     raise BackendUnreachable(
                         f"Toil WES at {self.where} is unreachable: the connection broke "
                         f"during {method} {urlparse(url).path} ({type(exc).__name__})"
@@ -222,8 +227,9 @@ class WesClient:
                 if answer.status_code in (401, 403):
                     raise BackendAuthFailed(
                         f"Toil WES at {self.where} refused the engine's credentials "
-                        f"(HTTP {answer.status_code}) for user {backend.user!r}: check "
-                        "OAPIP_TOIL_WES_USER and OAPIP_TOIL_WES_PASSWORD"
+                        f"(HTTP {answer.status_code}) for user {backend.user!r}: check the "
+                        "backend's user and password (OAPIP_TOIL_WES_USER, "
+                        "OAPIP_TOIL_WES_PASSWORD)"
                     )
                 if answer.status_code not in _RETRYABLE_STATUS:
                     if answer.status_code >= 400:
@@ -348,9 +354,16 @@ class ToilWesRun(BackendRun):
             # A run that already ended cannot be cancelled; anything else is an error.
             if self.state(client) not in _FINAL:
                 raise BackendError(f"could not cancel Toil WES run {self.run_id}: {exc}") from exc
-        deadline = time.monotonic() + self._backend.cancel_timeout_s
+        asked = time.monotonic()
+        deadline = asked + self._backend.cancel_timeout_s
         delay = self._backend.poll_first_s
         while (state := self.state(client)) not in _FINAL:
+            if state == "CANCELING" and time.monotonic() - asked > _NEVER_STARTED_AFTER_S:
+                # Toil leaves a run cancelled before its leader started in CANCELING for
+                # good; such a run has no batch jobs to wait for.
+                run_log = client.json(f"runs/{self.run_id}").get("run_log") or {}
+                if not run_log.get("start_time"):
+                    break
             if time.monotonic() > deadline:
                 raise BackendError(
                     f"Toil WES run {self.run_id} is still {state} "
@@ -405,20 +418,21 @@ def _attachments(job: CwlJob) -> Iterator[tuple[list[tuple[str, Any]], dict[str,
             handle.close()
 
 
-def _maybe_delivered(exc: requests.ConnectionError) -> bool:
-    """Whether a failed request may have reached the server (so must not be repeated)."""
-    text = repr(exc)
-    return not any(
-        marker in text
-        for marker in ("NewConnectionError", "Connection refused", "NameResolutionError")
-    ) and not isinstance(exc, requests.ConnectTimeout)
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """Whether a failed request certainly did not reach the server (so may be repeated):
+    the connection was never made (refused, unresolvable, timed out connecting)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectTimeout) or isinstance(reason, NewConnectionError)
 
 
-def _reason(exc: Exception) -> str:
-    """The innermost reason of a ``requests`` error, without the URL it names."""
-    text = str(exc)
-    if "Connection refused" in text:
-        return "connection refused"
-    if "NameResolutionError" in text or "Name or service not known" in text:
+def _reason(exc: requests.ConnectionError) -> str:
+    """Why a connection failed, in a few words and without the URL it names."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NameResolutionError):
         return "host name not found"
-    return type(getattr(exc, "__context__", None) or exc).__name__
+    if isinstance(reason, NewConnectionError):
+        cause = reason.__cause__ or reason.__context__
+        if isinstance(cause, ConnectionRefusedError) or "refused" in str(reason):
+            return "connection refused"
+        return "cannot connect"
+    return type(reason or exc).__name__

@@ -285,11 +285,12 @@ cmd_up() {
     alive wes-proxy && die "already up (see $HPC_HOME/wes.env); run \`$0 down\` first"
     # munged refuses a socket whose path is not searchable by everyone.
     chmod 755 "$HPC_HOME" "$RUN"
-    trap 'say "start failed; stopping what started"; cmd_down' ERR
+    # Whatever ends `up` early (a failed command, a timeout) stops what it started.
+    trap 'say "start failed; stopping what started"; cmd_down' EXIT
     start_munge
     start_slurm
     start_toil
-    trap - ERR
+    trap - EXIT
     say "up in $((SECONDS - started)) s; settings in $HPC_HOME/wes.env"
 }
 

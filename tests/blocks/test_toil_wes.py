@@ -136,3 +136,25 @@ def test_the_site_answers_only_with_credentials(hpc: Hpc):
     answer = requests.get(info, auth=(hpc.user, hpc.password), timeout=30)
     assert answer.status_code == 200
     assert "CWL" in answer.json()["workflow_type_versions"]
+
+
+def test_local_input_files_travel_with_the_run(tmp_path: Path):
+    from blocks.toil_wes import _attachments
+
+    data = tmp_path / "scene.txt"
+    data.write_text("pixels")
+    job = _job(tmp_path)
+    order = {
+        "scene": {"class": "File", "location": data.as_uri()},
+        "remote": {"class": "File", "location": "s3://bucket/key.tif"},
+        "many": [{"class": "File", "path": str(data)}],
+        "size": "50%",
+    }
+    job = CwlJob(**{**job.__dict__, "job_order": order})
+    with _attachments(job) as (files, params):
+        names = [name for _, (name, *_) in files]
+        assert names == ["workflow.cwl", "inputs/0/scene.txt", "inputs/1/scene.txt"]
+        assert params["scene"] == {"class": "File", "location": "inputs/0/scene.txt"}
+        assert params["many"] == [{"class": "File", "location": "inputs/1/scene.txt"}]
+        assert params["remote"] == order["remote"] and params["size"] == "50%"
+        assert files[1][1][1].read() == b"pixels"
