@@ -12,6 +12,7 @@ session's engine keeps running everything else on cwltool.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -77,12 +78,7 @@ def hpc(tool_bin: Path) -> Iterator[Hpc]:
     home = Path(tempfile.mkdtemp(prefix="oapip-hpc-"))
     home.chmod(0o755)
     env_file = home / "wes.env"
-    env = {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": str(Path.home()),
-        "HPC_HOME": str(home),
-        "HPC_JOB_PATH": str(tool_bin),
-    }
+    env = {**os.environ, "HPC_HOME": str(home), "HPC_JOB_PATH": str(tool_bin)}
     started = time.monotonic()
     up = subprocess.run(
         ["bash", str(HPC_SH), "up"],

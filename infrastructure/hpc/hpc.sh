@@ -301,8 +301,9 @@ cmd_down() {
     # Toil leaders run inside the Celery worker's session: end them with it.
     stop celery group
     if [[ -f "$SLURM_CONF" ]] && alive slurmctld; then
-        scancel --full --quiet --cluster=oapip "$(squeue -h -o %i | tr '\n' ' ')" 2>/dev/null \
-            || true
+        local jobs=()
+        mapfile -t jobs < <(squeue -h -o %i 2>/dev/null)
+        ((${#jobs[@]} == 0)) || scancel --full "${jobs[@]}" 2>/dev/null || true
         local deadline=$((SECONDS + 15))
         while [[ -n "$(squeue -h -o %i 2>/dev/null)" ]] && ((SECONDS < deadline)); do
             sleep 0.2
