@@ -225,8 +225,8 @@ class Bench:
         )
         before, during, after = (statistics.median(p[i] for p in phases) for i in range(3))
         self.row(
-            "  of which (medians): until POST /runs | WES run as seen by the job | after",
-            f"{before:.2f} s | {during:.2f} s | {after:.2f} s",
+            "  of which (medians): until POST /runs; WES run as seen by the job; after",
+            f"{before:.2f} s; {during:.2f} s; {after:.2f} s",
             "",
             "",
         )
