@@ -296,6 +296,7 @@ cmd_up() {
 
 cmd_down() {
     [[ -d "$RUN" ]] || return 0
+    local started=$SECONDS
     stop wes-proxy
     stop toil-server group
     # Toil leaders run inside the Celery worker's session: end them with it.
@@ -317,7 +318,7 @@ cmd_down() {
         rm -f "$RUN/rabbitmq-vhost"
     fi
     rm -f "$HPC_HOME/wes.env"
-    say "down"
+    say "down in $((SECONDS - started)) s"
 }
 
 cmd_status() {
