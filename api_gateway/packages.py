@@ -3,7 +3,9 @@
 Media types: ``application/cwl``, ``application/cwl+yaml``, ``application/cwl+json`` (the
 body is the CWL document) and ``application/ogcapppkg+json`` (or plain
 ``application/json``) whose ``executionUnit`` gives the CWL inline (``value``) or by
-reference (``href``).
+reference (``href``). Its optional ``executionEngine`` picks the backend the process runs
+on: an engine name (``"toil"``) or a saved backend Block (``"toil-wes-backend/site-b"``);
+unset, it runs on the engine-wide ``OAPIP_EXECUTION_ENGINE``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import asyncio
 import copy
 import ipaddress
 import json
+import re
 import socket
+import typing
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -43,6 +47,8 @@ __all__ = [
 CWL_MEDIA_TYPES = ("application/cwl", "application/cwl+yaml", "application/cwl+json")
 PACKAGE_MEDIA_TYPES = (*CWL_MEDIA_TYPES, "application/ogcapppkg+json", "application/json")
 _MAX_REDIRECTS = 5
+# A saved backend Block document, `<block type slug>/<document name>`.
+_BACKEND_BLOCK = re.compile(r"^[a-z0-9-]+-backend/[a-z0-9-]{1,100}$")
 
 
 _TINY_TOOL = {
@@ -177,6 +183,7 @@ async def _cwl_text(media_type: str, body: bytes, settings: Settings) -> tuple[s
             "an application/ogcapppkg+json body needs an executionUnit, e.g. "
             '{"executionUnit": {"href": "https://…/app.cwl", "type": "application/cwl"}}'
         )
+    engine = _execution_engine(document.get("executionEngine"), settings)
     unit = document["executionUnit"]
     if isinstance(unit, list) and len(unit) == 1:
         unit = unit[0]
@@ -186,15 +193,15 @@ async def _cwl_text(media_type: str, body: bytes, settings: Settings) -> tuple[s
         href = unit["href"]
         if not isinstance(href, str):
             raise InvalidPackage("executionUnit.href must be a string URL")
-        return await _fetch(href, settings), {"href": href, "type": unit.get("type")}
+        return await _fetch(href, settings), {"href": href, "type": unit.get("type"), **engine}
     if "value" in unit:
         value = unit["value"]
         if isinstance(value, dict):
-            return value, {
-                "type": unit.get("mediaType") or unit.get("type") or "application/cwl+json"
-            }
+            media_type = unit.get("mediaType") or unit.get("type") or "application/cwl+json"
+            return value, {"type": media_type, **engine}
         if isinstance(value, str):
-            return value, {"type": unit.get("mediaType") or unit.get("type") or "application/cwl"}
+            media_type = unit.get("mediaType") or unit.get("type") or "application/cwl"
+            return value, {"type": media_type, **engine}
         raise InvalidPackage("executionUnit.value must be a CWL document (object or text)")
     raise InvalidPackage("executionUnit needs `href` (a URL of the CWL) or `value` (the CWL)")
 
@@ -237,6 +244,25 @@ def check_resources(doc: dict[str, Any], settings: Settings) -> None:
         )
 
 
+def _execution_engine(value: object, settings: Settings) -> dict[str, str]:
+    """``{"executionEngine": value}`` for a valid engine name that is configured; ``{}``
+    when unset."""
+    if value is None:
+        return {}
+    names = typing.get_args(Settings.model_fields["execution_engine"].annotation)
+    if not isinstance(value, str) or not (value in names or _BACKEND_BLOCK.match(value)):
+        raise InvalidPackage(
+            f"executionEngine must be one of {', '.join(names)} or a saved backend block "
+            f"such as `toil-wes-backend/<name>`, not {value!r}"
+        )
+    if value == "toil" and not settings.toil_wes_url:
+        raise InvalidParameter(
+            "executionEngine `toil` is not available here: no Toil WES endpoint is "
+            "configured (OAPIP_TOIL_WES_URL)"
+        )
+    return {"executionEngine": str(value)}
+
+
 def _build(
     cwl_source: str | dict, w: str | None, source: dict, settings: Settings
 ) -> DeployedPackage:
@@ -260,6 +286,7 @@ def _build(
         entrypoint=cwl.entrypoint(packed),
         description=description,
         source=source,
+        execution_engine=source.get("executionEngine"),
     )
 
 

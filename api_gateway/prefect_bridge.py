@@ -120,6 +120,7 @@ class DeployedPackage:
     entrypoint: str
     description: dict[str, Any]
     source: dict[str, Any]
+    execution_engine: str | None = None
 
     @property
     def revision(self) -> str:
@@ -353,6 +354,7 @@ class PrefectBridge:
             workflow=package.workflow,
             description=package.description,
             source=package.source,
+            execution_engine=package.execution_engine,
         )
         await block.save(name, overwrite=overwrite, client=self.client)
         return name

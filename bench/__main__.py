@@ -2,6 +2,7 @@
 
     python -m bench [--jobs 300] [--clients 50] [--history 20000] [--postgres]
     python -m bench --only transfer [--transfer-mib 200] [--rounds 3]
+    python -m bench --only wes [--wes-runs 5] [--wes-workflows two-steps echo]
 
 It starts its own stack (Prefect server, fast worker, gateway) on free loopback ports in
 a temporary home, deploys ``bench/echo.cwl`` and measures:
@@ -13,7 +14,12 @@ a temporary home, deploys ``bench/echo.cwl`` and measures:
 * throughput of N jobs submitted at once (jobs/min, lost, failed);
 * engine memory per in-flight job (USS of job processes, tools excluded);
 * with ``--history``: ``GET /jobs?limit=100`` and ``GET /jobs/{id}`` latency with that many
-  finished jobs in Prefect (use ``--postgres``).
+  finished jobs in Prefect (use ``--postgres``);
+* ``--only wes``: an HPC site (``infrastructure/hpc``: Slurm + Toil WES) is started too and
+  the stack runs every process on it (``OAPIP_EXECUTION_ENGINE=toil``); the same
+  job's end-to-end time through the engine is set against the same packed
+  workflow submitted straight to WES, alternately, median of ``--wes-runs`` each, for
+  ``bench/two-steps.cwl`` and ``echo.cwl``.
 
 ``--only transfer`` runs ``bench/transfer.py`` alone (no stack): 200 MiB through stage-in
 and stage-out against raw boto3 transfers to the same S3 endpoint.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import datetime as dt
 import os
 import shutil
 import socket
@@ -57,9 +64,19 @@ class Bench:
         self.home = Path(tempfile.mkdtemp(prefix="oapip-bench-"))
         self.rows: list[tuple[str, str, str, str]] = []
         self.session = requests.Session()
+        self.db: str | None = None
+        self.site = None
+        self.stack = None
 
     # --- stack -------------------------------------------------------------------------
     def start(self) -> None:
+        if self.args.only == "wes":
+            from bench.wes import HpcSite
+
+            self.site = HpcSite()
+            self.site.start()
+            print(f"bench: HPC site (Slurm + Toil WES) up in {self.site.up_s:.1f} s", flush=True)
+            os.environ.update({**self.site.settings, "OAPIP_EXECUTION_ENGINE": "toil"})
         port, prefect_port = _free_port(), _free_port()
         os.environ.update(
             {
@@ -87,7 +104,8 @@ class Bench:
         self.stack.start()
         self.base = f"http://127.0.0.1:{port}/bench/ogc-api"
         body = (HERE / "echo.cwl").read_text()
-        for name in ("echo.cwl", "sleep.cwl"):
+        names = ("echo.cwl", "sleep.cwl") + (("two-steps.cwl",) if self.args.only else ())
+        for name in names:
             r = self.session.post(
                 f"{self.base}/processes",
                 data=(HERE / name).read_text(),
@@ -97,7 +115,10 @@ class Bench:
         del body
 
     def stop(self) -> None:
-        self.stack.stop()
+        if self.stack:
+            self.stack.stop()
+        if self.site:
+            self.site.stop()
         if self.db:
             subprocess.run(
                 [
@@ -173,6 +194,60 @@ class Bench:
             f"bare cwltool {baseline:.3f} s",
             f"ratio {e2e / baseline:.2f}",
         )
+
+    def wes_end_to_end(self, process: str, n: int) -> None:
+        """A job through the engine on Toil WES vs. the same packed workflow straight to
+        WES, alternately.
+
+        The engine's time runs from the execute request to the job's ``finished`` time
+        (its flow run's end) as its status reports it, polled every 0.5 s: polling the
+        engine as often as the direct client polls WES (0.1 s) would take CPU from Toil on
+        a small machine.
+        """
+        from flows import cwl
+
+        doc = cwl.parse_document((HERE / f"{process}.cwl").read_text())
+        packed = cwl.pack(doc, process)
+        params = {"message": "hello"}
+        self.wait(self.submit(process, params)[0], timeout=600)  # warm: loads the package
+        engine, direct, phases = [], [], []
+        for _ in range(n):
+            direct.append(self.site.direct_run(packed, params))
+            t0 = time.time()
+            job, _, _ = self.submit(process, params)
+            assert self.wait(job, timeout=600, interval=0.5) == "successful"
+            finished = self.session.get(f"{self.base}/jobs/{job}").json()["finished"]
+            end = dt.datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp()
+            engine.append(end - t0)
+            phases.append(self._wes_phases(job, t0, end))
+        e2e, bare = statistics.median(engine), statistics.median(direct)
+        self.row(
+            f"{process} job on Slurm via Toil WES, end-to-end, median of {n}",
+            f"{e2e:.2f} s (min {min(engine):.2f}, max {max(engine):.2f})",
+            f"straight to WES {bare:.2f} s (min {min(direct):.2f}, max {max(direct):.2f})",
+            f"ratio {e2e / bare:.3f}",
+        )
+        before, during, after = (statistics.median(p[i] for p in phases) for i in range(3))
+        self.row(
+            "  of which (medians): until POST /runs; WES run as seen by the job; after",
+            f"{before:.2f} s; {during:.2f} s; {after:.2f} s",
+            "",
+            "",
+        )
+
+    def _wes_phases(self, job: str, start: float, end: float) -> tuple[float, float, float]:
+        """Seconds before the job's WES submission, until it saw the run end, and after."""
+        logs = self.session.post(
+            f"{os.environ['PREFECT_API_URL']}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [job]}}, "limit": 200},
+        ).json()
+
+        def at(marker: str) -> float:
+            stamp = next(log["timestamp"] for log in logs if marker in log["message"])
+            return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+        submitted, ended = at("submitted to Toil WES"), at("is COMPLETE")
+        return submitted - start, ended - submitted, end - ended
 
     def submit_latency(self, clients: int, rounds: int = 4) -> None:
         latencies, errors = [], 0
@@ -323,6 +398,21 @@ class Bench:
             "",
         )
 
+    def run_all(self) -> None:
+        """Every measurement but ``wes``, minus those in ``--skip``."""
+        args = self.args
+        baseline = self.bare_cwltool()
+        if "e2e" not in args.skip:
+            self.end_to_end(baseline)
+        if "latency" not in args.skip:
+            self.submit_latency(args.clients)
+        if "throughput" not in args.skip:
+            self.throughput(args.jobs, baseline)
+        if "memory" not in args.skip:
+            self.memory(args.slots)
+        if args.history:
+            self.history(args.history)
+
     def table(self) -> str:
         return _table(self.rows)
 
@@ -364,8 +454,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["transfer"],
-        help="run one measurement alone: transfer (stage-in/stage-out vs raw boto3, no stack)",
+        choices=["transfer", "wes"],
+        help="run one measurement alone: transfer (stage-in/stage-out vs raw boto3, no stack); "
+        "wes (an HPC site, Slurm + Toil WES, is started too)",
     )
     parser.add_argument(
         "--transfer-mib", type=int, default=200, help="file size of the transfer benchmark, MiB"
@@ -373,6 +464,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the transfer benchmark")
     parser.add_argument(
         "--s3-endpoint", help="S3 endpoint for the transfer benchmark (default: a moto_server)"
+    )
+    parser.add_argument("--wes-runs", type=int, default=5, help="runs each way for --only wes")
+    parser.add_argument(
+        "--wes-workflows",
+        nargs="+",
+        default=["two-steps", "echo"],
+        choices=["two-steps", "echo"],
+        help="workflows measured by --only wes",
     )
     args = parser.parse_args()
     if args.only == "transfer":
@@ -388,19 +487,13 @@ def main() -> int:
         f"bench: starting a stack in {bench.home} ({'PostgreSQL' if args.postgres else 'SQLite'})",
         flush=True,
     )
-    bench.start()
     try:
-        baseline = bench.bare_cwltool()
-        if "e2e" not in args.skip:
-            bench.end_to_end(baseline)
-        if "latency" not in args.skip:
-            bench.submit_latency(args.clients)
-        if "throughput" not in args.skip:
-            bench.throughput(args.jobs, baseline)
-        if "memory" not in args.skip:
-            bench.memory(args.slots)
-        if args.history:
-            bench.history(args.history)
+        bench.start()
+        if args.only == "wes":
+            for process in args.wes_workflows:
+                bench.wes_end_to_end(process, args.wes_runs)
+        else:
+            bench.run_all()
     finally:
         bench.stop()
     print()

@@ -9,6 +9,7 @@ from blocks.backend import BackendRun, CwlJob, ExecutionBackend, RunOutcome
 from blocks.cwltool import CwltoolBackend
 from blocks.s3 import S3ResultStorage, S3Source
 from blocks.storage import LocalResultStorage, ResultStorage
+from blocks.toil_wes import ToilWesBackend
 from blocks.workspace import WorkspaceApi
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "RunOutcome",
     "S3ResultStorage",
     "S3Source",
+    "ToilWesBackend",
     "WorkspaceApi",
 ]

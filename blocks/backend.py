@@ -6,11 +6,17 @@ is waited for (``wait_for_completion``), asked for its CWL output object
 ``JobBlock``/``JobRun`` contract; the methods are synchronous because the execution flow
 runs them in its own process. Flows depend on this module only: adding a backend
 (HTCondor through WES, another cluster) means one new Block, nothing in the gateway.
+
+A run that lives outside the job's process (a WES run, a pod) registers itself with
+:func:`track_remote_run` while it runs: when the job is dismissed, the fast worker asks the
+job process to :func:`cancel_remote_runs` before it kills the process group, which would
+otherwise leave the remote run going.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +25,15 @@ from typing import Any
 
 from prefect.blocks.core import Block
 
-__all__ = ["BackendRun", "CwlJob", "ExecutionBackend", "RunOutcome"]
+__all__ = [
+    "BackendRun",
+    "CwlJob",
+    "ExecutionBackend",
+    "RunOutcome",
+    "cancel_remote_runs",
+    "track_remote_run",
+    "untrack_remote_run",
+]
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,8 @@ class BackendRun(ABC):
     """One job running in a backend."""
 
     run_id: str
+    run_url: str | None = None
+    """Where the backend shows this run (a WES run URL), if it has such a place."""
 
     @abstractmethod
     def wait_for_completion(self) -> RunOutcome:
@@ -82,3 +98,37 @@ class ExecutionBackend(Block, ABC):
     @abstractmethod
     def submit(self, job: CwlJob) -> BackendRun:
         """Start ``job`` and return its run."""
+
+
+_remote_runs: list[BackendRun] = []
+_remote_runs_lock = threading.Lock()
+
+
+def track_remote_run(run: BackendRun) -> None:
+    """Remember ``run`` as running outside this process until :func:`untrack_remote_run`."""
+    with _remote_runs_lock:
+        _remote_runs.append(run)
+
+
+def untrack_remote_run(run: BackendRun) -> None:
+    """Forget ``run`` (it ended, or it was cancelled)."""
+    with _remote_runs_lock:
+        if run in _remote_runs:
+            _remote_runs.remove(run)
+
+
+def cancel_remote_runs() -> int:
+    """Cancel every remote run this process still tracks; each ``cancel`` waits for its end.
+
+    Returns how many there were. Errors are logged, not raised: the caller is tearing
+    the job down either way.
+    """
+    with _remote_runs_lock:
+        runs = list(_remote_runs)
+    for run in runs:
+        try:
+            run.cancel()
+        except Exception:
+            logging.getLogger("oapip.backend").exception("could not cancel run %s", run.run_id)
+        untrack_remote_run(run)
+    return len(runs)

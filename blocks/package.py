@@ -54,6 +54,12 @@ class ApplicationPackage(Block):
     description: dict[str, Any] = Field(
         description="OGC process description (Part 1 1.0) derived from the CWL."
     )
+    execution_engine: str | None = Field(
+        default=None,
+        description="Backend this process runs on (a value of OAPIP_EXECUTION_ENGINE, "
+        "e.g. `toil`). Unset: the engine-wide OAPIP_EXECUTION_ENGINE.",
+        examples=["toil"],
+    )
     source: dict[str, Any] = Field(
         default_factory=dict,
         description="The deploy request's execution unit as received (href or media type).",

@@ -21,7 +21,9 @@
     └── BackendError                  a job failed in its backend (never an HTTP error:
         ├── ToolFailed                it ends the job ``failed`` with this message)
         ├── JobCancelled
-        └── StagingError
+        ├── StagingError
+        ├── BackendUnreachable        the backend's service did not answer (after retries)
+        └── BackendAuthFailed         the backend's service refused the engine's credentials
 
 Each class carries its HTTP status and the OGC exception type URI; the gateway's single
 exception handler reads them.
@@ -32,8 +34,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "BackendAuthFailed",
     "BackendError",
     "ContainerEngineError",
+    "BackendUnreachable",
     "DuplicatedProcess",
     "EngineError",
     "Forbidden",
@@ -206,3 +210,11 @@ class JobCancelled(BackendError):
 
 class StagingError(BackendError):
     """An input could not be fetched or an output could not be stored."""
+
+
+class BackendUnreachable(BackendError):
+    """The backend's service (a WES endpoint, a cluster API) did not answer, after retries."""
+
+
+class BackendAuthFailed(BackendError):
+    """The backend's service refused the engine's credentials (HTTP 401/403)."""

@@ -65,10 +65,25 @@ class Settings(BaseSettings):
     )
 
     # --- execution ---------------------------------------------------------------------
-    execution_engine: Literal["cwltool"] = Field(
+    execution_engine: Literal["cwltool", "toil"] = Field(
         default="cwltool",
         validation_alias=AliasChoices("OAPIP_EXECUTION_ENGINE", "execution_engine"),
-        description="Backend that runs CWL when a process does not name one .",
+        description="Backend that runs CWL when a process does not name one: `cwltool` "
+        "on the worker, `toil` on an HPC site through Toil WES (`OAPIP_TOIL_WES_URL`).",
+    )
+    toil_wes_url: str | None = Field(
+        default=None,
+        description="Toil WES endpoint of the HPC site, ending with `/ga4gh/wes/v1/`. "
+        "Needed when any process runs on `toil`.",
+        examples=["https://hpc.example.org/ga4gh/wes/v1/"],
+    )
+    toil_wes_user: str | None = Field(
+        default=None,
+        description="User name for basic authentication at the Toil WES endpoint.",
+    )
+    toil_wes_password: SecretStr | None = Field(
+        default=None,
+        description="Password for basic authentication at the Toil WES endpoint.",
     )
     allow_no_container: bool = Field(
         default=True,
@@ -334,6 +349,16 @@ class Settings(BaseSettings):
         for network in networks:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
         return networks
+
+    @model_validator(mode="after")
+    def _toil_needs_a_url(self) -> Settings:
+        if self.execution_engine == "toil" and not self.toil_wes_url:
+            raise ValueError("OAPIP_EXECUTION_ENGINE=toil needs OAPIP_TOIL_WES_URL")
+        if self.toil_wes_url and not self.toil_wes_url.rstrip("/").endswith("/ga4gh/wes/v1"):
+            raise ValueError(
+                f"OAPIP_TOIL_WES_URL must end with /ga4gh/wes/v1/, not {self.toil_wes_url!r}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _api_url_follows_port(self) -> Settings:

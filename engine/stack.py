@@ -101,12 +101,14 @@ async def _setup(settings: Settings, pool_type: str) -> None:
     from blocks.cwltool import CwltoolBackend
     from blocks.package import ApplicationPackage
     from blocks.storage import LocalResultStorage
+    from blocks.toil_wes import ToilWesBackend
     from flows.execution import FLOW_NAME
 
     async with get_client() as client:
         for block_class in (
             ApplicationPackage,
             CwltoolBackend,
+            ToilWesBackend,
             LocalResultStorage,
             LocalFileSystem,
         ):

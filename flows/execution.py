@@ -29,7 +29,8 @@ from blocks.backend import CwlJob, ExecutionBackend
 from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
 from blocks.storage import ResultStorage, results_key
-from engine.exceptions import ToolFailed
+from blocks.toil_wes import ToilWesBackend
+from engine.exceptions import BackendError, ToolFailed
 from engine.settings import Settings, get_settings
 from flows import cwl
 from flows.callbacks import Notifier, status_document
@@ -40,7 +41,15 @@ from flows.staging import (
     stage_out_outputs,
 )
 
-__all__ = ["FLOW_NAME", "execute_process", "job_user", "load_package", "remember_package"]
+__all__ = [
+    "FLOW_NAME",
+    "backend_for",
+    "default_backend",
+    "execute_process",
+    "job_user",
+    "load_package",
+    "remember_package",
+]
 
 FLOW_NAME = "ogc-execute"
 
@@ -61,15 +70,55 @@ def load_package(name: str, revision: str) -> ApplicationPackage:
     return _packages[key]
 
 
+def backend_for(engine: str | None, settings: Settings) -> ExecutionBackend:
+    """The backend a process runs on.
+
+    ``engine`` is the process's choice: an engine name (``cwltool``, ``toil``: configured
+    from settings) or a saved backend Block document (``toil-wes-backend/<name>``, e.g. a
+    second HPC site). Unset: the engine-wide ``OAPIP_EXECUTION_ENGINE``.
+    """
+    name = engine or settings.execution_engine
+    if "/" in name:
+        return _saved_backend(name)
+    if name == "cwltool":
+        return CwltoolBackend(
+            container_engine=settings.container_engine,
+            allow_no_container=settings.allow_no_container,
+            pull_images=settings.container_pull,
+            network=settings.container_network,
+            cache_dir=settings.home / "packages",
+        )
+    if name == "toil":
+        if not settings.toil_wes_url:
+            raise BackendError(
+                "this process runs on `toil`, but no Toil WES endpoint is configured "
+                "(OAPIP_TOIL_WES_URL)"
+            )
+        return ToilWesBackend(
+            url=settings.toil_wes_url,
+            user=settings.toil_wes_user,
+            password=settings.toil_wes_password,
+        )
+    raise BackendError(f"unknown execution engine {name!r}")
+
+
+def _saved_backend(name: str) -> ExecutionBackend:
+    from prefect.blocks.core import Block
+
+    try:
+        block = Block.load(name)
+    except (ValueError, KeyError) as exc:
+        raise BackendError(
+            f"this process runs on the backend block {name!r}, which does not exist"
+        ) from exc
+    if not isinstance(block, ExecutionBackend):
+        raise BackendError(f"the block {name!r} is not an execution backend")
+    return block
+
+
 def default_backend(settings: Settings) -> ExecutionBackend:
     """The engine-wide backend from settings (``OAPIP_EXECUTION_ENGINE``)."""
-    return CwltoolBackend(
-        container_engine=settings.container_engine,
-        allow_no_container=settings.allow_no_container,
-        pull_images=settings.container_pull,
-        network=settings.container_network,
-        cache_dir=settings.home / "packages",
-    )
+    return backend_for(None, settings)
 
 
 class _StepProgress:
@@ -151,6 +200,11 @@ def execute(
         on_step=progress.step_completed,
     )
     run = backend.submit(job)
+    if run.run_url:
+        # Where the backend shows the run (a WES run): linked from the flow run.
+        create_link_artifact(
+            link=run.run_url, link_text=f"backend run {run.run_id}", description="Backend run"
+        )
     try:
         outcome = run.wait_for_completion()
     except BaseException:
@@ -252,7 +306,8 @@ def execute_process(
         )
     try:
         job_order = stage_in(package, revision, inputs, workdir)
-        cwl_outputs = execute(default_backend(settings), package, revision, job_order, workdir)
+        backend = backend_for(app.execution_engine, settings)
+        cwl_outputs = execute(backend, package, revision, job_order, workdir)
         if outputs:
             cwl_outputs = {k: v for k, v in cwl_outputs.items() if k in outputs}
         results = stage_out(storage, cwl_outputs, job_id)

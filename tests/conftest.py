@@ -366,3 +366,7 @@ def user(request: pytest.FixtureRequest) -> str:
 def api(engine: Engine, user: str) -> str:
     """This test's user's OGC API base URL on the SQLite engine."""
     return engine.api(user)
+
+
+# The HPC site (Slurm + Toil WES) starts only for tests that ask for it.
+from tests.hpc import hpc, hpc_engine  # noqa: E402, F401

@@ -48,6 +48,7 @@ from prefect.utilities.engine import propose_state
 
 from engine.secrets import install_log_redaction
 from engine.settings import Settings, get_settings
+from worker.zygote import DISMISS_SIGNAL
 
 __all__ = ["FastWorker", "main"]
 
@@ -58,6 +59,9 @@ HEARTBEAT_S = 30.0
 RECONCILE_S = 60.0  # how often orphaned runs are looked for, seconds
 END_RETRY_S = 300.0  # how long recording a job's end is retried while Prefect is away, s
 _CLAIM = re.compile(r"^claimed by oapip-fast (?P<host>\S+):(?P<pid>\d+)$")
+# How long a dismissed job process may take to cancel its remote runs (a WES run and its
+# batch jobs) before its group is killed anyway.
+DISMISS_GRACE_S = 180.0
 
 
 @dataclass
@@ -66,6 +70,7 @@ class _Job:
     pid: int | None = None
     cancelling: bool = False
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class FastWorker:
@@ -223,6 +228,7 @@ class FastWorker:
 
     # --- endings ---------------------------------------------------------------------
     async def _finished(self, job: _Job, code: int) -> None:
+        job.exited.set()
         self.jobs.pop(job.flow_run_id, None)
         self.wake.set()
         if job.pid is not None:
@@ -347,11 +353,13 @@ class FastWorker:
             await asyncio.sleep(RECONCILE_S)
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
-        """Dismiss a running job: SIGKILL its process group, then record CANCELLED.
+        """Dismiss a running job: end its process group, then record CANCELLED.
 
-        SIGKILL, not SIGTERM: on SIGTERM Prefect's engine in the job process records the
-        run CRASHED before the worker records CANCELLED, and the job would read ``failed``
-        for a moment. The cwltool backend leaves nothing to clean up but processes.
+        The job process gets ``DISMISS_SIGNAL`` first: it cancels the runs its backend
+        started elsewhere (a WES run), then SIGKILLs its own group. SIGKILL, not SIGTERM:
+        on SIGTERM Prefect's engine in the job process records the run CRASHED before the
+        worker records CANCELLED, and the job would read ``failed`` for a moment. After
+        ``DISMISS_GRACE_S`` the worker kills the group itself.
         """
         job = self.jobs.get(flow_run_id)
         if job is None or job.cancelling:
@@ -359,6 +367,12 @@ class FastWorker:
         job.cancelling = True
         await job.started.wait()
         assert job.pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job.pid, DISMISS_SIGNAL)
+        try:
+            await asyncio.wait_for(job.exited.wait(), DISMISS_GRACE_S)
+        except TimeoutError:
+            logger.warning("job process %s did not end on dismissal; killing it", job.pid)
         _kill_group(job.pid)
 
     # --- Prefect events --------------------------------------------------------------

@@ -15,7 +15,9 @@ Protocol, one JSON object per line over a socket from the worker:
 When the worker goes away (EOF, or the SIGTERM the kernel sends when it dies), the zygote
 kills every job's process group and exits. Each job process leads its own process group
 (``setsid``) and dies with the zygote (``PR_SET_PDEATHSIG``), so dismissing a job
-(``killpg``) takes every tool with it and no job outlives the engine.
+(``killpg``) takes every tool with it and no job outlives the engine. A dismissed job
+first gets ``DISMISS_SIGNAL``: its process cancels the runs its backend started outside
+it (a WES run on an HPC site), then kills its own group.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ import socket
 import sys
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["DISMISS_SIGNAL", "main"]
+
+DISMISS_SIGNAL = signal.SIGUSR1
+"""Sent by the worker to a job process whose job is dismissed (see ``_dismissed``)."""
 
 _PR_SET_PDEATHSIG = 1
 # Modules Prefect and cwltool import on first use inside a run (found by diffing
@@ -132,6 +137,7 @@ class Zygote:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(DISMISS_SIGNAL, _dismissed)
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
             code = _run_job(flow_run)
         finally:
@@ -197,6 +203,28 @@ class Zygote:
                 while b"\n" in self.buffer:
                     line, self.buffer = self.buffer.split(b"\n", 1)
                     self.handle(json.loads(line))
+
+
+def _dismissed(*_: object) -> None:
+    """The worker dismisses this job: cancel its remote backend runs, then end the group.
+
+    Runs as a signal handler in the job's main thread. Remote runs (a WES run) would
+    outlive the process group the worker kills; a cancel waits until the run is gone.
+    The job process then kills its own group (itself and every tool it started) without
+    recording a state: the worker records the run CANCELLED.
+    """
+    from prefect.logging.handlers import APILogWorker
+
+    from blocks.backend import cancel_remote_runs
+
+    cancelled = 0
+    try:
+        cancelled = cancel_remote_runs()
+    finally:
+        if cancelled:
+            with contextlib.suppress(Exception):
+                APILogWorker.drain_all(timeout=5)  # the cancel's log lines reach the flow run
+        os.killpg(0, signal.SIGKILL)
 
 
 def _run_job(flow_run_json: dict[str, Any]) -> int:

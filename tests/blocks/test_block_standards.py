@@ -15,6 +15,7 @@ from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
 from blocks.s3 import S3ResultStorage, S3Source
 from blocks.storage import LocalResultStorage
+from blocks.toil_wes import ToilWesBackend
 from blocks.workspace import WorkspaceApi
 
 BLOCKS = [
@@ -23,6 +24,7 @@ BLOCKS = [
     LocalResultStorage,
     S3ResultStorage,
     S3Source,
+    ToilWesBackend,
     WorkspaceApi,
 ]
 
