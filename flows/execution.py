@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
 
 from blocks.backend import CwlJob, ExecutionBackend
+from blocks.calrissian import CalrissianBackend
 from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
 from blocks.storage import ResultStorage, storage_from_url
@@ -53,6 +54,24 @@ def load_package(name: str, revision: str) -> ApplicationPackage:
 
 def default_backend(settings: Settings) -> ExecutionBackend:
     """The engine-wide backend from settings (``OAPIP_EXECUTION_ENGINE``)."""
+    if settings.execution_engine == "calrissian":
+        selector = (
+            {settings.node_selector_key: settings.node_selector_value or ""}
+            if settings.node_selector_key
+            else {}
+        )
+        return CalrissianBackend(
+            kubeconfig=settings.kubeconfig,
+            calrissian_image=settings.calrissian_image,
+            storage_class=settings.calrissian_storage_class,
+            keep_namespace_on_failure=settings.calrissian_keep_namespace_on_failure,
+            node_selector=selector,
+            image_pull_secrets=[
+                s.strip() for s in settings.image_pull_secrets.split(",") if s.strip()
+            ],
+            default_max_ram_mib=settings.max_ram_mib,
+            default_max_cores=settings.max_cores,
+        )
     return CwltoolBackend(
         container_engine=settings.container_engine,
         allow_no_container=settings.allow_no_container,

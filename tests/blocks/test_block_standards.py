@@ -11,11 +11,12 @@ import re
 import pytest
 from prefect.blocks.core import Block
 
+from blocks.calrissian import CalrissianBackend
 from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
 from blocks.storage import LocalResultStorage
 
-BLOCKS = [ApplicationPackage, CwltoolBackend, LocalResultStorage]
+BLOCKS = [ApplicationPackage, CalrissianBackend, CwltoolBackend, LocalResultStorage]
 
 
 @pytest.fixture(params=BLOCKS, ids=lambda b: b.__name__)
@@ -38,6 +39,7 @@ def test_all_fields_have_a_description(block: type[Block]):
     "block",
     [
         ApplicationPackage,
+        CalrissianBackend,
         CwltoolBackend,
         LocalResultStorage,
     ],
