@@ -68,6 +68,17 @@ class CwltoolBackend(ExecutionBackend):
         description="Allow packages whose DockerRequirement is a hint to run without a "
         "container when no engine is configured.",
     )
+    pull_images: bool = Field(
+        default=True,
+        description="Pull an image the engine does not hold; `false` fails such a tool "
+        "at once with a message naming the image.",
+    )
+    network: str | None = Field(
+        default=None,
+        description="`--net` of containers whose tool has network access. Unset: the "
+        "engine's default network.",
+        examples=["host"],
+    )
     cache_dir: Path | None = Field(
         default=None,
         description="Folder for packed CWL documents, one file per process revision. "
@@ -94,6 +105,8 @@ class CwltoolBackend(ExecutionBackend):
             "cache_dir": str(self.cache_dir) if self.cache_dir else None,
             "use_container": self.container_engine != "none",
             "podman": self.container_engine == "podman",
+            "pull_images": self.pull_images,
+            "network": self.network,
         }
         if _dedicated_job_process:
             return _InProcessRun(request, job)
@@ -122,6 +135,8 @@ class _InProcessRun(BackendRun):
             cache_dir=Path(request["cache_dir"]) if request["cache_dir"] else None,
             use_container=request["use_container"],
             podman=request["podman"],
+            pull_images=request["pull_images"],
+            network=request["network"],
             logger=self._job.logger,
             on_step=self._job.on_step,
         )

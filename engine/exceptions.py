@@ -14,6 +14,7 @@
     ├── PayloadTooLarge               413
     ├── JobFailed                     500  results asked of a failed job: the failure is the answer
     ├── ServiceUnavailable            503  Prefect (or another service) did not answer in time
+    ├── ContainerEngineError          the container engine (podman service, images) is unusable
     └── BackendError                  a job failed in its backend (never an HTTP error:
         ├── ToolFailed                it ends the job ``failed`` with this message)
         ├── JobCancelled
@@ -29,6 +30,7 @@ from typing import ClassVar
 
 __all__ = [
     "BackendError",
+    "ContainerEngineError",
     "DuplicatedProcess",
     "EngineError",
     "ImmutableProcess",
@@ -148,6 +150,11 @@ class ServiceUnavailable(EngineError):
     status = 503
     type_uri = f"{_P1}/service-unavailable"
     title = "Service unavailable"
+
+
+class ContainerEngineError(EngineError):
+    """The container engine could not be set up: podman missing, its service down, an
+    image that would not build."""
 
 
 class BackendError(EngineError):

@@ -80,6 +80,17 @@ class Settings(BaseSettings):
         description="Container engine cwltool uses for DockerRequirement "
         ". `none` runs tools on the host.",
     )
+    container_pull: bool = Field(
+        default=True,
+        description="Pull an image a tool names when the engine does not hold it. "
+        "`false`: a missing image fails the job at once (machines without a registry).",
+    )
+    container_network: str | None = Field(
+        default=None,
+        description="Network mode of containers whose tool has network access (`--net`), "
+        "e.g. `host` to reach servers on the host's loopback. Unset: the engine's default.",
+        examples=["host"],
+    )
     worker_slots: int = Field(
         default=8,
         ge=1,

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CwlOutcome", "document_path", "load_tool", "run_cwl"]
+__all__ = ["ContainerOptions", "CwlOutcome", "document_path", "load_tool", "run_cwl"]
 
 # cwltool reports each finished job/step as "[job convert] completed permanentFail".
 _COMPLETED = re.compile(r"^\[(job|step|workflow) ?([^\]]*)\] completed (\w+)")
@@ -105,7 +106,29 @@ class _CwltoolLogRelay(logging.Handler):
         self.target.log(record.levelno, "cwltool: %s", message)
 
 
-def _runtime_context(outdir: Path, workdir: Path, *, use_container: bool, podman: bool) -> Any:
+@dataclass
+class ContainerOptions:
+    """How tools with a DockerRequirement run.
+
+    Attributes:
+        enabled: run them in containers (else on the host, where the package allows).
+        podman: cwltool's podman mode; otherwise its docker mode, which also drives a
+            podman service through ``DOCKER_HOST``.
+        pull: pull images the engine does not hold.
+        network: ``--net`` of containers with network access; ``None``: the default.
+    """
+
+    enabled: bool = False
+    podman: bool = False
+    pull: bool = True
+    network: str | None = None
+
+    @property
+    def client(self) -> str:
+        return "podman" if self.podman else "docker"
+
+
+def _runtime_context(outdir: Path, workdir: Path, containers: ContainerOptions) -> Any:
     from cwltool.context import RuntimeContext
 
     context = RuntimeContext()
@@ -114,8 +137,14 @@ def _runtime_context(outdir: Path, workdir: Path, *, use_container: bool, podman
     context.tmpdir_prefix = str(workdir / "tmp" / "t")
     context.tmp_outdir_prefix = str(workdir / "tmp" / "o")
     context.stagedir = str(workdir / "tmp" / "stage")
-    context.use_container = use_container
-    context.podman = podman
+    context.use_container = containers.enabled
+    context.podman = containers.podman
+    context.pull_image = containers.pull
+    context.custom_net = containers.network
+    # Podman 4.3's docker API reports exit code 0 for a `--rm` container that failed:
+    # keep containers, remove them by their cidfiles once the run is over.
+    context.rm_container = False
+    context.cidfile_dir = str(workdir / "tmp" / "cid")
     context.move_outputs = "move"
     context.rm_tmpdir = True
     return context
@@ -131,19 +160,24 @@ def run_cwl(
     cache_dir: Path | None = None,
     use_container: bool = False,
     podman: bool = False,
+    pull_images: bool = True,
+    network: str | None = None,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> CwlOutcome:
     """Run ``entrypoint`` of ``workflow`` on ``job_order``; outputs go to ``workdir/outputs``.
 
-    Never raises for a failing tool: the outcome's ``message`` names the failed steps.
+    ``use_container``, ``podman``, ``pull_images`` and ``network`` are the fields of
+    :class:`ContainerOptions`. Never raises for a failing tool: the outcome's ``message``
+    names the failed steps.
     """
     from cwltool.errors import WorkflowException
     from cwltool.executors import SingleJobExecutor
 
     log = logger or logging.getLogger("oapip.cwl")
     outdir = workdir / "outputs"
-    for folder in (outdir, workdir / "tmp"):
+    containers = ContainerOptions(use_container, podman, pull_images, network)
+    for folder in (outdir, workdir / "tmp", workdir / "tmp" / "cid"):
         folder.mkdir(parents=True, exist_ok=True)
     relay = _CwltoolLogRelay(log, on_step)
     cwl_logger = logging.getLogger("cwltool")
@@ -153,7 +187,7 @@ def run_cwl(
     pump = _OutputPump(log)
     try:
         tool = load_tool(workflow, entrypoint, revision, cache_dir or workdir)
-        context = _runtime_context(outdir, workdir, use_container=use_container, podman=podman)
+        context = _runtime_context(outdir, workdir, containers)
         context.default_stdout = context.default_stderr = pump.writer
         outputs, status = SingleJobExecutor()(tool, job_order, context, logger=cwl_logger)
     except WorkflowException as exc:
@@ -163,9 +197,26 @@ def run_cwl(
     finally:
         cwl_logger.removeHandler(relay)
         tail = pump.close()
+        if containers.enabled:
+            _remove_containers(workdir / "tmp" / "cid", containers.client, log)
     if status != "success":
         return CwlOutcome(status, message=_failure_message(relay, tail, error))
     return CwlOutcome("success", outputs=outputs or {})
+
+
+def _remove_containers(
+    cid_dir: Path, client: str, log: logging.Logger | logging.LoggerAdapter
+) -> None:
+    """Remove the containers whose ids cwltool wrote to ``cid_dir`` (one file each)."""
+    ids = [path.read_text().strip() for path in cid_dir.glob("*.cid")]
+    ids = [cid for cid in ids if cid]
+    if not ids:
+        return
+    done = subprocess.run(
+        [client, "rm", "--force", *ids], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        log.warning("could not remove containers %s: %s", ids, done.stderr.strip()[-300:])
 
 
 _DOC_URI = re.compile(r"file://\S+?\.cwl#(main/)?")
@@ -229,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=Path(request["cache_dir"]) if request.get("cache_dir") else None,
         use_container=request.get("use_container", False),
         podman=request.get("podman", False),
+        pull_images=request.get("pull_images", True),
+        network=request.get("network"),
         logger=logging.getLogger("oapip.cwl"),
     )
     result_path = args.request.with_name("outcome.json")

@@ -75,6 +75,8 @@ def default_backend(settings: Settings) -> ExecutionBackend:
     return CwltoolBackend(
         container_engine=settings.container_engine,
         allow_no_container=settings.allow_no_container,
+        pull_images=settings.container_pull,
+        network=settings.container_network,
         cache_dir=settings.home / "packages",
     )
 

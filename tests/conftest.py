@@ -5,7 +5,9 @@ One engine per session on SQLite (the embedded default); a second one on Postgre
 as child processes on free loopback ports with a temporary ``OAPIP_HOME``; tests talk to
 them over real HTTP. Application packages and input images come from a loopback file
 server, and a stand-in ``convert.sh`` (first on ``PATH``) replaces the container image
-of the convert-url package. Nothing here reaches the internet.
+of the convert-url package. A third engine, ``container_engine``, runs tools with a
+DockerRequirement in containers of the session's podman service (``tests.containers``).
+Nothing here reaches the internet.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from infrastructure.containers.podman import PodmanService
+from tests.containers import podman  # noqa: F401  (session fixture)
 from tests.shared import APP_PACKAGES
 
 PACKAGES = APP_PACKAGES
@@ -163,9 +167,16 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _running_engine(
-    name: str, home: Path, tool_bin: Path, database_url: str | None = None
+    name: str,
+    home: Path,
+    tool_bin: Path,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Engine]:
-    """Start ``engine.stack.Stack`` with its own home and ports; stop it on exit."""
+    """Start ``engine.stack.Stack`` with its own home and ports; stop it on exit.
+
+    ``extra_env`` adds variables for the stack's processes (settings, ``DOCKER_HOST``).
+    """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     import engine.settings
@@ -183,6 +194,7 @@ def _running_engine(
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PATH": f"{tool_bin}{os.pathsep}{os.environ['PATH']}",
+        **(extra_env or {}),
     }
     # The stack's children inherit os.environ; this process keeps its own afterwards.
     with _environment(env):
@@ -247,6 +259,34 @@ def postgres_engine(
             check=False,
             capture_output=True,
         )
+
+
+def container_env(service: PodmanService) -> dict[str, str]:
+    """Settings that run DockerRequirement tools in ``service``'s containers, never pulling."""
+    return {
+        **service.environment(),
+        "OAPIP_CONTAINER_ENGINE": "docker",
+        "OAPIP_CONTAINER_PULL": "false",
+        # Tools fetch their inputs from the loopback file server.
+        "OAPIP_CONTAINER_NETWORK": "host",
+    }
+
+
+@pytest.fixture(scope="session")
+def container_engine(
+    tmp_path_factory: pytest.TempPathFactory,
+    tool_bin: Path,
+    file_server: FileServer,
+    podman: PodmanService,  # noqa: F811
+) -> Iterator[Engine]:
+    """The SQLite stack with tools in podman containers (DockerRequirement honoured)."""
+    with _running_engine(
+        "containers",
+        tmp_path_factory.mktemp("oapip-home-containers"),
+        tool_bin,
+        extra_env=container_env(podman),
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

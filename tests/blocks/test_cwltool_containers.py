@@ -1,0 +1,135 @@
+"""The cwltool backend with containers: tools run in the session's real podman service.
+
+The backend runs cwltool as a subprocess here (a stock worker's path), in docker mode
+against podman's API (``DOCKER_HOST``); the fast worker's in-process path is covered by
+``tests/api_gateway/test_containers.py``. Images are built locally; nothing is pulled.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import struct
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from blocks.backend import CwlJob
+from blocks.cwltool import CwltoolBackend
+from flows import cwl
+from infrastructure.containers.podman import PodmanService
+from tests.conftest import PACKAGES, FileServer, container_env, tiny_png
+
+IMAGE_CWL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+id: in-a-box
+requirements:
+  DockerRequirement:
+    dockerPull: {image}
+baseCommand: [sh, -c]
+arguments: ["{script}"]
+inputs: []
+outputs:
+  out:
+    type: stdout
+"""
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _job(text: str, inputs: dict, workdir: Path, logger: logging.Logger) -> CwlJob:
+    doc = cwl.parse_document(text)
+    process_id = cwl.select_workflow(doc, None)
+    packed = cwl.pack(doc, process_id)
+    return CwlJob(
+        job_id=f"test-{random.randint(0, 10**9)}",
+        process_id=process_id,
+        workflow=packed,
+        entrypoint=cwl.entrypoint(packed),
+        job_order=cwl.job_order(doc, process_id, inputs),
+        workdir=workdir,
+        logger=logger,
+    )
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height of a PNG, from its IHDR chunk."""
+    blob = path.read_bytes()
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", blob[16:24])
+
+
+@pytest.fixture
+def backend(tmp_path: Path, podman: PodmanService, monkeypatch: pytest.MonkeyPatch):
+    for name, value in container_env(podman).items():
+        monkeypatch.setenv(name, value)
+    return CwltoolBackend(
+        container_engine="docker",
+        pull_images=False,
+        network="host",
+        cache_dir=tmp_path / "packages",
+        kill_grace_s=2.0,
+    )
+
+
+@pytest.fixture
+def records() -> logging.Logger:
+    logger = logging.getLogger(f"test.containers.{random.randint(0, 10**9)}")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(_Records())
+    return logger
+
+
+def _lines(logger: logging.Logger) -> list[str]:
+    return logger.handlers[0].lines  # type: ignore[attr-defined]
+
+
+def test_convert_url_resizes_the_png_in_its_image(
+    backend: CwltoolBackend, records: logging.Logger, file_server: FileServer, tmp_path: Path
+):
+    url = file_server.add("wide.png", tiny_png(40, 20))
+    text = (PACKAGES / "convert-url-app.cwl").read_text()
+    run = backend.submit(
+        _job(text, {"fn": "resize", "url": url, "size": "50%"}, tmp_path / "job", records)
+    )
+    outcome = run.wait_for_completion()
+    assert outcome.success, (outcome.message, _lines(records)[-20:])
+    folder = Path(unquote(urlparse(run.fetch_result()["converted_image"]["location"]).path))
+    assert png_size(folder / "resize-50.png") == (20, 10)
+    # cwltool ran the tool in the image (docker client, host network), not on the host.
+    logged = "\n".join(_lines(records))
+    assert "--net=host" in logged and "eoepca/convert:latest" in logged, logged[-3000:]
+
+
+def test_a_container_that_exits_non_zero_fails_the_run(
+    backend: CwltoolBackend, records: logging.Logger, tmp_path: Path
+):
+    text = IMAGE_CWL.format(image="eoepca/convert:latest", script="echo disk full >&2; exit 7")
+    run = backend.submit(_job(text, {}, tmp_path / "job", records))
+    outcome = run.wait_for_completion()
+    assert not outcome.success
+    assert "disk full" in outcome.message, outcome.message
+
+
+def test_an_absent_image_fails_fast_naming_it_and_nothing_is_pulled(
+    backend: CwltoolBackend, records: logging.Logger, podman: PodmanService, tmp_path: Path
+):
+    image = f"example.invalid/nobody/absent-{random.randint(0, 10**6)}:1.0"
+    run = backend.submit(
+        _job(IMAGE_CWL.format(image=image, script="true"), {}, tmp_path / "j", records)
+    )
+    outcome = run.wait_for_completion()
+    assert not outcome.success
+    assert image in outcome.message, outcome.message
+    assert not any(" pull" in line or "'pull'" in line for line in _lines(records))
+    assert image not in podman.podman("images", "--format", "{{.Repository}}:{{.Tag}}")
