@@ -139,6 +139,11 @@ class CalrissianBackend(ExecutionBackend):
         description="Deadline of the Calrissian Job (activeDeadlineSeconds), seconds. Unset: none.",
         examples=[86400],
     )
+    calrissian_args: list[str] = Field(
+        default_factory=list,
+        description="More arguments for Calrissian, before the workflow (e.g. `--debug`).",
+        examples=[["--debug", "--no-match-user"]],
+    )
     watch_timeout_s: int = Field(
         default=60,
         ge=1,
@@ -182,6 +187,7 @@ class CalrissianBackend(ExecutionBackend):
             node_selector=dict(self.node_selector),
             image_pull_secrets=tuple(self.image_pull_secrets),
             active_deadline_s=self.job_timeout_s,
+            extra_args=tuple(self.calrissian_args),
         )
 
     def submit(self, job: CwlJob) -> BackendRun:
@@ -341,7 +347,10 @@ class _CalrissianRun(BackendRun):
                     )
                 ):
                     stream.stop()
-            # Pods of the Job settled (or the watch timed out): ask the Job itself.
+            # The Job's pod ended or the watch timed out. Look at every pod again (a pod
+            # can stay unschedulable without any event), then ask the Job itself.
+            for pod in self._core.list_namespaced_pod(self._spec.namespace).items:
+                self._check_pod(pod)
 
     def _check_pod(self, pod: Any) -> None:
         """Fail the job if ``pod`` cannot pull its image or cannot be scheduled."""
