@@ -32,6 +32,7 @@ import pytest
 
 from infrastructure.containers.podman import PodmanService
 from tests.containers import podman  # noqa: F401  (session fixture)
+from tests.k8s_api import calrissian_bin  # noqa: F401  (session fixture)
 from tests.shared import APP_PACKAGES
 
 PACKAGES = APP_PACKAGES

@@ -17,7 +17,9 @@ It also plays kubelet and Job controller: a Job gets one Pod; a Pod "runs":
   not hold leaves the pod waiting in ``ErrImagePull``/``ImagePullBackOff``, and a node
   selector the emulated node's labels do not satisfy leaves it unschedulable.
 
-RBAC is not enforced; volumes are folders under the double's root.
+RBAC is not enforced; volumes are folders under the double's root. A local container's
+mount points (``/calrissian``, ``/etc/oapip``) are created, empty, on the host once; what
+is mounted on them is only visible inside that container's mount namespace.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-__all__ = ["EmulatedKubernetes"]
+import pytest
+
+__all__ = ["CALRISSIAN_IMAGE", "EmulatedKubernetes", "calrissian_bin"]
+
+CALRISSIAN_IMAGE = "terradue/calrissian:0.18.1"
+"""The image the tests name for Calrissian: its containers run from Calrissian's venv."""
+_ROOT = Path(__file__).resolve().parents[1]
 
 # (API prefix, plural) -> kind; cluster-scoped resources have no namespace segment.
 _KINDS = {
@@ -58,6 +66,16 @@ _KINDS = {
     "jobs": ("batch/v1", "Job"),
 }
 _SA_DIR = "/run/secrets/kubernetes.io/serviceaccount"
+
+
+@pytest.fixture(scope="session")
+def calrissian_bin() -> Path:
+    """``bin`` of Calrissian's own virtualenv (``infrastructure/calrissian/install.sh``)."""
+    venv = _ROOT / ".calrissian-venv"
+    subprocess.run(
+        [str(_ROOT / "infrastructure/calrissian/install.sh"), str(venv)], check=True, timeout=900
+    )
+    return venv / "bin"
 
 
 def _now() -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,9 @@ from blocks.calrissian import CalrissianBackend
 from flows import cwl
 from infrastructure.containers.podman import PodmanService
 from tests.conftest import FileServer
-from tests.k8s_api import EmulatedKubernetes
+from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
 from tests.shared import APP_PACKAGES
 
-ROOT = Path(__file__).resolve().parents[2]
-CALRISSIAN_IMAGE = "terradue/calrissian:0.18.1"
 NODE = {"oapip.test/pool": "processing"}
 
 TOOL_CWL = """\
@@ -54,16 +51,6 @@ class _Records(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
-
-
-@pytest.fixture(scope="session")
-def calrissian_bin() -> Path:
-    """Calrissian's own virtualenv (installed once by the repository's script)."""
-    venv = ROOT / ".calrissian-venv"
-    subprocess.run(
-        [str(ROOT / "infrastructure/calrissian/install.sh"), str(venv)], check=True, timeout=900
-    )
-    return venv / "bin"
 
 
 @pytest.fixture
