@@ -153,8 +153,16 @@ class _InProcessRun(BackendRun):
 class _SubprocessRun(BackendRun):
     """``python -m flows.cwl_runner`` in a new session (process group) of its own."""
 
-    def __init__(self, process: subprocess.Popen[str], folder: Path, job: CwlJob, grace: float):
+    def __init__(
+        self,
+        process: subprocess.Popen[str],
+        folder: Path,
+        job: CwlJob,
+        grace: float,
+        request: dict[str, Any],
+    ):
         self.run_id = f"pid-{process.pid}"
+        self._request = request
         self._process = process
         self._folder = folder
         self._job = job
@@ -172,7 +180,7 @@ class _SubprocessRun(BackendRun):
             text=True,
             start_new_session=True,
         )
-        return cls(process, folder, job, grace)
+        return cls(process, folder, job, grace, request)
 
     def wait_for_completion(self) -> RunOutcome:
         assert self._process.stdout is not None
@@ -200,5 +208,14 @@ class _SubprocessRun(BackendRun):
         return outcome["outputs"] if outcome else {}
 
     def cancel(self) -> None:
-        """SIGTERM the run's process group, SIGKILL it after the grace period."""
+        """SIGTERM the run's process group, SIGKILL it after the grace period.
+
+        Containers are not in the group (the engine's service runs them): they are
+        removed by their cidfiles.
+        """
         stop_process_group(self._process.pid, self._process, self._grace)
+        if self._request["use_container"]:
+            from flows.cwl_runner import remove_containers
+
+            client = "podman" if self._request["podman"] else "docker"
+            remove_containers(Path(self._request["workdir"]), client, self._job.logger)

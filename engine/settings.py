@@ -198,6 +198,10 @@ class Settings(BaseSettings):
         """Base URL of the result store (``file://`` or ``s3://``)."""
         return self.storage_url or (self.home / "results").resolve().as_uri()
 
+    def job_dir(self, job_id: str) -> Path:
+        """The work directory of job ``job_id`` (inputs, outputs, cwltool's scratch)."""
+        return self.home / "jobs" / job_id
+
     @property
     def ui_url(self) -> str:
         """Prefect UI base URL (no trailing slash)."""

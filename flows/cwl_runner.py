@@ -13,6 +13,7 @@ import collections
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -25,7 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ContainerOptions", "CwlOutcome", "document_path", "load_tool", "run_cwl"]
+__all__ = [
+    "ContainerOptions",
+    "CwlOutcome",
+    "document_path",
+    "load_tool",
+    "remove_containers",
+    "run_cwl",
+]
 
 # cwltool reports each finished job/step as "[job convert] completed permanentFail".
 _COMPLETED = re.compile(r"^\[(job|step|workflow) ?([^\]]*)\] completed (\w+)")
@@ -198,23 +206,35 @@ def run_cwl(
         cwl_logger.removeHandler(relay)
         tail = pump.close()
         if containers.enabled:
-            _remove_containers(workdir / "tmp" / "cid", containers.client, log)
+            remove_containers(workdir, containers.client, log)
     if status != "success":
         return CwlOutcome(status, message=_failure_message(relay, tail, error))
     return CwlOutcome("success", outputs=outputs or {})
 
 
-def _remove_containers(
-    cid_dir: Path, client: str, log: logging.Logger | logging.LoggerAdapter
+def remove_containers(
+    workdir: Path,
+    client: str = "docker",
+    log: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> None:
-    """Remove the containers whose ids cwltool wrote to ``cid_dir`` (one file each)."""
-    ids = [path.read_text().strip() for path in cid_dir.glob("*.cid")]
+    """Remove (killing if need be) every container a run in ``workdir`` started.
+
+    cwltool writes each container's id to a cidfile in ``workdir/tmp/cid``; a run's
+    containers are removed when it ends and, by whoever killed it, when it is killed
+    (a killed docker client leaves its container running).
+    """
+    log = log or logging.getLogger("oapip.cwl")
+    ids = [path.read_text().strip() for path in (workdir / "tmp" / "cid").glob("*.cid")]
     ids = [cid for cid in ids if cid]
     if not ids:
         return
-    done = subprocess.run(
-        [client, "rm", "--force", *ids], capture_output=True, text=True, check=False
-    )
+    try:
+        done = subprocess.run(
+            [client, "rm", "--force", *ids], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        log.warning("could not remove containers %s: %s", ids, exc)
+        return
     if done.returncode != 0:
         log.warning("could not remove containers %s: %s", ids, done.stderr.strip()[-300:])
 
@@ -238,12 +258,26 @@ def _failure_message(relay: _CwltoolLogRelay, tail: list[str], fallback: str) ->
     return _DOC_URI.sub("", ": ".join(parts))[:2000]
 
 
+class _KeptOpenWriter(io.FileIO):
+    """The pipe's write end, which cwltool may "close" after every job.
+
+    cwltool closes the default stdout/stderr it was given once a job ends; the next
+    step of a workflow would then write to a closed file. Only the pump closes it.
+    """
+
+    def close(self) -> None:
+        """Ignore cwltool's close; see :meth:`close_for_real`."""
+
+    def close_for_real(self) -> None:
+        super().close()
+
+
 class _OutputPump:
     """A pipe the tools write stdout/stderr to; each line goes to the job's logger."""
 
     def __init__(self, log: logging.Logger | logging.LoggerAdapter) -> None:
         read_fd, write_fd = os.pipe()
-        self.writer = os.fdopen(write_fd, "wb", buffering=0)
+        self.writer = _KeptOpenWriter(write_fd, "wb")
         self.tail: collections.deque[str] = collections.deque(maxlen=20)
         self._log = log
         self._thread = threading.Thread(target=self._pump, args=(read_fd,), daemon=True)
@@ -258,7 +292,7 @@ class _OutputPump:
                     self._log.info("tool: %s", line)
 
     def close(self) -> list[str]:
-        self.writer.close()
+        self.writer.close_for_real()
         # Tools are done; a leftover background process holding the pipe must not hang us.
         self._thread.join(timeout=2)
         return list(self.tail)

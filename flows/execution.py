@@ -174,7 +174,7 @@ def execute_process(
     """
     settings = get_settings()
     job_id = str(current_flow_run.id)
-    workdir = settings.home / "jobs" / job_id
+    workdir = settings.job_dir(job_id)
     app = load_package(package, revision)
     try:
         job_order = stage_in(package, revision, inputs, workdir)

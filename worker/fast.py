@@ -212,6 +212,10 @@ class FastWorker:
             # Whatever the job process left behind in its group (a tool of a crashed
             # job, a stray background process) goes with it.
             _kill_group(job.pid)
+        if self.settings.container_engine != "none":
+            # Containers live in the engine's service, not in the group: a killed job's
+            # docker client leaves its container running.
+            await asyncio.to_thread(self._remove_containers, str(job.flow_run_id))
         try:
             if job.cancelling:
                 await self.client.set_flow_run_state(
@@ -235,6 +239,12 @@ class FastWorker:
             )
         except Exception:
             logger.exception("could not record the end of flow run %s", job.flow_run_id)
+
+    def _remove_containers(self, job_id: str) -> None:
+        from flows.cwl_runner import remove_containers
+
+        client = "podman" if self.settings.container_engine == "podman" else "docker"
+        remove_containers(self.settings.job_dir(job_id), client, logger)
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
         """Dismiss a running job: SIGKILL its process group, then record CANCELLED.

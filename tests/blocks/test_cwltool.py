@@ -92,3 +92,39 @@ def _pgid(process: psutil.Process) -> int | None:
         return os.getpgid(process.pid)
     except (ProcessLookupError, psutil.Error):
         return None
+
+
+TWO_CHATTY_STEPS_CWL = """\
+cwlVersion: v1.2
+$graph:
+  - class: Workflow
+    id: chatty
+    inputs: []
+    outputs:
+      final:
+        type: File
+        outputSource: second/out
+    steps:
+      first:
+        run: "#note"
+        in: {}
+        out: [out]
+      second:
+        run: "#note"
+        in: {}
+        out: [out]
+  - class: CommandLineTool
+    id: note
+    baseCommand: [sh, -c, "echo progress >&2; echo done"]
+    inputs: []
+    outputs:
+      out:
+        type: stdout
+"""
+
+
+def test_every_step_of_a_workflow_may_write_to_stderr(backend: CwltoolBackend, tmp_path: Path):
+    # cwltool closes the stderr it is given after each job; the next step still needs it.
+    run = backend.submit(_job(TWO_CHATTY_STEPS_CWL, {}, tmp_path / "job"))
+    outcome = run.wait_for_completion()
+    assert outcome.success, outcome.message

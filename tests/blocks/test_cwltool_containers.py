@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import struct
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -20,6 +21,8 @@ from blocks.cwltool import CwltoolBackend
 from flows import cwl
 from infrastructure.containers.podman import PodmanService
 from tests.conftest import PACKAGES, FileServer, container_env, tiny_png
+from tests.containers import geotiff, water_bodies_item
+from tests.support import poll
 
 IMAGE_CWL = """\
 cwlVersion: v1.2
@@ -133,3 +136,41 @@ def test_an_absent_image_fails_fast_naming_it_and_nothing_is_pulled(
     assert image in outcome.message, outcome.message
     assert not any(" pull" in line or "'pull'" in line for line in _lines(records))
     assert image not in podman.podman("images", "--format", "{{.Repository}}:{{.Tag}}")
+
+
+def test_water_bodies_scatters_over_items_and_bands_in_stand_in_images(
+    backend: CwltoolBackend, records: logging.Logger, file_server: FileServer, tmp_path: Path
+):
+    folder = file_server.root / f"items-{random.randint(0, 10**9)}"
+    base = f"{file_server.url}/{folder.name}"
+    items = [water_bodies_item(folder, name, base) for name in ("item-a", "item-b")]
+    text = (PACKAGES / "app-water-bodies-cloud-native.1.5.0.cwl").read_text()
+    inputs = {"aoi": "10.001,45.971,10.039,45.999", "stac_items": items}
+    run = backend.submit(_job(text, inputs, tmp_path / "job", records))
+    outcome = run.wait_for_completion()
+    assert outcome.success, (outcome.message, _lines(records)[-30:])
+    catalog = Path(unquote(urlparse(run.fetch_result()["stac_catalog"]["location"]).path))
+    for name in ("item-a", "item-b"):
+        mask = geotiff.read(catalog / name / "otsu.tif")
+        assert mask.values == [1, 1, 1, 0] * 3, mask.values
+
+
+def running_containers(podman: PodmanService, marker: str) -> list[str]:
+    """Ids of the service's running containers whose command mentions ``marker``."""
+    listing = podman.podman("ps", "--no-trunc", "--format", "{{.ID}} {{.Command}}")
+    return [line.split()[0] for line in listing.splitlines() if marker in line]
+
+
+def test_cancel_removes_the_running_container(
+    backend: CwltoolBackend, records: logging.Logger, podman: PodmanService, tmp_path: Path
+):
+    marker = f"{random.randint(100, 999)}.{random.randint(10**5, 10**6)}"
+    text = IMAGE_CWL.format(image="eoepca/convert:latest", script=f"sleep {marker}")
+    run = backend.submit(_job(text, {}, tmp_path / "job", records))
+    waiter = threading.Thread(target=run.wait_for_completion, daemon=True)
+    waiter.start()
+    poll(lambda: running_containers(podman, marker), timeout=60, what="the container running")
+    run.cancel()
+    poll(lambda: not running_containers(podman, marker), timeout=30, what="the container gone")
+    waiter.join(timeout=15)
+    assert not waiter.is_alive()
