@@ -423,7 +423,25 @@ class _CalrissianRun(BackendRun):
         log = self._core.read_namespaced_pod_log("collect", self._spec.namespace)
         if phase != "Succeeded":
             raise BackendError(f"could not read the results off the job volume: {log[-2000:]}")
-        return unpack_results(log, self._job.outdir)
+        outputs = unpack_results(log, self._job.outdir)
+        self._report_usage(self._job.outdir / "usage-report.json")
+        return outputs
+
+    def _report_usage(self, path: Path) -> None:
+        """Calrissian's usage report (RAM, cores, time per tool pod) into the job's log."""
+        if not path.exists():
+            return
+        try:
+            report = json.loads(path.read_text())
+        except ValueError:
+            return
+        self._job.logger.info(
+            "Calrissian usage: %s s, peak %s MiB RAM, %s cores, %d tool pods",
+            report.get("elapsed_seconds", "?"),
+            report.get("max_parallel_ram_megabytes", "?"),
+            report.get("max_parallel_cpus", "?"),
+            len(report.get("children", [])),
+        )
 
     def fetch_result(self) -> dict[str, Any]:
         return self._outputs

@@ -420,10 +420,13 @@ def _job(spec: CalrissianJobSpec, entrypoint: str, has_inputs: bool) -> dict[str
 
 
 def collector_pod_manifest(spec: CalrissianJobSpec) -> dict[str, Any]:
-    """A pod that prints the output object, then the results as a base64 tar.gz, and ends."""
+    """A pod that prints the output object, then a base64 tar.gz, and ends.
+
+    The archive holds the results folder, Calrissian's usage report and the tools' logs.
+    """
     script = (
-        f"cat {WORK_DIR}/output.json && echo && echo '{RESULTS_MARK}' && "
-        f"tar -C {WORK_DIR} -czf - results | base64"
+        f"cd {WORK_DIR} && cat output.json && echo && echo '{RESULTS_MARK}' && "
+        "tar -czf - results $(ls -d usage-report.json logs 2>/dev/null) | base64"
     )
     pod_spec: dict[str, Any] = {
         "serviceAccountName": _SERVICE_ACCOUNT,

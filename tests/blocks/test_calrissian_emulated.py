@@ -147,6 +147,8 @@ def test_convert_url_runs_through_calrissian_emulated(
     watches = [path for _, path in k8s.requests if "watch=true" in path.lower()]
     assert any(f"/namespaces/{namespace}/pods" in path for path in watches)
     assert any("calrissian" in line.lower() for line in records.lines)
+    assert any(line.startswith("Calrissian usage:") for line in records.lines), records.lines
+    assert (job.outdir / "usage-report.json").exists()
     assert namespace not in _namespaces(k8s)  # cleaned up
 
 
