@@ -103,6 +103,21 @@ class Settings(BaseSettings):
         "; tools started by the job inherit it.",
     )
 
+    # --- flow runs as Kubernetes Jobs (a `kubernetes` work pool) -----------------------
+    job_image: str | None = Field(
+        default=None,
+        description="Image of the flow-run Jobs of a kubernetes work pool (`oapip setup "
+        "--worker kubernetes`). Unset: `oapip-prefect:0.1.0`.",
+    )
+    job_namespace: str | None = Field(
+        default=None,
+        description="Namespace of those Jobs. Unset: `oapip`.",
+    )
+    job_service_account: str | None = Field(
+        default=None,
+        description="Service account of those Jobs. Unset: `oapip-job`.",
+    )
+
     # --- Calrissian (Kubernetes) ---------------------------------------------------------
     kubeconfig: Path | None = Field(
         default=None,

@@ -52,15 +52,21 @@ _FAST_TEMPLATE = {
 }
 
 
-def kubernetes_job_template() -> dict[str, Any]:
+def kubernetes_job_template(defaults: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Base job template of a ``kubernetes`` work pool: flow runs as Jobs in the engine's image.
 
     prefect-kubernetes' default with ``completions``/``parallelism`` moved from the pod spec
     to the Job spec (where the Kubernetes schema has them), a non-root security context
     and the engine's defaults (image, namespace, service account, resources).
-    ``prefect work-pool create --base-job-template`` takes the same file.
+    ``prefect work-pool create --base-job-template`` takes the same file. ``defaults``
+    replaces the default of job variables (``image``, ``namespace``,
+    ``service_account_name``); unset values keep the file's.
     """
-    return json.loads((Path(__file__).parent / "kubernetes_job_template.json").read_text())
+    template = json.loads((Path(__file__).parent / "kubernetes_job_template.json").read_text())
+    for name, value in (defaults or {}).items():
+        if value:
+            template["variables"]["properties"][name]["default"] = value
+    return template
 
 
 def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
@@ -135,7 +141,13 @@ async def _setup(settings: Settings, pool_type: str) -> None:
         if pool_type == FAST_POOL_TYPE:
             template = _FAST_TEMPLATE
         elif pool_type == "kubernetes":
-            template = kubernetes_job_template()
+            template = kubernetes_job_template(
+                {
+                    "image": settings.job_image,
+                    "namespace": settings.job_namespace,
+                    "service_account_name": settings.job_service_account,
+                }
+            )
         else:
             template = await get_default_base_job_template_for_infrastructure_type(pool_type)
         with contextlib.suppress(ObjectAlreadyExists):

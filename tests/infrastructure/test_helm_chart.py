@@ -95,6 +95,10 @@ def test_design_settings_reach_the_engine():
     assert config["USE_WORKSPACE_API"] == "true"
     assert config["OAPIP_EXECUTION_ENGINE"] == "calrissian"
     assert config["OAPIP_PUBLIC_URL"] == "https://zoo.develop.eoepca.org"
+    # Flow-run Jobs of the kubernetes worker: this release's image, namespace and account.
+    assert config["OAPIP_JOB_NAMESPACE"] == "eoepca"
+    assert config["OAPIP_JOB_SERVICE_ACCOUNT"] == "oapip"
+    assert config["OAPIP_WORK_POOL"] == "oapip-kubernetes"
     assert not any(o["kind"] == "Secret" for o in objects)  # existingSecret is used
     assert not any(o["kind"] == "StatefulSet" for o in objects)  # external PostgreSQL
 

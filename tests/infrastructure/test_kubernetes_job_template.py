@@ -73,6 +73,22 @@ def test_rendered_job_validates_strictly(values: dict[str, Any]):
     assert pod["containers"][0]["args"] == ["prefect", "flow-run", "execute"]
 
 
+def test_site_defaults_replace_the_template_defaults():
+    template = kubernetes_job_template(
+        {
+            "image": "registry.example.org/oapip:1",
+            "namespace": "eoepca",
+            "service_account_name": None,
+        }
+    )
+    manifest = _render(template, {})
+    assert_valid([manifest])
+    pod = manifest["spec"]["template"]["spec"]
+    assert manifest["metadata"]["namespace"] == "eoepca"
+    assert pod["containers"][0]["image"] == "registry.example.org/oapip:1"
+    assert pod["serviceAccountName"] == "oapip-job"
+
+
 def test_stock_default_template_fails_strict_validation():
     manifest = _render(KubernetesWorker.get_default_base_job_template(), {})
     with pytest.raises(AssertionError, match="completions"):
