@@ -45,6 +45,8 @@ from engine.exceptions import BackendError
 __all__ = ["CalrissianBackend"]
 
 _STEP_DONE = re.compile(r"\[step [^\]]+\] completed")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # cwltool colours its log levels
+_ERROR = re.compile(r"\b(ERROR|permanentFail|Exception)\b")
 # Waiting reasons that never resolve by themselves: the job fails with the reason.
 _STUCK_REASONS = frozenset(
     {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError"}
@@ -285,9 +287,11 @@ class _CalrissianRun(BackendRun):
 
         try:
             outcome = self._watch()
-            self._forward_log()
+            tail = self._forward_log()
             if outcome.success:
                 self._outputs = self._collect()
+            elif tail:
+                outcome = RunOutcome(False, f"{outcome.message}; Calrissian's last lines: {tail}")
         except BackendError as exc:
             outcome = RunOutcome(False, exc.detail)
         except (ApiException, HTTPError) as exc:
@@ -321,6 +325,7 @@ class _CalrissianRun(BackendRun):
 
     def _watch(self) -> RunOutcome:
         from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
 
         resource_version: str | None = None
         while True:
@@ -331,26 +336,30 @@ class _CalrissianRun(BackendRun):
             kwargs: dict[str, Any] = {"timeout_seconds": self._backend.watch_timeout_s}
             if resource_version:
                 kwargs["resource_version"] = resource_version
-            for event in stream.stream(
-                self._core.list_namespaced_pod, self._spec.namespace, **kwargs
-            ):
-                pod = event["object"]
-                resource_version = pod.metadata.resource_version
-                self._check_pod(pod)
-                if (
-                    _is_calrissian_pod(pod)
-                    and pod.status
-                    and pod.status.phase
-                    in (
-                        "Succeeded",
-                        "Failed",
-                    )
-                ):
-                    stream.stop()
+            try:
+                events = list(self._pod_events(stream, kwargs))
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise
+                # The resource version expired (410 Gone): start again from a fresh list.
+                resource_version = None
+                continue
+            for pod in events:
+                resource_version = pod.metadata.resource_version or resource_version
             # The Job's pod ended or the watch timed out. Look at every pod again (a pod
             # can stay unschedulable without any event), then ask the Job itself.
             for pod in self._core.list_namespaced_pod(self._spec.namespace).items:
                 self._check_pod(pod)
+
+    def _pod_events(self, stream: Any, kwargs: dict[str, Any]) -> Any:
+        """Pods of the namespace as they change, checked on the way; ends with the Job's pod."""
+        for event in stream.stream(self._core.list_namespaced_pod, self._spec.namespace, **kwargs):
+            pod = event["object"]
+            self._check_pod(pod)
+            yield pod
+            phase = pod.status.phase if pod.status else None
+            if _is_calrissian_pod(pod) and phase in ("Succeeded", "Failed"):
+                stream.stop()
 
     def _check_pod(self, pod: Any) -> None:
         """Fail the job if ``pod`` cannot pull its image or cannot be scheduled."""
@@ -386,24 +395,30 @@ class _CalrissianRun(BackendRun):
         ).items
         return pods[-1].metadata.name if pods else None
 
-    def _forward_log(self) -> None:
-        """Calrissian's log (its own lines and the tools') into the job's logger."""
+    def _forward_log(self) -> str:
+        """Calrissian's log (its own lines and the tools') into the job's logger.
+
+        Returns its last lines that name an error (or its last lines), for a failure message.
+        """
         from kubernetes.client.exceptions import ApiException
 
         name = self._calrissian_pod()
         if name is None:
-            return
+            return ""
         try:
             text = self._core.read_namespaced_pod_log(
                 name, self._spec.namespace, container="calrissian"
             )
         except ApiException as exc:
             self._job.logger.warning("no log of pod %s: %s", name, _reason(exc))
-            return
-        for line in text.splitlines():
+            return ""
+        lines = [_ANSI.sub("", line) for line in text.splitlines()]
+        for line in lines:
             self._job.logger.info(line)
             if self._job.on_step is not None and _STEP_DONE.search(line):
                 self._job.on_step()
+        errors = [line for line in lines if _ERROR.search(line)]
+        return " | ".join((errors or [line for line in lines if line.strip()])[-3:])[-1500:]
 
     # --- results -------------------------------------------------------------------------
 

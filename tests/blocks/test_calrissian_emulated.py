@@ -193,6 +193,7 @@ def test_failed_tool_keeps_the_namespace_when_asked_emulated(
     outcome = run.wait_for_completion()
 
     assert not outcome.success and "failed" in outcome.message
+    assert "permanentFail" in outcome.message, outcome.message  # Calrissian's own words
     assert run.run_id in _namespaces(k8s)
     assert any("permanentFail" in line or "exit" in line.lower() for line in records.lines)
     run.cancel()
