@@ -21,6 +21,8 @@ import contextlib
 import io
 import json
 import re
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Callable
@@ -201,6 +203,7 @@ class CalrissianBackend(ExecutionBackend):
             raise BackendError(f"Unable to hand the inputs to Calrissian: {exc}") from exc
         manifests = job_manifests(spec, job.workflow, job.entrypoint, order, files)
         run = _CalrissianRun(self, spec, job, self.api_client())
+        run.start_reaper()
         run.create(manifests)
         return run
 
@@ -252,6 +255,7 @@ class _CalrissianRun(BackendRun):
                 self._creator(manifest["kind"])(manifest)
             except (ApiException, HTTPError) as exc:
                 self._delete_namespace()
+                self._release_reaper()
                 raise BackendError(
                     f"Unable to create {manifest['kind']} {manifest['metadata']['name']!r} "
                     f"for job {self._spec.job_id}: {_reason(exc)}"
@@ -303,6 +307,7 @@ class _CalrissianRun(BackendRun):
             self._delete_namespace()
         else:
             self._job.logger.warning("namespace %s kept for inspection", self._spec.namespace)
+        self._release_reaper()
         return outcome
 
     def _job_outcome(self) -> RunOutcome | None:
@@ -463,15 +468,71 @@ class _CalrissianRun(BackendRun):
 
     def cancel(self) -> None:
         """Delete the Calrissian Job (its pods with it) and the job's namespace."""
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+        delete_job_and_namespace(self._api, self._spec.namespace)
+        self._release_reaper()
 
-        # Already gone, or the namespace deletion below takes it.
-        with contextlib.suppress(ApiException, HTTPError):
-            self._batch.delete_namespaced_job(
-                "calrissian", self._spec.namespace, propagation_policy="Foreground"
-            )
-        self._delete_namespace()
+    # --- the reaper: cleanup when this process is killed ----------------------------------
+
+    def start_reaper(self) -> None:
+        """Start a process, in a session of its own, that deletes the job's namespace if
+        this process dies before the run ends.
+
+        A dismissed job's process is SIGKILLed by the fast worker (no ``finally`` runs),
+        and the namespace would keep running in the cluster. The reaper holds the read
+        end of a pipe whose write end only this process has: end of file without the
+        word ``done`` means this process is gone.
+        """
+        settings = self._backend.model_dump(mode="json")
+        if self._backend.api_token is not None:
+            settings["api_token"] = self._backend.api_token.get_secret_value()
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-m", "blocks.calrissian"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+        )
+        assert self._reaper.stdin is not None
+        self._reaper.stdin.write(
+            json.dumps({"backend": settings, "namespace": self._spec.namespace}) + "\n"
+        )
+        self._reaper.stdin.flush()
+
+    def _release_reaper(self) -> None:
+        """The run ended here: tell the reaper it has nothing to do."""
+        reaper = getattr(self, "_reaper", None)
+        if reaper is None or reaper.stdin is None or reaper.stdin.closed:
+            return
+        with contextlib.suppress(OSError):
+            reaper.stdin.write("done\n")
+            reaper.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            reaper.wait(10)
+
+
+def delete_job_and_namespace(api: Any, namespace: str) -> None:
+    """Delete the Calrissian Job (foreground: its pods first) and the namespace, if there."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    # Already gone, or the namespace deletion takes it.
+    with contextlib.suppress(ApiException, HTTPError):
+        client.BatchV1Api(api).delete_namespaced_job(
+            "calrissian", namespace, propagation_policy="Foreground"
+        )
+    with contextlib.suppress(ApiException, HTTPError):
+        client.CoreV1Api(api).delete_namespace(namespace, propagation_policy="Background")
+
+
+def _reap() -> None:
+    """The reaper's main: read the settings line, wait for end of input, clean up unless done."""
+    request = json.loads(sys.stdin.readline())
+    if sys.stdin.read().strip() == "done":
+        return
+    backend = CalrissianBackend(**request["backend"])
+    delete_job_and_namespace(backend.api_client(), request["namespace"])
 
 
 def _is_calrissian_pod(pod: Any) -> bool:
@@ -526,3 +587,7 @@ def unpack_results(log: str, outdir: Path) -> dict[str, Any]:
         return moved
 
     return relocate(outputs)
+
+
+if __name__ == "__main__":
+    _reap()

@@ -195,6 +195,8 @@ def test_failed_tool_keeps_the_namespace_when_asked_emulated(
     assert not outcome.success and "failed" in outcome.message
     assert "permanentFail" in outcome.message, outcome.message  # Calrissian's own words
     assert run.run_id in _namespaces(k8s)
+    assert run._reaper.wait(10) == 0  # the run ended here: the reaper left it alone
+    assert run.run_id in _namespaces(k8s)
     assert any("permanentFail" in line or "exit" in line.lower() for line in records.lines)
     run.cancel()
     assert run.run_id not in _namespaces(k8s)
@@ -229,3 +231,25 @@ def test_dismiss_deletes_the_job_and_the_namespace_emulated(
     assert ("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/calrissian") in [
         (m, p.split("?")[0]) for m, p in k8s.requests
     ]
+
+
+def test_a_killed_job_process_leaves_no_namespace_behind_emulated(
+    k8s: EmulatedKubernetes, tmp_path: Path, records: _Records
+):
+    """The fast worker SIGKILLs a dismissed job's process: its reaper cleans up."""
+    job = _job(
+        _tool("eoepca/convert:latest", "sleep 120", "sleeper"),
+        "sleeper",
+        {},
+        tmp_path / "job",
+        records,
+    )
+    run = _backend(k8s, tmp_path).submit(job)
+    namespace = run.run_id
+    assert k8s.wait_for(lambda: bool(k8s.list("pods", namespace)), 60)
+
+    # What the reaper sees when the job's process dies: its pipe closes without "done".
+    run._reaper.stdin.close()
+
+    assert k8s.wait_for(lambda: namespace not in _namespaces(k8s), 60), k8s.diagnostics()
+    assert run._reaper.wait(30) == 0
