@@ -1,4 +1,5 @@
-# One image for every role of the engine: gateway, fast worker, stock worker, setup.
+# One image for every role of the engine: gateway, fast worker, stock worker, setup, and
+# the flow-run Jobs of a Prefect Kubernetes work pool. Calrissian runs from its own image.
 #
 #   docker build -t oapip-prefect:0.1.0 .
 #   docker run --rm oapip-prefect:0.1.0                      # lists the roles
@@ -11,30 +12,48 @@
 # Roles are in infrastructure/docker/entrypoint.sh; any other command runs as given, which
 # is how Prefect's Kubernetes work pool starts flow runs in this image (`args` only).
 # Settings come from the environment (engine/settings.py; PREFECT_API_URL, OAPIP_*).
-FROM python:3.11-slim
+# Linted with hadolint in the tests (tests/infrastructure/test_dockerfile.py).
+
+# --- build: the engine and its pinned dependencies (pyproject.toml) in a virtualenv ------
+FROM python:3.11.14-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/oapip
+COPY pyproject.toml README.md /src/
+COPY api_gateway /src/api_gateway
+COPY blocks /src/blocks
+COPY engine /src/engine
+COPY flows /src/flows
+COPY worker /src/worker
+RUN /opt/oapip/bin/pip install --no-compile /src
+
+# --- run: the virtualenv, node for CWL expressions, tini as PID 1 -------------------------
+FROM python:3.11.14-slim-bookworm
 
 # nodejs: cwltool evaluates CWL expressions (InlineJavascriptRequirement) with it.
 # tini: PID 1 that forwards signals and reaps the tools orphaned by cancelled jobs.
+# Versions are bookworm's (nodejs from bookworm-security).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends nodejs tini \
+    && apt-get install -y --no-install-recommends \
+        nodejs=18.20.4+dfsg-1~deb12u3 \
+        tini=0.19.0-1+b3 \
     && rm -rf /var/lib/apt/lists/*
 
-ENV PYTHONUNBUFFERED=1 \
+COPY --from=build /opt/oapip /opt/oapip
+COPY infrastructure/docker/entrypoint.sh /usr/local/bin/oapip-entrypoint
+
+ENV PATH=/opt/oapip/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DO_NOT_TRACK=1 \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
     OAPIP_HOME=/var/lib/oapip
 
-# Every version is pinned in pyproject.toml.
-COPY . /tmp/src
-RUN pip install --no-cache-dir /tmp/src \
-    && install -m 0755 /tmp/src/infrastructure/docker/entrypoint.sh /usr/local/bin/oapip-entrypoint \
-    && rm -rf /tmp/src
-
-RUN useradd --create-home --uid 10001 --user-group oapip \
-    && install -d -o oapip -g oapip /var/lib/oapip
-USER oapip
+# A fixed numeric uid/gid (10001) so Kubernetes can check runAsNonRoot.
+RUN groupadd --gid 10001 oapip \
+    && useradd --uid 10001 --gid 10001 --create-home oapip \
+    && install -d -o 10001 -g 10001 /var/lib/oapip
+USER 10001:10001
 WORKDIR /var/lib/oapip
 
 EXPOSE 8000

@@ -6,6 +6,7 @@ engine's ``oapip`` command does it at start-up).
 """
 
 from blocks.backend import BackendRun, CwlJob, ExecutionBackend, RunOutcome
+from blocks.calrissian import CalrissianBackend
 from blocks.cwltool import CwltoolBackend
 from blocks.s3 import S3ResultStorage, S3Source
 from blocks.storage import LocalResultStorage, ResultStorage
@@ -14,6 +15,7 @@ from blocks.workspace import WorkspaceApi
 
 __all__ = [
     "BackendRun",
+    "CalrissianBackend",
     "CwlJob",
     "CwltoolBackend",
     "ExecutionBackend",

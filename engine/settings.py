@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     )
 
     # --- execution ---------------------------------------------------------------------
-    execution_engine: Literal["cwltool", "toil"] = Field(
+    execution_engine: Literal["cwltool", "toil", "calrissian"] = Field(
         default="cwltool",
         validation_alias=AliasChoices("OAPIP_EXECUTION_ENGINE", "execution_engine"),
         description="Backend that runs CWL when a process does not name one: `cwltool` "
@@ -117,6 +117,64 @@ class Settings(BaseSettings):
         ge=128,
         description="Address-space cap of one job's engine process, MiB "
         "; tools started by the job inherit it.",
+    )
+
+    # --- flow runs as Kubernetes Jobs (a `kubernetes` work pool) -----------------------
+    job_image: str | None = Field(
+        default=None,
+        description="Image of the flow-run Jobs of a kubernetes work pool (`oapip setup "
+        "--worker kubernetes`). Unset: `oapip-prefect:0.1.0`.",
+    )
+    job_namespace: str | None = Field(
+        default=None,
+        description="Namespace of those Jobs. Unset: `oapip`.",
+    )
+    job_service_account: str | None = Field(
+        default=None,
+        description="Service account of those Jobs. Unset: `oapip-job`.",
+    )
+
+    # --- Calrissian (Kubernetes) ---------------------------------------------------------
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="Kubeconfig of the cluster Calrissian jobs run on. Unset: the in-cluster "
+        "service account.",
+    )
+    calrissian_image: str = Field(
+        default="terradue/calrissian:0.18.1",
+        description="Image of each job's Calrissian Job.",
+    )
+    calrissian_storage_class: str | None = Field(
+        default=None,
+        description="ReadWriteMany StorageClass of job volumes. Unset: the cluster default.",
+    )
+    calrissian_keep_namespace_on_failure: bool = Field(
+        default=False,
+        description="Keep a failed job's namespace for inspection.",
+    )
+    node_selector_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NODE_SELECTOR_KEY", "OAPIP_NODE_SELECTOR_KEY"),
+        description="Node label key the Calrissian pods must run on (with the value).",
+    )
+    node_selector_value: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NODE_SELECTOR_VALUE", "OAPIP_NODE_SELECTOR_VALUE"),
+        description="Value of that node label.",
+    )
+    image_pull_secrets: str = Field(
+        default="",
+        description="Comma-separated image-pull secret names for Calrissian jobs.",
+    )
+    calrissian_max_ram_mib: int = Field(
+        default=1024,
+        ge=1024,
+        description="Calrissian's RAM budget per job when the CWL asks for less, MiB.",
+    )
+    calrissian_max_cores: int = Field(
+        default=2,
+        ge=1,
+        description="Calrissian's core budget per job when the CWL asks for less.",
     )
 
     # --- results -----------------------------------------------------------------------

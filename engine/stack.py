@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,13 +18,21 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from engine.processes import stop_process_group
 from engine.settings import Settings
 
-__all__ = ["RESULT_STORAGE_BLOCK", "Stack", "prefect_env", "setup", "wait_for_http"]
+__all__ = [
+    "RESULT_STORAGE_BLOCK",
+    "Stack",
+    "kubernetes_job_template",
+    "prefect_env",
+    "setup",
+    "wait_for_http",
+]
 
 RESULT_STORAGE_BLOCK = "local-file-system/oapip-results"
 FAST_POOL_TYPE = "oapip-fast"
@@ -42,6 +51,23 @@ _FAST_TEMPLATE = {
         },
     },
 }
+
+
+def kubernetes_job_template(defaults: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Base job template of a ``kubernetes`` work pool: flow runs as Jobs in the engine's image.
+
+    prefect-kubernetes' default with ``completions``/``parallelism`` moved from the pod spec
+    to the Job spec (where the Kubernetes schema has them), a non-root security context
+    and the engine's defaults (image, namespace, service account, resources).
+    ``prefect work-pool create --base-job-template`` takes the same file. ``defaults``
+    replaces the default of job variables (``image``, ``namespace``,
+    ``service_account_name``); unset values keep the file's.
+    """
+    template = json.loads((Path(__file__).parent / "kubernetes_job_template.json").read_text())
+    for name, value in (defaults or {}).items():
+        if value:
+            template["variables"]["properties"][name]["default"] = value
+    return template
 
 
 def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
@@ -115,11 +141,18 @@ async def _setup(settings: Settings, pool_type: str) -> None:
             await block_class.register_type_and_schema(client=client)
         storage = LocalFileSystem(basepath=str(settings.home / "prefect-results"))
         await storage.save(RESULT_STORAGE_BLOCK.split("/")[1], overwrite=True, client=client)
-        template = (
-            await get_default_base_job_template_for_infrastructure_type(pool_type)
-            if pool_type != FAST_POOL_TYPE
-            else _FAST_TEMPLATE
-        )
+        if pool_type == FAST_POOL_TYPE:
+            template = _FAST_TEMPLATE
+        elif pool_type == "kubernetes":
+            template = kubernetes_job_template(
+                {
+                    "image": settings.job_image,
+                    "namespace": settings.job_namespace,
+                    "service_account_name": settings.job_service_account,
+                }
+            )
+        else:
+            template = await get_default_base_job_template_for_infrastructure_type(pool_type)
         with contextlib.suppress(ObjectAlreadyExists):
             await client.create_work_pool(
                 WorkPoolCreate(

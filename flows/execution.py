@@ -88,6 +88,26 @@ def backend_for(engine: str | None, settings: Settings) -> ExecutionBackend:
             network=settings.container_network,
             cache_dir=settings.home / "packages",
         )
+    if name == "calrissian":
+        from blocks.calrissian import CalrissianBackend
+
+        selector = (
+            {settings.node_selector_key: settings.node_selector_value or ""}
+            if settings.node_selector_key
+            else {}
+        )
+        return CalrissianBackend(
+            kubeconfig=settings.kubeconfig,
+            calrissian_image=settings.calrissian_image,
+            storage_class=settings.calrissian_storage_class,
+            keep_namespace_on_failure=settings.calrissian_keep_namespace_on_failure,
+            node_selector=selector,
+            image_pull_secrets=[
+                s.strip() for s in settings.image_pull_secrets.split(",") if s.strip()
+            ],
+            default_max_ram_mib=settings.calrissian_max_ram_mib,
+            default_max_cores=settings.calrissian_max_cores,
+        )
     if name == "toil":
         if not settings.toil_wes_url:
             raise BackendError(

@@ -33,6 +33,7 @@ import pytest
 
 from infrastructure.containers.podman import PodmanService
 from tests.containers import podman  # noqa: F401  (session fixture)
+from tests.k8s_api import calrissian_bin  # noqa: F401  (session fixture)
 from tests.s3_server import (  # noqa: F401 (fixtures)
     S3Server,
     WorkspaceApiStandIn,

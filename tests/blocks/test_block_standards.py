@@ -11,6 +11,7 @@ import re
 import pytest
 from prefect.blocks.core import Block
 
+from blocks.calrissian import CalrissianBackend
 from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
 from blocks.s3 import S3ResultStorage, S3Source
@@ -20,6 +21,7 @@ from blocks.workspace import WorkspaceApi
 
 BLOCKS = [
     ApplicationPackage,
+    CalrissianBackend,
     CwltoolBackend,
     LocalResultStorage,
     S3ResultStorage,

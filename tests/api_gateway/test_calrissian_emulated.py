@@ -1,0 +1,111 @@
+"""convert-url end to end through the OGC API, run by Calrissian on an EMULATED Kubernetes.
+
+The engine's stack (Prefect server, fast worker, gateway) runs with
+``OAPIP_EXECUTION_ENGINE=calrissian`` and a kubeconfig pointing at the loopback stand-in of
+the Kubernetes API (tests/k8s_api.py): the flow's execute task creates the job's
+namespace and Calrissian Job there, the real ``calrissian`` runs the workflow, the tool
+runs in podman, and the results are staged out to the engine's result storage (local
+storage here; S3 stage-out is another backend's concern and is not exercised).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+import requests
+
+from infrastructure.containers.podman import PodmanService
+from tests.conftest import Engine, FileServer, _running_engine
+from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
+from tests.ogc_schemas import validate
+from tests.support import wait_for_status
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, podman: PodmanService, calrissian_bin: Path
+) -> Iterator[EmulatedKubernetes]:
+    api = EmulatedKubernetes(
+        tmp_path_factory.mktemp("k8s"),
+        local_images={CALRISSIAN_IMAGE},
+        local_path=[calrissian_bin],
+        podman_env=podman.environment(),
+    )
+    api.start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def calrissian_engine(
+    tmp_path_factory: pytest.TempPathFactory,
+    tool_bin: Path,
+    file_server: FileServer,
+    cluster: EmulatedKubernetes,
+) -> Iterator[Engine]:
+    home = tmp_path_factory.mktemp("oapip-home-calrissian")
+    env = {
+        "OAPIP_EXECUTION_ENGINE": "calrissian",
+        "OAPIP_KUBECONFIG": str(cluster.kubeconfig(home / "kubeconfig")),
+        "OAPIP_CALRISSIAN_IMAGE": CALRISSIAN_IMAGE,
+    }
+    with _running_engine("calrissian", home, tool_bin, extra_env=env) as running:
+        yield running
+
+
+def _local(href: str) -> Path:
+    return Path(unquote(urlparse(href).path))
+
+
+def test_convert_url_through_the_ogc_api_on_calrissian_emulated(
+    calrissian_engine: Engine,
+    cluster: EmulatedKubernetes,
+    file_server: FileServer,
+    png_url: str,
+):
+    api = calrissian_engine.api("k8s-user")
+    deployed = requests.post(
+        f"{api}/processes",
+        json={
+            "executionUnit": {
+                "href": f"{file_server.url}/convert-url-app.cwl",
+                "type": "application/cwl",
+            }
+        },
+        headers={"Content-Type": "application/ogcapppkg+json"},
+        timeout=60,
+    )
+    assert deployed.status_code == 201, deployed.text
+
+    created = requests.post(
+        f"{api}/processes/convert-url/execution",
+        json={"inputs": {"fn": "resize", "url": png_url, "size": "50%"}},
+        headers={"Prefer": "respond-async"},
+        timeout=60,
+    )
+    assert created.status_code == 201, created.text
+    job_id = created.json()["jobID"]
+
+    final = wait_for_status(created.headers["Location"], timeout=240)
+    assert final["status"] == "successful", (
+        final,
+        calrissian_engine.log_tail(),
+        cluster.diagnostics(),
+    )
+
+    results = requests.get(f"{created.headers['Location']}/results", timeout=30).json()
+    validate(results, "results")
+    image = results["converted_image"]
+    assert job_id in image["href"]
+    files = [_local(f["href"]) for f in image["files"]]
+    assert any(f.suffix == ".png" and f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
+    # The job ran in a namespace of its own, through Calrissian, which is gone afterwards.
+    created_namespaces = [
+        p for m, p in cluster.requests if m == "POST" and p == "/api/v1/namespaces"
+    ]
+    assert created_namespaces
+    assert any(m == "DELETE" and job_id in p for m, p in cluster.requests)
+    assert not [n for n in cluster.list("namespaces") if job_id in n["metadata"]["name"]]
