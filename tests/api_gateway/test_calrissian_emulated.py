@@ -21,7 +21,7 @@ from infrastructure.containers.podman import PodmanService
 from tests.conftest import Engine, FileServer, _running_engine
 from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
 from tests.ogc_schemas import validate
-from tests.support import wait_for_status
+from tests.support import execute_async, wait_for_status
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +109,65 @@ def test_convert_url_through_the_ogc_api_on_calrissian_emulated(
     assert created_namespaces
     assert any(m == "DELETE" and job_id in p for m, p in cluster.requests)
     assert not [n for n in cluster.list("namespaces") if job_id in n["metadata"]["name"]]
+
+
+SLEEPER_CWL = """\
+cwlVersion: v1.2
+$graph:
+  - class: Workflow
+    id: k8s-sleeper
+    inputs: []
+    outputs: []
+    steps:
+      nap:
+        run: "#nap"
+        in: {}
+        out: []
+  - class: CommandLineTool
+    id: nap
+    requirements:
+      DockerRequirement:
+        dockerPull: eoepca/convert:latest
+    baseCommand: [sleep, "300"]
+    inputs: []
+    outputs: []
+"""
+
+
+def test_dismiss_removes_the_jobs_namespace_emulated(
+    calrissian_engine: Engine, cluster: EmulatedKubernetes
+):
+    api = calrissian_engine.api("k8s-dismisser")
+    deployed = requests.post(
+        f"{api}/processes",
+        data=SLEEPER_CWL,
+        headers={"Content-Type": "application/cwl+yaml"},
+        timeout=60,
+    )
+    assert deployed.status_code == 201, deployed.text
+    created = execute_async(api, "k8s-sleeper", {})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["jobID"]
+
+    def tool_pod_running() -> bool:
+        return any(
+            job_id in p["metadata"]["namespace"]
+            and "job-name" not in p["metadata"].get("labels", {})
+            and p["status"].get("phase") == "Running"
+            for p in cluster.list("pods")
+        )
+
+    assert cluster.wait_for(tool_pod_running, 180), (
+        calrissian_engine.log_tail(),
+        cluster.diagnostics(),
+    )
+    dismissed = requests.delete(created.headers["Location"], timeout=30)
+    assert dismissed.status_code == 200, dismissed.text
+
+    final = wait_for_status(created.headers["Location"], timeout=60)
+    assert final["status"] == "dismissed"
+    assert cluster.wait_for(
+        lambda: not [n for n in cluster.list("namespaces") if job_id in n["metadata"]["name"]],
+        60,
+    ), cluster.diagnostics()
+    assert not [p for p in cluster.list("pods") if job_id in p["metadata"]["namespace"]]
