@@ -4,15 +4,13 @@ The engine's stack (Prefect server, fast worker, gateway) runs with
 ``OAPIP_EXECUTION_ENGINE=calrissian`` and a kubeconfig pointing at the loopback stand-in of
 the Kubernetes API (tests/k8s_api.py): the flow's execute task creates the job's
 namespace and Calrissian Job there, the real ``calrissian`` runs the workflow, the tool
-runs in podman, and the results are staged out to the engine's result storage (local
-storage here; S3 stage-out is another backend's concern and is not exercised).
+runs in podman, and the results are staged out to S3 (a moto server on loopback).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pytest
 import requests
@@ -21,6 +19,7 @@ from infrastructure.containers.podman import PodmanService
 from tests.conftest import Engine, FileServer, _running_engine
 from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
 from tests.ogc_schemas import validate
+from tests.s3_server import S3Server
 from tests.support import execute_async, wait_for_status
 
 
@@ -45,9 +44,11 @@ def calrissian_engine(
     tool_bin: Path,
     file_server: FileServer,
     cluster: EmulatedKubernetes,
+    stageout_s3: S3Server,
 ) -> Iterator[Engine]:
     home = tmp_path_factory.mktemp("oapip-home-calrissian")
     env = {
+        **stageout_s3.environment(""),
         "OAPIP_EXECUTION_ENGINE": "calrissian",
         "OAPIP_KUBECONFIG": str(cluster.kubeconfig(home / "kubeconfig")),
         "OAPIP_CALRISSIAN_IMAGE": CALRISSIAN_IMAGE,
@@ -56,15 +57,12 @@ def calrissian_engine(
         yield running
 
 
-def _local(href: str) -> Path:
-    return Path(unquote(urlparse(href).path))
-
-
 def test_convert_url_through_the_ogc_api_on_calrissian_emulated(
     calrissian_engine: Engine,
     cluster: EmulatedKubernetes,
     file_server: FileServer,
     png_url: str,
+    stageout_s3: S3Server,
 ):
     api = calrissian_engine.api("k8s-user")
     deployed = requests.post(
@@ -99,9 +97,11 @@ def test_convert_url_through_the_ogc_api_on_calrissian_emulated(
     results = requests.get(f"{created.headers['Location']}/results", timeout=30).json()
     validate(results, "results")
     image = results["converted_image"]
-    assert job_id in image["href"]
-    files = [_local(f["href"]) for f in image["files"]]
-    assert any(f.suffix == ".png" and f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
+    prefix = f"processing-results/{job_id}/converted_image"
+    assert image["href"] == f"s3://eoepca/{prefix}/"
+    [png] = [f["href"] for f in image["files"]]
+    assert png.startswith(f"s3://eoepca/{prefix}/") and png.endswith(".png")
+    assert stageout_s3.get(png)[:8] == b"\x89PNG\r\n\x1a\n"
     # The job ran in a namespace of its own, through Calrissian, which is gone afterwards.
     created_namespaces = [
         p for m, p in cluster.requests if m == "POST" and p == "/api/v1/namespaces"
