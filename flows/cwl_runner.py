@@ -224,8 +224,8 @@ def remove_containers(
     (a killed docker client leaves its container running).
     """
     log = log or logging.getLogger("oapip.cwl")
-    ids = [path.read_text().strip() for path in (workdir / "tmp" / "cid").glob("*.cid")]
-    ids = [cid for cid in ids if cid]
+    cidfiles = list((workdir / "tmp" / "cid").glob("*.cid"))
+    ids = [cid for cid in (path.read_text().strip() for path in cidfiles) if cid]
     if not ids:
         return
     try:
@@ -237,6 +237,9 @@ def remove_containers(
         return
     if done.returncode != 0:
         log.warning("could not remove containers %s: %s", ids, done.stderr.strip()[-300:])
+        return
+    for path in cidfiles:
+        path.unlink(missing_ok=True)
 
 
 _DOC_URI = re.compile(r"file://\S+?\.cwl#(main/)?")
