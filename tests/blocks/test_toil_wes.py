@@ -135,7 +135,7 @@ def test_the_site_answers_only_with_credentials(hpc: Hpc):
     assert requests.get(info, auth=(hpc.user, "wrong"), timeout=30).status_code == 401
     answer = requests.get(info, auth=(hpc.user, hpc.password), timeout=30)
     assert answer.status_code == 200
-    assert "CWL" in answer.json()["workflow_type_versions"]
+    assert "v1.2" in answer.json()["workflow_type_versions"]["cwl"]["workflow_type_version"]
 
 
 def test_local_input_files_travel_with_the_run(tmp_path: Path):
