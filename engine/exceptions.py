@@ -106,7 +106,9 @@ class ResultNotReady(NotFound):
 class Unauthorized(EngineError):
     """A request without a bearer token, or with one that does not validate (OIDC mode).
 
-    Answered with ``WWW-Authenticate: Bearer`` (RFC 6750); ``error`` is its error code.
+    Answered with ``WWW-Authenticate: Bearer`` (RFC 6750); ``error`` is its error code
+    (``invalid_token``, ``invalid_request``), or ``missing_token`` when there was no token
+    at all (answered with the bare challenge, as RFC 6750 asks).
     """
 
     status = 401
