@@ -299,13 +299,15 @@ def container_engine(
     tool_bin: Path,
     file_server: FileServer,
     podman: PodmanService,  # noqa: F811
+    stageout_s3: S3Server,  # noqa: F811
 ) -> Iterator[Engine]:
-    """The SQLite stack with tools in podman containers (DockerRequirement honoured)."""
+    """The SQLite stack with tools in podman containers (DockerRequirement honoured) and
+    results staged out to the stage-out S3 server, as on a production site."""
     with _running_engine(
         "containers",
         tmp_path_factory.mktemp("oapip-home-containers"),
         tool_bin,
-        extra_env=container_env(podman),
+        extra_env={**container_env(podman), **stageout_s3.environment("")},
     ) as running:
         yield running
 

@@ -4,32 +4,40 @@ The ``container_engine`` stack runs jobs in the fast worker's job processes (cwl
 in-process), in docker mode against the session's podman service; images are built
 locally (``tests.containers``) and never pulled. The convert-url package runs with its
 real ``DockerRequirement``; the water-bodies package (scatter, sub-workflow, four tools)
-runs its stand-in images on a tiny STAC item served from loopback.
+runs its stand-in images on tiny STAC items served from loopback. Results are staged out
+to the stage-out S3 server (moto) and read back from there.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
-from urllib.parse import unquote, urlparse
+import struct
+import tempfile
+from typing import Any
 
 import pystac
 import requests
 
 from infrastructure.containers.podman import PodmanService
-from tests.blocks.test_cwltool_containers import IMAGE_CWL, png_size, running_containers
+from tests.blocks.test_cwltool_containers import IMAGE_CWL, running_containers
 from tests.conftest import PACKAGES, Engine, FileServer, tiny_png
 from tests.containers import geotiff, water_bodies_item
 from tests.ogc_schemas import validate
+from tests.s3_server import S3Server
 from tests.support import deploy_cwl, execute_async, poll, wait_for_status
 
 WATER_BODIES = "app-water-bodies-cloud-native.1.5.0.cwl"
 
 
-def _local(url: str) -> Path:
-    assert url.startswith("file://"), url
-    return Path(unquote(urlparse(url).path))
+def _read_published(url: str, server: S3Server) -> pystac.Catalog:
+    """The STAC catalog at ``url`` in ``server``, read through S3 (not the local disk)."""
+
+    class S3StacIO(pystac.stac_io.DefaultStacIO):
+        def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
+            return server.get(str(source)).decode()
+
+    return pystac.Catalog.from_file(url, stac_io=S3StacIO())
 
 
 def _run(api: str, process_id: str, inputs: dict, timeout: float = 120) -> dict:
@@ -39,7 +47,7 @@ def _run(api: str, process_id: str, inputs: dict, timeout: float = 120) -> dict:
 
 
 def test_convert_url_resizes_the_png_in_its_container(
-    container_engine: Engine, user: str, file_server: FileServer
+    container_engine: Engine, user: str, file_server: FileServer, stageout_s3: S3Server
 ):
     api = container_engine.api(user)
     deploy_body = json.loads((PACKAGES / "convert-url-deploy-request.json").read_text())
@@ -58,9 +66,13 @@ def test_convert_url_resizes_the_png_in_its_container(
 
     results = requests.get(f"{api}/jobs/{final['jobID']}/results", timeout=30).json()
     validate(results, "results")
+    prefix = f"processing-results/{final['jobID']}/converted_image"
     (stored,) = results["converted_image"]["files"]
     assert stored["type"] == "image/png"
-    assert png_size(_local(stored["href"])) == (32, 15)
+    assert stored["href"] == f"s3://eoepca/{prefix}/resize-50.png"
+    png = stageout_s3.get(stored["href"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (32, 15)
 
 
 def test_a_failing_container_fails_the_job_with_its_message(container_engine: Engine, user: str):
@@ -104,7 +116,7 @@ def test_water_bodies_is_described_from_its_package(
 
 
 def test_water_bodies_runs_end_to_end_in_its_stand_in_images(
-    container_engine: Engine, user: str, file_server: FileServer
+    container_engine: Engine, user: str, file_server: FileServer, stageout_s3: S3Server
 ):
     api = container_engine.api(user)
     deploy_cwl(api, (PACKAGES / WATER_BODIES).read_text())
@@ -119,22 +131,29 @@ def test_water_bodies_runs_end_to_end_in_its_stand_in_images(
 
     results = requests.get(f"{api}/jobs/{final['jobID']}/results", timeout=30).json()
     validate(results, "results")
-    output = results["stac_catalog"]
-    names = sorted(
-        _local(f["href"]).relative_to(_local(output["href"])).as_posix() for f in output["files"]
-    )
-    assert names == [
-        "S2A_T32TMS_1/S2A_T32TMS_1.json",
-        "S2A_T32TMS_1/otsu.tif",
-        "S2B_T32TMS_2/S2B_T32TMS_2.json",
-        "S2B_T32TMS_2/otsu.tif",
-        "catalog.json",
+    published = results["stac_catalog"]
+    prefix = f"processing-results/{final['jobID']}/stac_catalog"
+    assert published["type"] == "Catalog"
+    assert published["href"] == f"s3://eoepca/{prefix}/catalog.json"
+    assert sorted(stageout_s3.keys("eoepca", f"{prefix}/")) == [
+        f"{prefix}/S2A_T32TMS_1/S2A_T32TMS_1.json",
+        f"{prefix}/S2A_T32TMS_1/otsu.tif",
+        f"{prefix}/S2B_T32TMS_2/S2B_T32TMS_2.json",
+        f"{prefix}/S2B_T32TMS_2/otsu.tif",
+        f"{prefix}/catalog.json",
     ]
-    catalog = pystac.Catalog.from_file(str(_local(output["href"]) / "catalog.json"))
+    catalog = _read_published(published["href"], stageout_s3)
+    catalog.validate_all()
     stac_items = list(catalog.get_items(recursive=True))
     assert sorted(item.id for item in stac_items) == ["S2A_T32TMS_1", "S2B_T32TMS_2"]
     for item in stac_items:
-        mask = geotiff.read(item.assets["data"].get_absolute_href())
+        # Every asset href resolves in the bucket.
+        href = item.assets["data"].get_absolute_href()
+        assert href.startswith(f"s3://eoepca/{prefix}/"), href
+        with tempfile.NamedTemporaryFile(suffix=".tif") as copy:
+            copy.write(stageout_s3.get(href))
+            copy.flush()
+            mask = geotiff.read(copy.name)
         assert (mask.width, mask.height) == (4, 3)
         # Water (left half of the scene) is 1, land 0, row after row.
         assert mask.values == [1, 1, 1, 0] * 3, mask.values
