@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -245,24 +246,7 @@ def job_list(
     links = [
         {"href": page(offset), "rel": "self", "type": "application/json", "title": "this page"}
     ]
-    if more:
-        links.append(
-            {
-                "href": page(offset + limit),
-                "rel": "next",
-                "type": "application/json",
-                "title": "next page",
-            }
-        )
-    if offset > 0:
-        links.append(
-            {
-                "href": page(max(0, offset - limit)),
-                "rel": "prev",
-                "type": "application/json",
-                "title": "previous page",
-            }
-        )
+    links += _paging_links(page, offset=offset, limit=limit, more=more)
     return {"jobs": [status_info(ctx, r) for r in records], "links": links}
 
 
@@ -360,24 +344,7 @@ def job_logs(
         },
         {"href": job, "rel": "up", "type": "application/json", "title": "job status"},
     ]
-    if more:
-        links.append(
-            {
-                "href": page(offset + limit),
-                "rel": "next",
-                "type": "application/json",
-                "title": "next page",
-            }
-        )
-    if offset > 0:
-        links.append(
-            {
-                "href": page(max(0, offset - limit)),
-                "rel": "prev",
-                "type": "application/json",
-                "title": "previous page",
-            }
-        )
+    links += _paging_links(page, offset=offset, limit=limit, more=more)
     return {
         "jobID": job_id,
         "logs": [
@@ -400,3 +367,30 @@ def job_logs_text(document: dict[str, Any]) -> str:
         f"{e['timestamp']} {e['level']:<7} [{e['source']}] {e['message']}\n"
         for e in document["logs"]
     )
+
+
+def _paging_links(
+    page: Callable[[int], str], *, offset: int, limit: int, more: bool
+) -> list[dict[str, str]]:
+    """``next``/``prev`` links of a page of ``limit`` items at ``offset``; ``page(at)``
+    is the URL of the page starting at item ``at``."""
+    links = []
+    if more:
+        links.append(
+            {
+                "href": page(offset + limit),
+                "rel": "next",
+                "type": "application/json",
+                "title": "next page",
+            }
+        )
+    if offset > 0:
+        links.append(
+            {
+                "href": page(max(0, offset - limit)),
+                "rel": "prev",
+                "type": "application/json",
+                "title": "previous page",
+            }
+        )
+    return links
