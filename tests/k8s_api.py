@@ -697,13 +697,7 @@ class EmulatedKubernetes:
         if running is None:
             return
         if running.container and self.podman_env is not None:
-            subprocess.run(
-                ["podman", "rm", "-f", "-t", "2", running.container],
-                env={**os.environ, **self.podman_env},
-                capture_output=True,
-                check=False,
-                timeout=60,
-            )
+            self._remove_container(running.container)
         if running.process is not None and running.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(running.process.pid, signal.SIGTERM)
@@ -713,7 +707,34 @@ class EmulatedKubernetes:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(running.process.pid, signal.SIGKILL)
                 running.process.wait()
+        if running.container and self.podman_env is not None:
+            # A `podman rm` that ran while `podman run` was still creating the container
+            # missed it: remove it again now that the client is gone, until it is.
+            self._remove_container(running.container)
         running.done.set()
+
+    def _remove_container(self, name: str, timeout_s: float = 60.0) -> None:
+        env = {**os.environ, **self.podman_env}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            subprocess.run(
+                ["podman", "rm", "-f", "-t", "2", name],
+                env=env,
+                capture_output=True,
+                check=False,
+                timeout=60,
+            )
+            left = subprocess.run(
+                ["podman", "ps", "-a", "--filter", f"name=^{name}$", "--format", "{{.Names}}"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            if left.returncode == 0 and not left.stdout.strip():
+                return
+            time.sleep(0.5)
 
 
 class _TlsServer(http.server.ThreadingHTTPServer):
