@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import Engine
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 6
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
