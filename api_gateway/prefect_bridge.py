@@ -88,6 +88,7 @@ TAG = "oapip"
 # What a process id may be: it is part of a Prefect deployment name and of URLs.
 PROCESS_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _PREFECT_PAGE = 200  # most flow runs the Prefect API returns per call (its default limit)
+_LOG_BATCH_S = 0.2  # how long gateway log lines wait to share one request with others
 
 # DESIGN §3: flow-run state → OGC status.
 OGC_STATUS: dict[StateType, str] = {
@@ -233,6 +234,7 @@ class PrefectBridge:
         # writes here, at the concurrency the database handles (settings).
         self._writes = asyncio.Semaphore(settings.prefect_write_concurrency)
         self._background: set[asyncio.Task[None]] = set()
+        self._log_lines: list[Any] = []
 
     # --- plumbing ----------------------------------------------------------------------
     async def _call(self, func: Any, *args: Any, attempts: int = 8, **kwargs: Any) -> Any:
@@ -502,22 +504,33 @@ class PrefectBridge:
         return self._job_record(flow_run, progress=0)
 
     def _log_later(self, flow_run_id: uuid.UUID, message: str) -> None:
-        """Add a gateway line to a job's Prefect logs without delaying the response."""
+        """Add a gateway line to a job's Prefect logs without delaying the response.
+
+        Lines are sent in batches (one request for a burst of jobs), at most
+        ``_LOG_BATCH_S`` after they were written.
+        """
         from prefect.client.schemas.actions import LogCreate
 
-        line = LogCreate(
-            name="oapip.gateway",
-            level=20,
-            message=message,
-            timestamp=dt.datetime.now(dt.UTC),
-            flow_run_id=flow_run_id,
+        self._log_lines.append(
+            LogCreate(
+                name="oapip.gateway",
+                level=20,
+                message=message,
+                timestamp=dt.datetime.now(dt.UTC),
+                flow_run_id=flow_run_id,
+            )
         )
+        if len(self._log_lines) == 1:
+            self._in_background(self._send_logs())
 
-        async def send() -> None:
-            with contextlib.suppress(Exception):  # a lost gateway line must not fail a job
-                await self._call(self.client.create_logs, [line], attempts=3)
+    async def _send_logs(self) -> None:
+        await asyncio.sleep(_LOG_BATCH_S)
+        lines, self._log_lines = self._log_lines, []
+        with contextlib.suppress(Exception):  # a lost gateway line must not fail a job
+            await self._call(self.client.create_logs, lines, attempts=3)
 
-        task = asyncio.get_running_loop().create_task(send())
+    def _in_background(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

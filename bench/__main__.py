@@ -103,6 +103,7 @@ class Bench:
         self.stack = Stack(Settings())
         self.stack.start()
         self.base = f"http://127.0.0.1:{port}/bench/ogc-api"
+        self.api = f"http://127.0.0.1:{prefect_port}/api"
         body = (HERE / "echo.cwl").read_text()
         names = ("echo.cwl", "sleep.cwl") + (("two-steps.cwl",) if self.args.only else ())
         for name in names:
@@ -262,12 +263,18 @@ class Bench:
             self._wait_all(set(jobs), timeout=600)
             jobs.clear()
         raw = self._raw_post_latency(clients)
+        from bench import floor
+
+        creates, create_errors = floor.create_latency(self.api, clients, rounds)
         self.row(
             f"submit latency, {clients} concurrent clients x {rounds}",
             f"p50 {1000 * _pct(latencies, 0.5):.0f} ms, "
             f"p99 {1000 * _pct(latencies, 0.99):.0f} ms, {errors} errors",
-            f"GET /conformance, same concurrency, p50 {1000 * raw:.0f} ms",
-            "",
+            f"GET /conformance, same concurrency, p50 {1000 * raw:.0f} ms; "
+            f"Prefect's own create-flow-run (REST, no job running), same concurrency, "
+            f"p50 {1000 * _pct(creates, 0.5):.0f} ms, p99 {1000 * _pct(creates, 0.99):.0f} ms, "
+            f"{create_errors} errors",
+            f"x{_pct(latencies, 0.5) / _pct(creates, 0.5):.2f} of Prefect's p50",
         )
 
     def _raw_post_latency(self, clients: int) -> float:
@@ -292,12 +299,19 @@ class Bench:
         ok = sum(s == "successful" for s in statuses.values())
         lost = n - len(set(jobs))
         per_min = 60 * ok / elapsed
+        from bench import floor
+
+        bare_s, bare_ok = floor.bare_runs(self.api, n, self.args.slots)
+        bare_per_min = 60 * bare_ok / bare_s
         self.row(
             f"throughput, {n} echo jobs submitted at once",
             f"{per_min:.0f} jobs/min ({ok} successful, {n - ok - lost} failed, "
             f"{lost} lost, {elapsed:.1f} s)",
-            f"bare cwltool one after another {60 / baseline:.0f} jobs/min",
-            f"x{per_min / (60 / baseline):.1f}",
+            f"bare cwltool one after another {60 / baseline:.0f} jobs/min; "
+            f"Prefect alone, {n} flow runs of 3 no-op tasks, {self.args.slots} at a time, "
+            f"no tool: {bare_per_min:.0f} runs/min ({bare_ok} completed)",
+            f"x{per_min / (60 / baseline):.1f} of cwltool, "
+            f"x{per_min / bare_per_min:.2f} of Prefect alone",
         )
 
     def _wait_all(self, jobs: set[str], timeout: float) -> dict[str, str]:

@@ -97,6 +97,10 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
             )
         # The stack has its own worker; the server's own services stay, minus telemetry.
         env["PREFECT_SERVER_UI_API_URL"] = settings.prefect_api_url
+        # A job waiting for a free slot is queued, not late: Prefect's 15 s default
+        # turned most of a burst of jobs Late (one more state change, with its event,
+        # per job) while the worker was draining the queue as fast as it could.
+        env.setdefault("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "300")
     else:
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     return env

@@ -27,13 +27,19 @@ import ctypes
 import gc
 import importlib
 import json
+import logging
 import os
+import re
 import resource
 import selectors
 import signal
 import socket
 import sys
+import uuid
+from pathlib import Path
 from typing import Any
+
+import certifi
 
 __all__ = ["DISMISS_SIGNAL", "main"]
 
@@ -70,6 +76,117 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _quiet_console() -> None:
+    """Job processes print warnings, not every log line, to the worker's log.
+
+    Each job's lines go to the Prefect API (the UI, ``/jobs/{id}/logs``); printing them
+    too, through rich, cost a job process a fifth of its CPU.
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *map(logging.getLogger, logging.root.manager.loggerDict)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.WARNING)
+
+
+def _plain_http_tls(directory: Path) -> dict[Any, Any]:
+    """Settings that spare job processes loading a CA bundle they never use.
+
+    Prefect's client builds a certificate-verifying TLS context for every client it
+    creates, plain-HTTP API or not: loading the full CA bundle costs ~20 ms a client, and
+    a job creates several (a quarter of a job process's CPU). With an ``http://`` API, a
+    one-certificate bundle serves; an ``https://`` API keeps the configured one.
+    """
+    from prefect.settings import PREFECT_API_SSL_CERT_FILE, PREFECT_API_URL
+
+    api = PREFECT_API_URL.value() or ""
+    if not api.startswith("http://"):
+        return {}
+    bundle = Path(PREFECT_API_SSL_CERT_FILE.value() or certifi.where())
+    match = re.search(
+        r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n",
+        bundle.read_text(errors="replace"),
+        re.DOTALL,
+    )
+    if match is None:
+        return {}
+    directory.mkdir(parents=True, exist_ok=True)
+    small = directory / "unused-ca.pem"
+    small.write_text(match.group(0))
+    return {PREFECT_API_SSL_CERT_FILE: str(small)}
+
+
+def _csrf_off_if_server_has_none() -> dict[Any, Any]:
+    """Client CSRF support off when the server has no CSRF protection (the default).
+
+    Otherwise every client a job creates first asks the server for a token, and is told
+    each time that there is none.
+    """
+    import httpx
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_CSRF_SUPPORT_ENABLED
+
+    try:
+        response = httpx.get(
+            f"{PREFECT_API_URL.value()}/csrf-token?client=oapip-zygote", timeout=10
+        )
+    except httpx.HTTPError:
+        return {}
+    if response.status_code == 422 and "CSRF protection is disabled" in response.text:
+        return {PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: False}
+    return {}
+
+
+def _warm_lookups() -> None:
+    """Look up once what every job process would look up again: the default result
+    storage block, and the server's API version (both cached by Prefect in-process, so
+    job processes forked later inherit them). Best effort: a job process that finds
+    them missing looks them up itself."""
+    from prefect.client.orchestration import get_client
+    from prefect.results import get_default_result_storage
+
+    try:
+        get_default_result_storage(_sync=True)
+        with get_client(sync_client=True) as client:
+            client.raise_for_api_version_mismatch_once()
+    except Exception as exc:
+        print(f"zygote: Prefect lookups left to job processes: {exc}", file=sys.stderr)
+
+
+_RELATED_KINDS = (
+    ("flow", "flow_id", "read_flow"),
+    ("deployment", "deployment_id", "read_deployment"),
+    ("work-queue", "work_queue_id", "read_work_queue"),
+    ("work-pool", "work_pool_name", "read_work_pool"),
+)
+
+
+def _cache_related(flow_run: dict[str, Any]) -> None:
+    """Put the run's flow, deployment, work queue and work pool in Prefect's cache of
+    related resources (read for the events of every task run) once per zygote: the
+    job processes forked later find them there instead of reading all four each."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.related import RESOURCE_CACHE
+    from prefect.types._datetime import now
+
+    wanted = [
+        (kind, flow_run.get(field), method)
+        for kind, field, method in _RELATED_KINDS
+        if flow_run.get(field) and f"{kind}.{flow_run.get(field)}" not in RESOURCE_CACHE
+    ]
+    if not wanted:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            for kind, key, method in wanted:
+                obj = getattr(client, method)(uuid.UUID(key) if kind != "work-pool" else key)
+                RESOURCE_CACHE[f"{kind}.{key}"] = ({"kind": kind, "object": obj}, now("UTC"))
+    except Exception as exc:  # the job process reads them itself
+        print(f"zygote: related resources not cached: {exc}", file=sys.stderr, flush=True)
+    _freeze_heap()
+
+
 def _die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
@@ -102,10 +219,15 @@ class Zygote:
         mark_dedicated_job_process()
         # Job processes inherit it: their logs reach the Prefect UI with secrets masked.
         install_log_redaction(get_settings())
+        _quiet_console()
         # The worker watches each job process itself, so Prefect's flow-run heartbeats
         # are not needed; without them a run ends without a ~1 s heartbeat-thread join.
-        self._settings = temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+        updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        updates.update(_plain_http_tls(get_settings().home / "prefect"))
+        updates.update(_csrf_off_if_server_has_none())
+        self._settings = temporary_settings(updates=updates)
         self._settings.__enter__()
+        _warm_lookups()
         _freeze_heap()
 
     def preload(self, package: dict[str, Any]) -> None:
@@ -174,6 +296,7 @@ class Zygote:
         if message["op"] == "run":
             if message.get("package"):
                 self.preload(message["package"])
+            _cache_related(message["flow_run"])
             pid = self.spawn(message["flow_run"])
             self.send({"op": "started", "flow_run_id": message["flow_run"]["id"], "pid": pid})
         elif message["op"] == "preload":
