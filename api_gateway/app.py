@@ -78,7 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
         async with get_client() as client:
             app.state.bridge = PrefectBridge(client, settings)
-            yield
+            try:
+                yield
+            finally:
+                await app.state.bridge.close()
         await warming
 
     app = FastAPI(

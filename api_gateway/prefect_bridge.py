@@ -65,6 +65,7 @@ from engine.exceptions import (
     ResultNotReady,
     ServiceUnavailable,
 )
+from engine.prefect_rest import RETRY_CODES, PrefectRest
 from engine.secrets import redact, secret_values
 from engine.settings import Settings
 from flows import cwl
@@ -235,6 +236,12 @@ class PrefectBridge:
         self._writes = asyncio.Semaphore(settings.prefect_write_concurrency)
         self._background: set[asyncio.Task[None]] = set()
         self._log_lines: list[Any] = []
+        # Creating a job's flow run: see engine.prefect_rest for why not the client.
+        self.rest = PrefectRest(settings.prefect_api_url)
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.rest.aclose()
 
     # --- plumbing ----------------------------------------------------------------------
     async def _call(self, func: Any, *args: Any, attempts: int = 8, **kwargs: Any) -> Any:
@@ -486,16 +493,25 @@ class PrefectBridge:
         parameters = self._run_parameters(record, inputs, outputs, subscriber, jobs_url)
         async with self._writes:
             try:
-                flow_run = await self._call(
-                    self.client.create_flow_run_from_deployment,
+                flow_run = await self.rest.create_flow_run_from_deployment(
                     record.deployment_id,
                     parameters=parameters,
                     tags=[TAG, f"user:{user}", f"process:{process_id}"],
                     name=process_id,
                 )
-            except ObjectNotFound:
-                self._processes.pop((user, process_id), None)
-                raise NoSuchProcess(f"process {process_id!r} was undeployed") from None
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 404:
+                    self._processes.pop((user, process_id), None)
+                    raise NoSuchProcess(f"process {process_id!r} was undeployed") from None
+                if exc.response.status_code in RETRY_CODES:
+                    raise ServiceUnavailable(
+                        "the Prefect server did not answer in time; try again shortly"
+                    ) from exc
+                raise
+            except httpx.TransportError as exc:
+                raise ServiceUnavailable(
+                    "the Prefect server did not answer in time; try again shortly"
+                ) from exc
         self._log_later(
             flow_run.id,
             f"job created through the OGC API by user {user!r} for process {process_id!r}"

@@ -42,10 +42,10 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
-from prefect.exceptions import Abort, ObjectNotFound
+from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Crashed, Pending, Scheduled
-from prefect.utilities.engine import propose_state
 
+from engine.prefect_rest import PrefectRest, Refused
 from engine.secrets import install_log_redaction
 from engine.settings import Settings, get_settings
 from worker.zygote import DISMISS_SIGNAL
@@ -86,6 +86,7 @@ class FastWorker:
         self.preloaded: set[tuple[str, str]] = set()
         self.wake = asyncio.Event()
         self.client: PrefectClient
+        self.rest: PrefectRest
         self._zygote: subprocess.Popen | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._zygote_ready = asyncio.Event()
@@ -169,10 +170,8 @@ class FastWorker:
         self.jobs[flow_run.id] = job
         try:
             async with self._writes:
-                state = await propose_state(
-                    self.client, Pending(message=self.claim), flow_run_id=flow_run.id
-                )
-        except Abort:
+                state = await self.rest.propose_state(flow_run.id, Pending(message=self.claim))
+        except Refused:
             self.jobs.pop(flow_run.id, None)  # another worker took it, or it was cancelled
             return
         except Exception:
@@ -437,6 +436,8 @@ class FastWorker:
     async def run(self) -> None:
         async with get_client() as client:
             self.client = client
+            # Claims go through engine.prefect_rest: no 2 s client back-off on SQLite.
+            self.rest = PrefectRest(self.settings.prefect_api_url)
             pool = await client.read_work_pool(self.settings.work_pool)
             logger.warning(
                 "worker %s serving pool %r with %d slots", self.name, pool.name, self.slots
