@@ -7,16 +7,24 @@ test controls exactly how long a job runs and how it ends.
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import requests
 
+from blocks.backend import CwlJob
+from flows import cwl
 from tests.ogc_schemas import validate
 
 __all__ = [
     "ECHO_CWL",
+    "IMAGE_TOOL_CWL",
+    "LogLines",
+    "cwl_job",
     "FAILING_WORKFLOW_CWL",
     "FINAL",
     "P1_EXC",
@@ -215,3 +223,56 @@ $graph:
       out:
         type: stdout
 """
+
+
+IMAGE_TOOL_CWL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+id: {id}
+requirements:
+  DockerRequirement:
+    dockerPull: {image}
+baseCommand: [sh, -c]
+arguments: ["{script}"]
+inputs: []
+outputs:
+  out:
+    type: stdout
+"""
+"""A tool that runs ``script`` in ``image`` (``.format(id=, image=, script=)``)."""
+
+
+class LogLines(logging.Handler):
+    """Keeps the messages of the records it handles, for a test to read."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def cwl_job(
+    source: str | dict[str, Any],
+    inputs: dict[str, Any],
+    workdir: Path,
+    logger: logging.Logger | None = None,
+    *,
+    process_id: str | None = None,
+    job_id: str | None = None,
+) -> CwlJob:
+    """A backend job for a CWL document (text or parsed) and OGC ``inputs``, as the
+    execution flow builds one."""
+    doc = cwl.parse_document(source) if isinstance(source, str) else source
+    process_id = process_id or cwl.select_workflow(doc, None)
+    packed = cwl.pack(doc, process_id)
+    return CwlJob(
+        job_id=job_id or f"test-{random.randint(0, 10**9)}",
+        process_id=process_id,
+        workflow=packed,
+        entrypoint=cwl.entrypoint(packed),
+        job_order=cwl.job_order(doc, process_id, inputs),
+        workdir=workdir,
+        logger=logger or logging.getLogger("test.cwl"),
+    )

@@ -25,32 +25,9 @@ from infrastructure.containers.podman import PodmanService
 from tests.conftest import FileServer
 from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
 from tests.shared import APP_PACKAGES
+from tests.support import IMAGE_TOOL_CWL, LogLines, cwl_job
 
 NODE = {"oapip.test/pool": "processing"}
-
-TOOL_CWL = """\
-cwlVersion: v1.2
-class: CommandLineTool
-id: {id}
-requirements:
-  DockerRequirement:
-    dockerPull: {image}
-baseCommand: [sh, -c]
-arguments: ["{script}"]
-inputs: []
-outputs:
-  out:
-    type: stdout
-"""
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 @pytest.fixture
@@ -71,8 +48,8 @@ def k8s(
 
 
 @pytest.fixture
-def records() -> Iterator[_Records]:
-    handler = _Records()
+def records() -> Iterator[LogLines]:
+    handler = LogLines()
     logger = logging.getLogger(f"test.calrissian.{random.randint(0, 10**9)}")
     logger.setLevel(logging.DEBUG)
     logger.addHandler(handler)
@@ -91,25 +68,18 @@ def _backend(k8s: EmulatedKubernetes, tmp_path: Path, **settings: Any) -> Calris
 
 
 def _job(
-    doc: dict[str, Any], process_id: str, inputs: dict[str, Any], workdir: Path, records: _Records
+    doc: dict[str, Any], process_id: str, inputs: dict[str, Any], workdir: Path, records: LogLines
 ) -> CwlJob:
-    packed = cwl.pack(doc, process_id)
     logger = logging.getLogger(f"test.calrissian.job.{id(records)}")
     logger.setLevel(logging.DEBUG)
     logger.addHandler(records)
-    return CwlJob(
-        job_id=f"{random.randint(0, 10**9):09d}-0000-4000-8000-000000000000",
-        process_id=process_id,
-        workflow=packed,
-        entrypoint=cwl.entrypoint(packed),
-        job_order=cwl.job_order(doc, process_id, inputs),
-        workdir=workdir,
-        logger=logger,
-    )
+    # Namespaces are named after the job id, which is a UUID in the engine.
+    job_id = f"{random.randint(0, 10**9):09d}-0000-4000-8000-000000000000"
+    return cwl_job(doc, inputs, workdir, logger, process_id=process_id, job_id=job_id)
 
 
 def _tool(image: str, script: str, tool_id: str = "tool") -> dict[str, Any]:
-    return cwl.parse_document(TOOL_CWL.format(id=tool_id, image=image, script=script))
+    return cwl.parse_document(IMAGE_TOOL_CWL.format(id=tool_id, image=image, script=script))
 
 
 def _namespaces(k8s: EmulatedKubernetes) -> list[str]:
@@ -119,7 +89,7 @@ def _namespaces(k8s: EmulatedKubernetes) -> list[str]:
 def test_convert_url_runs_through_calrissian_emulated(
     k8s: EmulatedKubernetes,
     tmp_path: Path,
-    records: _Records,
+    records: LogLines,
     file_server: FileServer,
     png_url: str,
 ):
@@ -153,7 +123,7 @@ def test_convert_url_runs_through_calrissian_emulated(
 
 
 def test_image_pull_failure_fails_the_job_with_the_reason_emulated(
-    k8s: EmulatedKubernetes, tmp_path: Path, records: _Records
+    k8s: EmulatedKubernetes, tmp_path: Path, records: LogLines
 ):
     job = _job(_tool("eoepca/not-here:1.0", "echo never"), "tool", {}, tmp_path / "job", records)
     run = _backend(k8s, tmp_path).submit(job)
@@ -167,7 +137,7 @@ def test_image_pull_failure_fails_the_job_with_the_reason_emulated(
 
 
 def test_unschedulable_pod_fails_the_job_emulated(
-    k8s: EmulatedKubernetes, tmp_path: Path, records: _Records
+    k8s: EmulatedKubernetes, tmp_path: Path, records: LogLines
 ):
     job = _job(_tool("eoepca/convert:latest", "echo hi"), "tool", {}, tmp_path / "job", records)
     run = _backend(k8s, tmp_path, node_selector={"oapip.test/pool": "gpu"}).submit(job)
@@ -179,7 +149,7 @@ def test_unschedulable_pod_fails_the_job_emulated(
 
 
 def test_failed_tool_keeps_the_namespace_when_asked_emulated(
-    k8s: EmulatedKubernetes, tmp_path: Path, records: _Records
+    k8s: EmulatedKubernetes, tmp_path: Path, records: LogLines
 ):
     job = _job(
         _tool("eoepca/convert:latest", "echo failing >&2; exit 3"),
@@ -203,7 +173,7 @@ def test_failed_tool_keeps_the_namespace_when_asked_emulated(
 
 
 def test_dismiss_deletes_the_job_and_the_namespace_emulated(
-    k8s: EmulatedKubernetes, tmp_path: Path, records: _Records, podman: PodmanService
+    k8s: EmulatedKubernetes, tmp_path: Path, records: LogLines, podman: PodmanService
 ):
     job = _job(
         _tool("eoepca/convert:latest", "sleep 120", "sleeper"),
@@ -234,7 +204,7 @@ def test_dismiss_deletes_the_job_and_the_namespace_emulated(
 
 
 def test_a_killed_job_process_leaves_no_namespace_behind_emulated(
-    k8s: EmulatedKubernetes, tmp_path: Path, records: _Records
+    k8s: EmulatedKubernetes, tmp_path: Path, records: LogLines
 ):
     """The fast worker SIGKILLs a dismissed job's process: its reaper cleans up."""
     job = _job(

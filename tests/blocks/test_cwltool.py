@@ -6,7 +6,6 @@ session); cancelling a run must take cwltool and every tool it started with it.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import threading
@@ -16,25 +15,8 @@ from urllib.parse import urlparse
 import psutil
 import pytest
 
-from blocks.backend import CwlJob
 from blocks.cwltool import CwltoolBackend
-from flows import cwl
-from tests.support import ECHO_CWL, FAILING_WORKFLOW_CWL, poll, sleep_cwl
-
-
-def _job(text: str, inputs: dict, workdir: Path, logger: logging.Logger | None = None) -> CwlJob:
-    doc = cwl.parse_document(text)
-    process_id = cwl.select_workflow(doc, None)
-    packed = cwl.pack(doc, process_id)
-    return CwlJob(
-        job_id=f"test-{random.randint(0, 10**9)}",
-        process_id=process_id,
-        workflow=packed,
-        entrypoint=cwl.entrypoint(packed),
-        job_order=cwl.job_order(doc, process_id, inputs),
-        workdir=workdir,
-        logger=logger or logging.getLogger("test.cwltool"),
-    )
+from tests.support import ECHO_CWL, FAILING_WORKFLOW_CWL, cwl_job, poll, sleep_cwl
 
 
 @pytest.fixture
@@ -43,7 +25,7 @@ def backend(tmp_path: Path) -> CwltoolBackend:
 
 
 def test_a_tool_runs_and_its_outputs_are_collected(backend: CwltoolBackend, tmp_path: Path):
-    run = backend.submit(_job(ECHO_CWL, {"message": "hi"}, tmp_path / "job"))
+    run = backend.submit(cwl_job(ECHO_CWL, {"message": "hi"}, tmp_path / "job"))
     outcome = run.wait_for_completion()
     assert outcome.success, outcome.message
     said = run.fetch_result()["said"]
@@ -54,7 +36,7 @@ def test_a_tool_runs_and_its_outputs_are_collected(backend: CwltoolBackend, tmp_
 
 
 def test_a_failing_step_is_named(backend: CwltoolBackend, tmp_path: Path):
-    run = backend.submit(_job(FAILING_WORKFLOW_CWL, {"word": "w"}, tmp_path / "job"))
+    run = backend.submit(cwl_job(FAILING_WORKFLOW_CWL, {"word": "w"}, tmp_path / "job"))
     outcome = run.wait_for_completion()
     assert not outcome.success
     assert "explode" in outcome.message, outcome.message
@@ -63,7 +45,7 @@ def test_a_failing_step_is_named(backend: CwltoolBackend, tmp_path: Path):
 
 def test_cancel_kills_cwltool_and_its_tools(backend: CwltoolBackend, tmp_path: Path):
     figure = f"{random.randint(40, 90)}.{random.randint(10**6, 10**7 - 1)}"
-    run = backend.submit(_job(sleep_cwl("sleeper", figure), {}, tmp_path / "job"))
+    run = backend.submit(cwl_job(sleep_cwl("sleeper", figure), {}, tmp_path / "job"))
     waiter = threading.Thread(target=run.wait_for_completion, daemon=True)
     waiter.start()
 
@@ -125,6 +107,6 @@ $graph:
 
 def test_every_step_of_a_workflow_may_write_to_stderr(backend: CwltoolBackend, tmp_path: Path):
     # cwltool closes the stderr it is given after each job; the next step still needs it.
-    run = backend.submit(_job(TWO_CHATTY_STEPS_CWL, {}, tmp_path / "job"))
+    run = backend.submit(cwl_job(TWO_CHATTY_STEPS_CWL, {}, tmp_path / "job"))
     outcome = run.wait_for_completion()
     assert outcome.success, outcome.message

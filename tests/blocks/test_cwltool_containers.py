@@ -16,52 +16,11 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from blocks.backend import CwlJob
 from blocks.cwltool import CwltoolBackend
-from flows import cwl
 from infrastructure.containers.podman import PodmanService
 from tests.conftest import PACKAGES, FileServer, container_env, tiny_png
 from tests.containers import geotiff, water_bodies_item
-from tests.support import poll
-
-IMAGE_CWL = """\
-cwlVersion: v1.2
-class: CommandLineTool
-id: in-a-box
-requirements:
-  DockerRequirement:
-    dockerPull: {image}
-baseCommand: [sh, -c]
-arguments: ["{script}"]
-inputs: []
-outputs:
-  out:
-    type: stdout
-"""
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-def _job(text: str, inputs: dict, workdir: Path, logger: logging.Logger) -> CwlJob:
-    doc = cwl.parse_document(text)
-    process_id = cwl.select_workflow(doc, None)
-    packed = cwl.pack(doc, process_id)
-    return CwlJob(
-        job_id=f"test-{random.randint(0, 10**9)}",
-        process_id=process_id,
-        workflow=packed,
-        entrypoint=cwl.entrypoint(packed),
-        job_order=cwl.job_order(doc, process_id, inputs),
-        workdir=workdir,
-        logger=logger,
-    )
+from tests.support import IMAGE_TOOL_CWL, LogLines, cwl_job, poll
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -89,7 +48,7 @@ def records() -> logging.Logger:
     logger = logging.getLogger(f"test.containers.{random.randint(0, 10**9)}")
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    logger.addHandler(_Records())
+    logger.addHandler(LogLines())
     return logger
 
 
@@ -103,7 +62,7 @@ def test_convert_url_resizes_the_png_in_its_image(
     url = file_server.add("wide.png", tiny_png(40, 20))
     text = (PACKAGES / "convert-url-app.cwl").read_text()
     run = backend.submit(
-        _job(text, {"fn": "resize", "url": url, "size": "50%"}, tmp_path / "job", records)
+        cwl_job(text, {"fn": "resize", "url": url, "size": "50%"}, tmp_path / "job", records)
     )
     outcome = run.wait_for_completion()
     assert outcome.success, (outcome.message, _lines(records)[-20:])
@@ -117,8 +76,10 @@ def test_convert_url_resizes_the_png_in_its_image(
 def test_a_container_that_exits_non_zero_fails_the_run(
     backend: CwltoolBackend, records: logging.Logger, tmp_path: Path
 ):
-    text = IMAGE_CWL.format(image="eoepca/convert:latest", script="echo disk full >&2; exit 7")
-    run = backend.submit(_job(text, {}, tmp_path / "job", records))
+    text = IMAGE_TOOL_CWL.format(
+        id="in-a-box", image="eoepca/convert:latest", script="echo disk full >&2; exit 7"
+    )
+    run = backend.submit(cwl_job(text, {}, tmp_path / "job", records))
     outcome = run.wait_for_completion()
     assert not outcome.success
     assert "disk full" in outcome.message, outcome.message
@@ -129,7 +90,12 @@ def test_an_absent_image_fails_fast_naming_it_and_nothing_is_pulled(
 ):
     image = f"example.invalid/nobody/absent-{random.randint(0, 10**6)}:1.0"
     run = backend.submit(
-        _job(IMAGE_CWL.format(image=image, script="true"), {}, tmp_path / "j", records)
+        cwl_job(
+            IMAGE_TOOL_CWL.format(id="in-a-box", image=image, script="true"),
+            {},
+            tmp_path / "j",
+            records,
+        )
     )
     outcome = run.wait_for_completion()
     assert not outcome.success
@@ -146,7 +112,7 @@ def test_water_bodies_scatters_over_items_and_bands_in_stand_in_images(
     items = [water_bodies_item(folder, name, base) for name in ("item-a", "item-b")]
     text = (PACKAGES / "app-water-bodies-cloud-native.1.5.0.cwl").read_text()
     inputs = {"aoi": "10.001,45.971,10.039,45.999", "stac_items": items}
-    run = backend.submit(_job(text, inputs, tmp_path / "job", records))
+    run = backend.submit(cwl_job(text, inputs, tmp_path / "job", records))
     outcome = run.wait_for_completion()
     assert outcome.success, (outcome.message, _lines(records)[-30:])
     catalog = Path(unquote(urlparse(run.fetch_result()["stac_catalog"]["location"]).path))
@@ -165,8 +131,10 @@ def test_cancel_removes_the_running_container(
     backend: CwltoolBackend, records: logging.Logger, podman: PodmanService, tmp_path: Path
 ):
     marker = f"{random.randint(100, 999)}.{random.randint(10**5, 10**6)}"
-    text = IMAGE_CWL.format(image="eoepca/convert:latest", script=f"sleep {marker}")
-    run = backend.submit(_job(text, {}, tmp_path / "job", records))
+    text = IMAGE_TOOL_CWL.format(
+        id="in-a-box", image="eoepca/convert:latest", script=f"sleep {marker}"
+    )
+    run = backend.submit(cwl_job(text, {}, tmp_path / "job", records))
     waiter = threading.Thread(target=run.wait_for_completion, daemon=True)
     waiter.start()
     poll(lambda: running_containers(podman, marker), timeout=60, what="the container running")
