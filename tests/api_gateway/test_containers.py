@@ -20,12 +20,12 @@ import pystac
 import requests
 
 from infrastructure.containers.podman import PodmanService
-from tests.blocks.test_cwltool_containers import IMAGE_CWL, running_containers
+from tests.blocks.test_cwltool_containers import running_containers
 from tests.conftest import PACKAGES, Engine, FileServer, tiny_png
 from tests.containers import geotiff, water_bodies_item
 from tests.ogc_schemas import validate
 from tests.s3_server import S3Server
-from tests.support import deploy_cwl, execute_async, poll, wait_for_status
+from tests.support import IMAGE_TOOL_CWL, deploy_cwl, execute_async, poll, wait_for_status
 
 WATER_BODIES = "app-water-bodies-cloud-native.1.5.0.cwl"
 
@@ -77,7 +77,9 @@ def test_convert_url_resizes_the_png_in_its_container(
 
 def test_a_failing_container_fails_the_job_with_its_message(container_engine: Engine, user: str):
     api = container_engine.api(user)
-    text = IMAGE_CWL.format(image="eoepca/convert:latest", script="echo no space left >&2; exit 4")
+    text = IMAGE_TOOL_CWL.format(
+        id="in-a-box", image="eoepca/convert:latest", script="echo no space left >&2; exit 4"
+    )
     process_id = deploy_cwl(api, text)
     final = _run(api, process_id, {})
     assert final["status"] == "failed", final
@@ -87,7 +89,7 @@ def test_a_failing_container_fails_the_job_with_its_message(container_engine: En
 def test_an_absent_image_fails_the_job_naming_the_image(container_engine: Engine, user: str):
     api = container_engine.api(user)
     image = "registry.example.invalid/absent/tool:9.9"
-    process_id = deploy_cwl(api, IMAGE_CWL.format(image=image, script="true"))
+    process_id = deploy_cwl(api, IMAGE_TOOL_CWL.format(id="in-a-box", image=image, script="true"))
     final = _run(api, process_id, {})
     assert final["status"] == "failed", final
     assert image in final["message"], final
@@ -165,7 +167,9 @@ def test_dismissing_a_job_removes_its_running_container(
 ):
     api = container_engine.api(user)
     marker = f"{random.randint(100, 999)}.{random.randint(10**5, 10**6)}"
-    text = IMAGE_CWL.format(image="eoepca/convert:latest", script=f"sleep {marker}")
+    text = IMAGE_TOOL_CWL.format(
+        id="in-a-box", image="eoepca/convert:latest", script=f"sleep {marker}"
+    )
     process_id = deploy_cwl(api, text)
     job_url = execute_async(api, process_id, {}).headers["Location"]
     poll(lambda: running_containers(podman, marker), timeout=120, what="the container running")
