@@ -170,3 +170,29 @@ def test_a_killed_zygote_fails_its_jobs_and_the_worker_recovers(api: str):
     created = execute_async(api, "echo", {"message": "again"})
     assert created.status_code == 201, created.text
     assert wait_for_status(created.headers["Location"], timeout=90)["status"] == "successful"
+
+
+def test_a_crashed_job_does_not_touch_the_job_running_beside_it(api: str):
+    """Two jobs from one zygote: killing one job's process fails that job only; the
+    other's tool keeps running and its job ends successful."""
+    figure = _figure()
+    neighbour_figure = f"6.{random.randint(10**6, 10**7 - 1)}"
+    job_url, _, tool, job_process = _start_sleeper(api, figure)
+    try:
+        deploy_cwl(api, sleep_cwl("neighbour", neighbour_figure))
+        created = execute_async(api, "neighbour", {})
+        assert created.status_code == 201, created.text
+        neighbour_url = created.headers["Location"]
+        (neighbour_tool,) = poll(
+            lambda: _sleepers(neighbour_figure), timeout=30, what="the neighbour's tool"
+        )
+        job_process.kill()
+        final = wait_for_status(job_url, ["failed"], timeout=30)
+        assert "SIGKILL" in final["message"], final
+        poll(lambda: not _alive(tool), timeout=2, what="the crashed job's tool gone")
+        assert _alive(neighbour_tool), "the neighbour's tool went with the crashed job"
+        neighbour = wait_for_status(neighbour_url, timeout=60)
+        assert neighbour["status"] == "successful", neighbour
+    finally:
+        for process in _sleepers(figure) + _sleepers(neighbour_figure):
+            process.kill()
