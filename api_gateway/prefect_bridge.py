@@ -89,6 +89,7 @@ TAG = "oapip"
 # What a process id may be: it is part of a Prefect deployment name and of URLs.
 PROCESS_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _PREFECT_PAGE = 200  # most flow runs the Prefect API returns per call (its default limit)
+_UNAVAILABLE = "the Prefect server did not answer in time; try again shortly"
 _LOG_BATCH_S = 0.2  # how long gateway log lines wait to share one request with others
 
 # DESIGN §3: flow-run state → OGC status.
@@ -253,9 +254,7 @@ class PrefectBridge:
             except Exception as exc:
                 if not _retryable(exc) or attempt == attempts:
                     if _retryable(exc):
-                        raise ServiceUnavailable(
-                            "the Prefect server did not answer in time; try again shortly"
-                        ) from exc
+                        raise ServiceUnavailable(_UNAVAILABLE) from exc
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -503,15 +502,11 @@ class PrefectBridge:
                 if exc.response.status_code == 404:
                     self._processes.pop((user, process_id), None)
                     raise NoSuchProcess(f"process {process_id!r} was undeployed") from None
-                if exc.response.status_code in RETRY_CODES:
-                    raise ServiceUnavailable(
-                        "the Prefect server did not answer in time; try again shortly"
-                    ) from exc
-                raise
+                if exc.response.status_code not in RETRY_CODES:
+                    raise
+                raise ServiceUnavailable(_UNAVAILABLE) from exc
             except httpx.TransportError as exc:
-                raise ServiceUnavailable(
-                    "the Prefect server did not answer in time; try again shortly"
-                ) from exc
+                raise ServiceUnavailable(_UNAVAILABLE) from exc
         self._log_later(
             flow_run.id,
             f"job created through the OGC API by user {user!r} for process {process_id!r}"

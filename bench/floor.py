@@ -24,6 +24,8 @@ import requests
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from worker.zygote import quiet_console
+
 FLOOR_POOL = "oapip-bench-floor"
 
 
@@ -67,17 +69,6 @@ def _delete_runs(api: str, deployment_id: uuid.UUID) -> None:
             return
         for run in runs:
             requests.delete(f"{api}/flow_runs/{run['id']}", timeout=60)
-
-
-def _quiet_console() -> None:
-    """As in the fast worker's job processes: flow-run lines go to the API only."""
-    import logging
-
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, PrefectConsoleHandler):
-            handler.setLevel(logging.WARNING)
 
 
 def create_latency(api: str, clients: int, rounds: int = 4) -> tuple[list[float], int]:
@@ -137,7 +128,7 @@ def bare_runs(api: str, n: int, slots: int) -> tuple[float, int]:
         flow_run = flow_run.model_copy(update={"state": state, "deployment_id": None})
         return run_flow(bare_flow, flow_run=flow_run, return_type="state").is_completed()
 
-    _quiet_console()
+    quiet_console()  # as in the fast worker's job processes
     t0 = time.perf_counter()
     try:
         runs = asyncio.run(create())

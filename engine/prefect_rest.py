@@ -19,6 +19,7 @@ import httpx
 from prefect.client.schemas.actions import DeploymentFlowRunCreate
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+from prefect.states import Scheduled, to_state_create
 
 __all__ = ["PrefectRest", "Refused"]
 
@@ -77,8 +78,6 @@ class PrefectRest:
     ) -> FlowRun:
         """What ``PrefectClient.create_flow_run_from_deployment`` sends: the run starts
         Scheduled, due now."""
-        from prefect.states import Scheduled, to_state_create
-
         create = DeploymentFlowRunCreate(state=to_state_create(Scheduled()), **fields)
         response = await self.post(
             f"deployments/{deployment_id}/create_flow_run",
@@ -88,8 +87,6 @@ class PrefectRest:
 
     async def propose_state(self, flow_run_id: uuid.UUID, state: State) -> State:
         """Propose ``state``; the accepted state, or :class:`Refused`."""
-        from prefect.states import to_state_create
-
         response = await self.post(
             f"flow_runs/{flow_run_id}/set_state",
             {"state": to_state_create(state).model_dump(mode="json"), "force": False},

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pystac
 import pytest
 import requests
 from botocore.config import Config
@@ -74,6 +75,19 @@ class S3Server:
         """The content of the object at an ``s3://`` URL."""
         bucket, _, key = url.removeprefix("s3://").partition("/")
         return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def read_catalog(self, url: str) -> pystac.Catalog:
+        """The STAC catalog published at ``url`` (``s3://``), read back with pystac
+        through this server, as a client of the bucket would."""
+        server = self
+
+        class S3StacIO(pystac.stac_io.DefaultStacIO):
+            def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
+                return server.get(str(source)).decode()
+
+        root = pystac.read_file(url, stac_io=S3StacIO())
+        assert isinstance(root, pystac.Catalog), url
+        return root
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         paginator = self.client().get_paginator("list_objects_v2")

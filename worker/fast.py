@@ -442,14 +442,17 @@ class FastWorker:
             logger.warning(
                 "worker %s serving pool %r with %d slots", self.name, pool.name, self.slots
             )
-            await asyncio.gather(
-                self._zygote_loop(),
-                self._pickup_loop(),
-                self._events_loop(pool.id),
-                self._cancellation_poll(),
-                self._heartbeat_loop(),
-                self._reconcile_loop(),
-            )
+            try:
+                await asyncio.gather(
+                    self._zygote_loop(),
+                    self._pickup_loop(),
+                    self._events_loop(pool.id),
+                    self._cancellation_poll(),
+                    self._heartbeat_loop(),
+                    self._reconcile_loop(),
+                )
+            finally:
+                await self.rest.aclose()
 
 
 async def _retrying(func: Any, *args: Any) -> Any:

@@ -41,7 +41,7 @@ from typing import Any
 
 import certifi
 
-__all__ = ["DISMISS_SIGNAL", "main"]
+__all__ = ["DISMISS_SIGNAL", "main", "quiet_console"]
 
 DISMISS_SIGNAL = signal.SIGUSR1
 """Sent by the worker to a job process whose job is dismissed (see ``_dismissed``)."""
@@ -76,7 +76,7 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _quiet_console() -> None:
+def quiet_console() -> None:
     """Job processes print warnings, not every log line, to the worker's log.
 
     Each job's lines go to the Prefect API (the UI, ``/jobs/{id}/logs``); printing them
@@ -219,7 +219,7 @@ class Zygote:
         mark_dedicated_job_process()
         # Job processes inherit it: their logs reach the Prefect UI with secrets masked.
         install_log_redaction(get_settings())
-        _quiet_console()
+        quiet_console()
         # The worker watches each job process itself, so Prefect's flow-run heartbeats
         # are not needed; without them a run ends without a ~1 s heartbeat-thread join.
         updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}

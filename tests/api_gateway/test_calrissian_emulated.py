@@ -20,7 +20,7 @@ from tests.conftest import Engine, FileServer, _running_engine
 from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
 from tests.ogc_schemas import validate
 from tests.s3_server import S3Server
-from tests.support import execute_async, wait_for_status
+from tests.support import deploy_cwl, execute_async, wait_for_status
 
 
 @pytest.fixture(scope="module")
@@ -138,14 +138,7 @@ def test_dismiss_removes_the_jobs_namespace_emulated(
     calrissian_engine: Engine, cluster: EmulatedKubernetes
 ):
     api = calrissian_engine.api("k8s-dismisser")
-    deployed = requests.post(
-        f"{api}/processes",
-        data=SLEEPER_CWL,
-        headers={"Content-Type": "application/cwl+yaml"},
-        timeout=60,
-    )
-    assert deployed.status_code == 201, deployed.text
-    created = execute_async(api, "k8s-sleeper", {})
+    created = execute_async(api, deploy_cwl(api, SLEEPER_CWL), {})
     assert created.status_code == 201, created.text
     job_id = created.json()["jobID"]
 

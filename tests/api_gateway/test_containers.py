@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import json
 import random
-import struct
 import tempfile
-from typing import Any
 
-import pystac
 import requests
 
 from infrastructure.containers.podman import PodmanService
-from tests.blocks.test_cwltool_containers import running_containers
+from tests.blocks.test_cwltool_containers import png_size, running_containers
 from tests.conftest import PACKAGES, Engine, FileServer, tiny_png
 from tests.containers import geotiff, water_bodies_item
 from tests.ogc_schemas import validate
@@ -28,16 +25,6 @@ from tests.s3_server import S3Server
 from tests.support import IMAGE_TOOL_CWL, deploy_cwl, execute_async, poll, wait_for_status
 
 WATER_BODIES = "app-water-bodies-cloud-native.1.5.0.cwl"
-
-
-def _read_published(url: str, server: S3Server) -> pystac.Catalog:
-    """The STAC catalog at ``url`` in ``server``, read through S3 (not the local disk)."""
-
-    class S3StacIO(pystac.stac_io.DefaultStacIO):
-        def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
-            return server.get(str(source)).decode()
-
-    return pystac.Catalog.from_file(url, stac_io=S3StacIO())
 
 
 def _run(api: str, process_id: str, inputs: dict, timeout: float = 120) -> dict:
@@ -70,9 +57,7 @@ def test_convert_url_resizes_the_png_in_its_container(
     (stored,) = results["converted_image"]["files"]
     assert stored["type"] == "image/png"
     assert stored["href"] == f"s3://eoepca/{prefix}/resize-50.png"
-    png = stageout_s3.get(stored["href"])
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", png[16:24]) == (32, 15)
+    assert png_size(stageout_s3.get(stored["href"])) == (32, 15)
 
 
 def test_a_failing_container_fails_the_job_with_its_message(container_engine: Engine, user: str):
@@ -144,7 +129,7 @@ def test_water_bodies_runs_end_to_end_in_its_stand_in_images(
         f"{prefix}/S2B_T32TMS_2/otsu.tif",
         f"{prefix}/catalog.json",
     ]
-    catalog = _read_published(published["href"], stageout_s3)
+    catalog = stageout_s3.read_catalog(published["href"])
     catalog.validate_all()
     stac_items = list(catalog.get_items(recursive=True))
     assert sorted(item.id for item in stac_items) == ["S2A_T32TMS_1", "S2B_T32TMS_2"]

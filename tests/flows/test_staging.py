@@ -80,18 +80,6 @@ def _item(item_id: str, assets: dict[str, str]) -> pystac.Item:
     return item
 
 
-def _read_published(stac_url: str, server: S3Server) -> pystac.Catalog:
-    """Read a published catalog back from S3 with pystac, as a client would."""
-
-    class S3StacIO(pystac.stac_io.DefaultStacIO):
-        def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
-            return server.get(str(source)).decode()
-
-    root = pystac.read_file(stac_url, stac_io=S3StacIO())
-    assert isinstance(root, pystac.Catalog)
-    return root
-
-
 # --- stage-in ---------------------------------------------------------------------------
 
 
@@ -273,7 +261,7 @@ def test_files_folders_and_stac_go_to_the_bucket(tmp_path: Path, stageout_s3: S3
     assert published["href"] == f"s3://eoepca/{prefix}/stac_catalog/catalog.json"
     assert results["count"] == 2
     # Every asset and link of the published catalog resolves in the bucket.
-    catalog = _read_published(published["href"], stageout_s3)
+    catalog = stageout_s3.read_catalog(published["href"])
     catalog.validate_all()
     items = list(catalog.get_all_items())
     assert {i.id for i in items} == {"one", "two"}

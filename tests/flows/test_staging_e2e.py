@@ -65,15 +65,6 @@ def _results(job_url: str) -> dict[str, Any]:
     return results
 
 
-def _read_published(url: str, server: S3Server) -> pystac.Catalog:
-    class S3StacIO(pystac.stac_io.DefaultStacIO):
-        def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
-            return server.get(str(source)).decode()
-
-    root = pystac.Catalog.from_file(url, stac_io=S3StacIO())
-    return root
-
-
 def test_the_walkthrough_leaves_the_png_in_the_stage_out_bucket(
     s3_engine: Engine, user: str, png_url: str, stageout_s3: S3Server
 ):
@@ -141,7 +132,7 @@ def test_an_s3_file_and_a_stac_item_in_a_stac_catalog_out(
     assert published["href"] == (
         f"s3://eoepca/processing-results/{job_id}/stac_catalog/catalog.json"
     )
-    catalog = _read_published(published["href"], stageout_s3)
+    catalog = stageout_s3.read_catalog(published["href"])
     catalog.validate_all()
     [staged] = list(catalog.get_all_items())
     assert staged.id == item.id
