@@ -9,15 +9,15 @@ no token.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from api_gateway.auth import OidcVerifier, bearer_token
-from api_gateway.prefect_bridge import PrefectBridge
-from engine.exceptions import Forbidden, InvalidParameter
-from engine.settings import Settings
+from core.exceptions import Forbidden, InvalidParameter
+from core.naming import ANONYMOUS, USER_NAME
+from core.settings import Settings
+from ogc_prefect.bridge import PrefectBridge
 
 __all__ = [
     "ANONYMOUS",
@@ -28,9 +28,6 @@ __all__ = [
     "SettingsDep",
     "UserDep",
 ]
-
-ANONYMOUS = "anonymous"
-USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
 
 
 def get_settings_dep(request: Request) -> Settings:

@@ -24,15 +24,16 @@ from urllib.parse import urlparse
 import httpx
 from starlette.concurrency import run_in_threadpool
 
-from api_gateway.prefect_bridge import PROCESS_ID, DeployedPackage
-from engine.exceptions import (
+import cwlpkg as cwl
+from core.exceptions import (
     InvalidPackage,
     InvalidParameter,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from engine.settings import Settings
-from flows import cwl
+from core.naming import PROCESS_ID
+from core.settings import ExecutionSettings, Settings
+from ogc_prefect.bridge import DeployedPackage
 
 __all__ = [
     "warm_up",
@@ -41,7 +42,6 @@ __all__ = [
     "check_media_type",
     "check_resources",
     "read_package",
-    "PROCESS_ID",
 ]
 
 CWL_MEDIA_TYPES = ("application/cwl", "application/cwl+yaml", "application/cwl+json")
@@ -98,7 +98,8 @@ async def _check_address(href: str, settings: Settings) -> None:
             f"cannot resolve the host of executionUnit href {href}: {exc}"
         ) from exc
     allowed = [
-        ipaddress.ip_network(n, strict=False) for n in settings.package_href_allowed_networks
+        ipaddress.ip_network(n, strict=False)
+        for n in settings.gateway.package_href_allowed_networks
     ]
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
@@ -117,12 +118,12 @@ async def _check_address(href: str, settings: Settings) -> None:
 async def _fetch(href: str, settings: Settings) -> str:
     """The text at ``href``: http(s), allowed addresses only (redirects included), at most
     ``package_fetch_max_bytes`` bytes within ``package_fetch_timeout_s`` seconds in all."""
-    limit = settings.package_fetch_max_bytes
+    limit = settings.gateway.package_fetch_max_bytes
     url = href
     try:
         async with (
-            asyncio.timeout(settings.package_fetch_timeout_s),
-            httpx.AsyncClient(timeout=settings.package_fetch_timeout_s) as client,
+            asyncio.timeout(settings.gateway.package_fetch_timeout_s),
+            httpx.AsyncClient(timeout=settings.gateway.package_fetch_timeout_s) as client,
         ):
             for _ in range(_MAX_REDIRECTS + 1):
                 await _check_address(url, settings)
@@ -157,7 +158,7 @@ async def _fetch(href: str, settings: Settings) -> str:
     except TimeoutError:
         raise InvalidPackage(
             f"the application package at {href} did not arrive within "
-            f"{settings.package_fetch_timeout_s:g} s"
+            f"{settings.gateway.package_fetch_timeout_s:g} s"
         ) from None
     except httpx.HTTPError as exc:
         raise InvalidPackage(f"cannot fetch the application package {href}: {exc}") from exc
@@ -232,8 +233,8 @@ def check_resources(doc: dict[str, Any], settings: Settings) -> None:
     too_much = []
     for request in _resource_requests(doc):
         for key, most, unit in (
-            ("ramMin", settings.max_job_ram_mib, " MiB"),
-            ("coresMin", settings.max_job_cores, " cores"),
+            ("ramMin", settings.execution.max_job_ram_mib, " MiB"),
+            ("coresMin", settings.execution.max_job_cores, " cores"),
         ):
             value = request.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool) and value > most:
@@ -249,13 +250,13 @@ def _execution_engine(value: object, settings: Settings) -> dict[str, str]:
     when unset."""
     if value is None:
         return {}
-    names = typing.get_args(Settings.model_fields["execution_engine"].annotation)
+    names = typing.get_args(ExecutionSettings.model_fields["engine"].annotation)
     if not isinstance(value, str) or not (value in names or _BACKEND_BLOCK.match(value)):
         raise InvalidPackage(
             f"executionEngine must be one of {', '.join(names)} or a saved backend block "
             f"such as `toil-wes-backend/<name>`, not {value!r}"
         )
-    if value == "toil" and not settings.toil_wes_url:
+    if value == "toil" and not settings.toil.wes_url:
         raise InvalidParameter(
             "executionEngine `toil` is not available here: no Toil WES endpoint is "
             "configured (OAPIP_TOIL_WES_URL)"

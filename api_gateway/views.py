@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api_gateway.deps import OgcContext
-from api_gateway.prefect_bridge import JobRecord, LogRecord, ProcessRecord, ScheduleRecord
+from ogc_prefect.bridge import JobRecord, LogRecord, ProcessRecord, ScheduleRecord
 
 __all__ = [
     "CONFORMANCE",

@@ -87,8 +87,8 @@ class Bench:
                 "OAPIP_WORKER_SLOTS": str(self.args.slots),
             }
         )
-        from engine.settings import Settings, get_settings
-        from engine.stack import Stack
+        from core.settings import Settings, get_settings
+        from stack.local import Stack
 
         get_settings.cache_clear()
         db = None
@@ -209,7 +209,7 @@ class Bench:
         engine as often as the direct client polls WES (0.1 s) would take CPU from Toil on
         a small machine.
         """
-        from flows import cwl
+        import cwlpkg as cwl
 
         doc = cwl.parse_document((HERE / f"{process}.cwl").read_text())
         packed = cwl.pack(doc, process)

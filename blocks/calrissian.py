@@ -42,7 +42,7 @@ from blocks.calrissian_manifests import (
     namespace_name,
     ship_local_inputs,
 )
-from engine.exceptions import BackendError
+from core.exceptions import BackendError
 
 __all__ = ["CalrissianBackend"]
 

@@ -1,6 +1,6 @@
 """The cwltool backend: CWL on the machine the flow runs on.
 
-Two ways to run, one runner (:mod:`flows.cwl_runner`):
+Two ways to run, one runner (:mod:`cwlpkg.runner`):
 
 * inside a job process of the fast worker, which is already the leader of a process
   group of its own: cwltool runs in that process through its Python API, with the tool
@@ -23,8 +23,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from blocks.backend import BackendRun, CwlJob, ExecutionBackend, RunOutcome
-from engine.exceptions import BackendError
-from engine.processes import stop_process_group
+from core.exceptions import BackendError
+from core.processes import stop_process_group
 
 __all__ = ["CwltoolBackend", "mark_dedicated_job_process"]
 
@@ -123,7 +123,7 @@ class _InProcessRun(BackendRun):
         self._outputs: dict[str, Any] = {}
 
     def wait_for_completion(self) -> RunOutcome:
-        from flows.cwl_runner import run_cwl
+        from cwlpkg.runner import run_cwl
 
         request = self._request
         outcome = run_cwl(
@@ -151,7 +151,7 @@ class _InProcessRun(BackendRun):
 
 
 class _SubprocessRun(BackendRun):
-    """``python -m flows.cwl_runner`` in a new session (process group) of its own."""
+    """``python -m cwlpkg.runner`` in a new session (process group) of its own."""
 
     def __init__(
         self,
@@ -174,7 +174,7 @@ class _SubprocessRun(BackendRun):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "request.json").write_text(json.dumps(request))
         process = subprocess.Popen(
-            [sys.executable, "-m", "flows.cwl_runner", str(folder / "request.json")],
+            [sys.executable, "-m", "cwlpkg.runner", str(folder / "request.json")],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -215,7 +215,7 @@ class _SubprocessRun(BackendRun):
         """
         stop_process_group(self._process.pid, self._process, self._grace)
         if self._request["use_container"]:
-            from flows.cwl_runner import remove_containers
+            from cwlpkg.runner import remove_containers
 
             client = "podman" if self._request["podman"] else "docker"
             remove_containers(Path(self._request["workdir"]), client, self._job.logger)

@@ -10,8 +10,8 @@ basic-auth proxy in front of it (``infrastructure/hpc``), whose credentials this
 sends.
 
 Errors say which of three things went wrong: the WES endpoint cannot be reached
-(:class:`~engine.exceptions.BackendUnreachable`, after bounded retries), it refuses the
-credentials (:class:`~engine.exceptions.BackendAuthFailed`), or the workflow itself
+(:class:`~core.exceptions.BackendUnreachable`, after bounded retries), it refuses the
+credentials (:class:`~core.exceptions.BackendAuthFailed`), or the workflow itself
 failed (the run ends ``EXECUTOR_ERROR``/``SYSTEM_ERROR``; the message holds the tail of
 its stderr).
 """
@@ -38,7 +38,7 @@ from blocks.backend import (
     track_remote_run,
     untrack_remote_run,
 )
-from engine.exceptions import BackendAuthFailed, BackendError, BackendUnreachable
+from core.exceptions import BackendAuthFailed, BackendError, BackendUnreachable
 
 __all__ = ["OGC_STATUS", "ToilWesBackend"]
 

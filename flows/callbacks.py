@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from engine.settings import Settings
+from core.settings import Settings
 
 __all__ = ["deliver", "status_document", "Notifier"]
 
@@ -37,16 +37,16 @@ def deliver(
     Returns whether it was delivered; never raises.
     """
     wait = FIRST_RETRY_WAIT_S
-    for attempt in range(1, settings.callback_attempts + 1):
+    for attempt in range(1, settings.callbacks.attempts + 1):
         try:
-            response = httpx.post(uri, json=document, timeout=settings.callback_timeout_s)
+            response = httpx.post(uri, json=document, timeout=settings.callbacks.timeout_s)
             if response.is_success:
                 logger.info("%s callback delivered to %s", what, uri)
                 return True
             problem = f"HTTP {response.status_code}"
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             problem = f"{type(exc).__name__}: {exc}"
-        if attempt == settings.callback_attempts:
+        if attempt == settings.callbacks.attempts:
             logger.error(
                 "%s callback to %s failed after %d attempts (%s); the job is not affected",
                 what,
@@ -61,7 +61,7 @@ def deliver(
             uri,
             problem,
             attempt,
-            settings.callback_attempts,
+            settings.callbacks.attempts,
             wait,
         )
         time.sleep(wait)

@@ -142,7 +142,7 @@ class Engine:
     url: str  # gateway root, e.g. http://127.0.0.1:8123
     home: Path
     prefect_api_url: str
-    stack: Any = None  # the engine.stack.Stack running it
+    stack: Any = None  # the stack.local.Stack running it
     env: dict[str, str] | None = None  # the settings its processes were started with
 
     def api(self, user: str | None) -> str:
@@ -186,7 +186,7 @@ def _running_engine(
     database_url: str | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Engine]:
-    """Start ``engine.stack.Stack`` with its own home and ports; stop it on exit.
+    """Start ``stack.local.Stack`` with its own home and ports; stop it on exit.
 
     ``extra_env`` adds variables for the stack's processes (settings such as
     ``OAPIP_OIDC_ISSUER``, ``DOCKER_HOST``); the ``Engine`` yielded keeps the ``Stack`` so
@@ -194,9 +194,9 @@ def _running_engine(
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    import engine.settings
-    from engine.settings import Settings
-    from engine.stack import Stack
+    import core.settings
+    from core.settings import Settings, StackSettings
+    from stack.local import Stack
 
     port, prefect_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{prefect_port}/api"
@@ -219,9 +219,9 @@ def _running_engine(
     }
     # The stack's children inherit os.environ; this process keeps its own afterwards.
     with _environment(env):
-        engine.settings.get_settings.cache_clear()
-        settings = Settings(database_url=database_url)
-        assert settings.port == port and settings.home == home, settings
+        core.settings.get_settings.cache_clear()
+        settings = Settings(stack=StackSettings(database_url=database_url))
+        assert settings.stack.port == port and settings.home == home, settings
         stack = Stack(settings)
         try:
             # Prefect read its settings when first imported: point this process's
@@ -231,7 +231,7 @@ def _running_engine(
         except BaseException:
             stack.stop()
             raise
-    engine.settings.get_settings.cache_clear()
+    core.settings.get_settings.cache_clear()
     running = Engine(name, f"http://127.0.0.1:{port}", home, api_url, stack, env)
     try:
         yield running

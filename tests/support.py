@@ -16,8 +16,8 @@ from typing import Any
 
 import requests
 
+import cwlpkg as cwl
 from blocks.backend import CwlJob
-from flows import cwl
 from tests.ogc_schemas import validate
 
 __all__ = [

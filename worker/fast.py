@@ -28,7 +28,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -45,9 +44,10 @@ from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNam
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Crashed, Pending, Scheduled
 
-from engine.prefect_rest import PrefectRest, Refused
-from engine.secrets import install_log_redaction
-from engine.settings import Settings, get_settings
+from core.naming import PACKAGE_BLOCK_TYPE, claim_message, claimant
+from core.secrets import install_log_redaction
+from core.settings import Settings, get_settings
+from ogc_prefect.rest import PrefectRest, Refused
 from worker.zygote import DISMISS_SIGNAL
 
 __all__ = ["FastWorker", "main"]
@@ -58,7 +58,6 @@ POLL_INTERVAL_S = 5.0  # safety net only: runs are picked up on their Scheduled 
 HEARTBEAT_S = 30.0
 RECONCILE_S = 60.0  # how often orphaned runs are looked for, seconds
 END_RETRY_S = 300.0  # how long recording a job's end is retried while Prefect is away, s
-_CLAIM = re.compile(r"^claimed by oapip-fast (?P<host>\S+):(?P<pid>\d+)$")
 # How long a dismissed job process may take to cancel its remote runs (a WES run and its
 # batch jobs) before its group is killed anyway.
 DISMISS_GRACE_S = 180.0
@@ -79,8 +78,8 @@ class FastWorker:
     def __init__(self, settings: Settings, name: str | None = None) -> None:
         self.settings = settings
         self.name = name or f"oapip-fast-{socket.gethostname()}-{os.getpid()}"
-        self.claim = f"claimed by oapip-fast {socket.gethostname()}:{os.getpid()}"
-        self.slots = settings.worker_slots
+        self.claim = claim_message(socket.gethostname(), os.getpid())
+        self.slots = settings.worker.slots
         self.jobs: dict[uuid.UUID, _Job] = {}
         self.by_pid: dict[int, _Job] = {}
         self.preloaded: set[tuple[str, str]] = set()
@@ -90,7 +89,7 @@ class FastWorker:
         self._zygote: subprocess.Popen | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._zygote_ready = asyncio.Event()
-        self._writes = asyncio.Semaphore(settings.prefect_write_concurrency)
+        self._writes = asyncio.Semaphore(settings.prefect.write_concurrency)
 
     # --- zygote ----------------------------------------------------------------------
     async def _start_zygote(self) -> asyncio.StreamReader:
@@ -101,7 +100,7 @@ class FastWorker:
                 "-m",
                 "worker.zygote",
                 str(theirs.fileno()),
-                str(self.settings.job_memory_limit_mib),
+                str(self.settings.worker.job_memory_limit_mib),
             ],
             pass_fds=(theirs.fileno(),),
         )
@@ -157,9 +156,7 @@ class FastWorker:
         if not name or (name, revision) in self.preloaded:
             return None
         try:
-            document = await self.client.read_block_document_by_name(
-                name, "ogc-application-package"
-            )
+            document = await self.client.read_block_document_by_name(name, PACKAGE_BLOCK_TYPE)
         except ObjectNotFound:
             return None  # the job process fails the run with a clear message
         self.preloaded.add((name, revision))
@@ -199,7 +196,7 @@ class FastWorker:
         response = await self.client.request(
             "POST",
             "/work_pools/{name}/get_scheduled_flow_runs",
-            path_params={"name": self.settings.work_pool},
+            path_params={"name": self.settings.prefect.work_pool},
             json={
                 "scheduled_before": dt.datetime.now(dt.UTC).isoformat(),
                 "limit": limit,
@@ -234,7 +231,7 @@ class FastWorker:
             # Whatever the job process left behind in its group (a tool of a crashed
             # job, a stray background process) goes with it.
             _kill_group(job.pid)
-        if self.settings.container_engine != "none":
+        if self.settings.execution.container_engine != "none":
             # Containers live in the engine's service, not in the group: a killed job's
             # docker client leaves its container running.
             await asyncio.to_thread(self._remove_containers, str(job.flow_run_id))
@@ -246,9 +243,9 @@ class FastWorker:
             logger.exception("could not record the end of flow run %s", job.flow_run_id)
 
     def _remove_containers(self, job_id: str) -> None:
-        from flows.cwl_runner import remove_containers
+        from cwlpkg.runner import remove_containers
 
-        client = "podman" if self.settings.container_engine == "podman" else "docker"
+        client = "podman" if self.settings.execution.container_engine == "podman" else "docker"
         remove_containers(self.settings.job_dir(job_id), client, logger)
 
     async def _record_end(self, job: _Job, code: int) -> None:
@@ -293,7 +290,7 @@ class FastWorker:
                 )
             ),
             work_pool_filter=WorkPoolFilter(
-                name=WorkPoolFilterName(any_=[self.settings.work_pool])
+                name=WorkPoolFilterName(any_=[self.settings.prefect.work_pool])
             ),
         )
         changed = 0
@@ -326,11 +323,7 @@ class FastWorker:
     async def _claimant(self, flow_run_id: uuid.UUID) -> tuple[str, int] | None:
         """The host and PID of the fast worker that claimed a run (None: not one of ours)."""
         states = await self.client.read_flow_run_states(flow_run_id)
-        for state in reversed(states):
-            match = _CLAIM.match(state.message or "")
-            if match:
-                return match["host"], int(match["pid"])
-        return None
+        return next(filter(None, (claimant(s.message) for s in reversed(states))), None)
 
     def _orphaned(self, host: str, pid: int) -> bool:
         """Whether a run claimed by worker ``host:pid`` has lost its job process."""
@@ -429,16 +422,18 @@ class FastWorker:
         while True:
             with contextlib.suppress(Exception):
                 await self.client.send_worker_heartbeat(
-                    self.settings.work_pool, self.name, heartbeat_interval_seconds=HEARTBEAT_S
+                    self.settings.prefect.work_pool,
+                    self.name,
+                    heartbeat_interval_seconds=HEARTBEAT_S,
                 )
             await asyncio.sleep(HEARTBEAT_S)
 
     async def run(self) -> None:
         async with get_client() as client:
             self.client = client
-            # Claims go through engine.prefect_rest: no 2 s client back-off on SQLite.
-            self.rest = PrefectRest(self.settings.prefect_api_url)
-            pool = await client.read_work_pool(self.settings.work_pool)
+            # Claims go through ogc_prefect.rest: no 2 s client back-off on SQLite.
+            self.rest = PrefectRest(self.settings.prefect.api_url)
+            pool = await client.read_work_pool(self.settings.prefect.work_pool)
             logger.warning(
                 "worker %s serving pool %r with %d slots", self.name, pool.name, self.slots
             )

@@ -206,8 +206,8 @@ class Zygote:
 
         import flows.execution  # noqa: F401 - the flow every job runs
         from blocks.cwltool import mark_dedicated_job_process
-        from engine.secrets import install_log_redaction
-        from engine.settings import get_settings
+        from core.secrets import install_log_redaction
+        from core.settings import get_settings
 
         # Resolving a block class (the result storage block, for one) imports every
         # installed Prefect collection (prefect-aws, prefect-kubernetes): ~1.8 s that
@@ -233,8 +233,8 @@ class Zygote:
     def preload(self, package: dict[str, Any]) -> None:
         """Load the package's CWL once; job processes forked later inherit the tool."""
         from blocks.package import ApplicationPackage
-        from engine.settings import get_settings
-        from flows.cwl_runner import load_tool
+        from core.settings import get_settings
+        from cwlpkg.runner import load_tool
         from flows.execution import remember_package
 
         app = ApplicationPackage.model_validate(package["block"])

@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api_gateway.deps import BridgeDep, ContextDep
 from api_gateway.models import JobList, JobLogs, Results, StatusInfo
-from api_gateway.prefect_bridge import JobFilters
 from api_gateway.views import job_list, job_logs, job_logs_text, render, status_info
-from engine.exceptions import InvalidParameter
+from core.exceptions import InvalidParameter
+from ogc_prefect.bridge import JobFilters
 
 router = APIRouter(tags=["Jobs"])
 

@@ -12,7 +12,7 @@ from api_gateway.deps import BridgeDep, ContextDep, SettingsDep
 from api_gateway.models import ExecuteRequest, ProcessDescription, ProcessList, Results, StatusInfo
 from api_gateway.packages import PACKAGE_MEDIA_TYPES, check_media_type, read_package
 from api_gateway.views import process_description, process_summary, render, status_info
-from engine.exceptions import InvalidParameter
+from core.exceptions import InvalidParameter
 
 router = APIRouter(tags=["Processes"])
 
@@ -178,7 +178,7 @@ async def execute_process(
             status_code=201,
             headers={"Location": location, "Preference-Applied": "respond-async"},
         )
-    record = await bridge.wait(ctx.user, record.job_id, settings.sync_execute_timeout_s)
+    record = await bridge.wait(ctx.user, record.job_id, settings.gateway.sync_execute_timeout_s)
     if record.status not in ("successful", "failed", "dismissed"):
         # Took longer than a synchronous request may wait: hand over the job instead.
         return JSONResponse(

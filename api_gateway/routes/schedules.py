@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 
 from api_gateway.deps import BridgeDep, ContextDep
 from api_gateway.models import Schedule, ScheduleCreate, ScheduleList, ScheduleUpdate
-from api_gateway.prefect_bridge import ScheduleSpec
 from api_gateway.views import render, schedule, schedule_list
-from engine.exceptions import InvalidParameter
+from core.exceptions import InvalidParameter
+from ogc_prefect.bridge import ScheduleSpec
 
 router = APIRouter(prefix="/processes/{processId}/schedules", tags=["Schedules"])
 

@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.exceptions import ContainerEngineError
-from engine.processes import stop_process_group
+from core.exceptions import ContainerEngineError
+from core.processes import stop_process_group
 
 __all__ = ["PodmanService", "containers_conf", "storage_conf"]
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+import cwlpkg as cwl
 from blocks.backend import CwlJob
 from blocks.calrissian import CalrissianBackend
-from flows import cwl
 from infrastructure.containers.podman import PodmanService
 from tests.conftest import FileServer
 from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import cwlpkg as cwl
 from blocks.backend import CwlJob
 from blocks.calrissian import CalrissianBackend, unpack_results
 from blocks.calrissian_manifests import (
@@ -28,7 +29,6 @@ from blocks.calrissian_manifests import (
     namespace_name,
     ship_local_inputs,
 )
-from flows import cwl
 from tests.k8s_schema import assert_valid
 from tests.shared import APP_PACKAGES
 

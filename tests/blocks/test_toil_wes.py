@@ -18,8 +18,8 @@ import requests
 
 from blocks.backend import CwlJob
 from blocks.toil_wes import ToilWesBackend
-from engine.exceptions import BackendAuthFailed, BackendUnreachable
-from engine.settings import Settings
+from core.exceptions import BackendAuthFailed, BackendUnreachable
+from core.settings import Settings
 from flows.execution import backend_for
 from tests.conftest import free_port
 from tests.hpc import Hpc

@@ -18,7 +18,7 @@ import yaml
 from prefect.client.schemas.objects import FlowRun
 from prefect_kubernetes.worker import KubernetesWorker, KubernetesWorkerJobConfiguration
 
-from engine.stack import kubernetes_job_template
+from stack.local import kubernetes_job_template
 from tests.k8s_schema import assert_valid
 
 ROOT = Path(__file__).resolve().parents[2]

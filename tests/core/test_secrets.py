@@ -7,8 +7,8 @@ import logging
 import pytest
 from pydantic import Field, SecretStr
 
-from engine.secrets import MASK, install_log_redaction, redact, secret_values
-from engine.settings import Settings
+from core.secrets import MASK, install_log_redaction, redact, secret_values
+from core.settings import ExecutionSettings, GatewaySettings, OidcSettings, Settings
 
 
 class _WithSecrets(Settings):
@@ -50,20 +50,22 @@ def test_log_records_and_tracebacks_are_masked(caplog: pytest.LogCaptureFixture)
 @pytest.mark.parametrize("algorithms", [["none"], ["HS256"], ["RS256", "hs512"], []])
 def test_symmetric_or_no_algorithms_are_refused(algorithms: list[str]):
     with pytest.raises(ValueError):
-        Settings(oidc_algorithms=algorithms)
+        OidcSettings(algorithms=algorithms)
 
 
 def test_allowed_networks_must_be_networks():
     with pytest.raises(ValueError):
-        Settings(package_href_allowed_networks=["not-a-network"])
-    assert Settings(package_href_allowed_networks=["10.0.0.0/8"]).package_href_allowed_networks
+        GatewaySettings(package_href_allowed_networks=["not-a-network"])
+    assert GatewaySettings(
+        package_href_allowed_networks=["10.0.0.0/8"]
+    ).package_href_allowed_networks
 
 
 def test_resource_maxima_refuse_numbers_not_expressions():
     from api_gateway.packages import check_resources
-    from engine.exceptions import InvalidPackage
+    from core.exceptions import InvalidPackage
 
-    settings = Settings(max_job_ram_mib=1024, max_job_cores=2)
+    settings = Settings(execution=ExecutionSettings(max_job_ram_mib=1024, max_job_cores=2))
     fine = {"requirements": [{"class": "ResourceRequirement", "ramMin": 512, "coresMin": 2}]}
     check_resources(fine, settings)
     check_resources({"hints": {"ResourceRequirement": {"ramMin": "$(inputs.n * 2)"}}}, settings)

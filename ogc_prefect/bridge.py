@@ -53,8 +53,9 @@ from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelling
 
-from blocks.package import ApplicationPackage, package_block_name
-from engine.exceptions import (
+import cwlpkg as cwl
+from blocks.package import ApplicationPackage
+from core.exceptions import (
     DuplicatedProcess,
     InvalidInput,
     InvalidParameter,
@@ -65,11 +66,21 @@ from engine.exceptions import (
     ResultNotReady,
     ServiceUnavailable,
 )
-from engine.prefect_rest import RETRY_CODES, PrefectRest
-from engine.secrets import redact, secret_values
-from engine.settings import Settings
-from flows import cwl
-from flows.execution import FLOW_NAME
+from core.naming import (
+    ENTRYPOINT,
+    FLOW_NAME,
+    PACKAGE_BLOCK_TYPE,
+    PROCESS_ID,
+    TAG,
+    deployment_name,
+    job_tags,
+    package_block_name,
+    process_of,
+    user_tag,
+)
+from core.secrets import redact, secret_values
+from core.settings import Settings
+from ogc_prefect.rest import RETRY_CODES, PrefectRest
 
 __all__ = [
     "DeployedPackage",
@@ -77,17 +88,12 @@ __all__ = [
     "JobRecord",
     "LogRecord",
     "OGC_STATUS",
-    "PROCESS_ID",
     "PrefectBridge",
     "ProcessRecord",
     "ScheduleRecord",
     "ScheduleSpec",
 ]
 
-ENTRYPOINT = "flows.execution:execute_process"
-TAG = "oapip"
-# What a process id may be: it is part of a Prefect deployment name and of URLs.
-PROCESS_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _PREFECT_PAGE = 200  # most flow runs the Prefect API returns per call (its default limit)
 _UNAVAILABLE = "the Prefect server did not answer in time; try again shortly"
 _LOG_BATCH_S = 0.2  # how long gateway log lines wait to share one request with others
@@ -211,11 +217,6 @@ class JobFilters:
     offset: int = 0
 
 
-def deployment_name(user: str, process_id: str) -> str:
-    """Prefect deployment name of ``user``'s process (``@`` cannot occur in either id)."""
-    return f"{process_id}@{user}"
-
-
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, PrefectHTTPStatusError):
         return exc.response.status_code in (429, 500, 502, 503, 504)
@@ -234,11 +235,11 @@ class PrefectBridge:
         self._processes: dict[tuple[str, str], tuple[float, ProcessRecord]] = {}
         # Prefect on SQLite degrades badly under concurrent writers (DESIGN §6): queue
         # writes here, at the concurrency the database handles (settings).
-        self._writes = asyncio.Semaphore(settings.prefect_write_concurrency)
+        self._writes = asyncio.Semaphore(settings.prefect.write_concurrency)
         self._background: set[asyncio.Task[None]] = set()
         self._log_lines: list[Any] = []
-        # Creating a job's flow run: see engine.prefect_rest for why not the client.
-        self.rest = PrefectRest(settings.prefect_api_url)
+        # Creating a job's flow run: see ogc_prefect.rest for why not the client.
+        self.rest = PrefectRest(settings.prefect.api_url)
 
     async def close(self) -> None:
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -270,7 +271,7 @@ class PrefectBridge:
         key = (name, revision)
         if key not in self._packages:
             document = await self._call(
-                self.client.read_block_document_by_name, name, "ogc-application-package"
+                self.client.read_block_document_by_name, name, PACKAGE_BLOCK_TYPE
             )
             self._packages[key] = ApplicationPackage._from_block_document(document)
         return self._packages[key]
@@ -317,7 +318,7 @@ class PrefectBridge:
             self.client.read_deployments,
             flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
             deployment_filter=DeploymentFilter(
-                tags=DeploymentFilterTags(all_=[TAG, f"user:{user}"])
+                tags=DeploymentFilterTags(all_=[TAG, user_tag(user)])
             ),
         )
         records = [await self._record(d) for d in deployments]
@@ -330,7 +331,7 @@ class PrefectBridge:
             "description": package.description.get("description")
             or package.description.get("title"),
             "parameters": {"package": name, "revision": package.revision},
-            "tags": [TAG, f"user:{user}", f"process:{package.process_id}"],
+            "tags": job_tags(user, package.process_id),
             "parameter_openapi_schema": {
                 "title": "Parameters",
                 "type": "object",
@@ -387,7 +388,7 @@ class PrefectBridge:
                 flow_id=await self.flow_id(),
                 name=deployment_name(user, pid),
                 entrypoint=ENTRYPOINT,
-                work_pool_name=self.settings.work_pool,
+                work_pool_name=self.settings.prefect.work_pool,
                 enforce_parameter_schema=False,
                 **fields,
             )
@@ -436,7 +437,7 @@ class PrefectBridge:
             await self._call(self.client.delete_deployment, record.deployment_id)
             try:
                 document = await self.client.read_block_document_by_name(
-                    record.package_name, "ogc-application-package"
+                    record.package_name, PACKAGE_BLOCK_TYPE
                 )
                 await self.client.delete_block_document(document.id)
             except ObjectNotFound:
@@ -495,7 +496,7 @@ class PrefectBridge:
                 flow_run = await self.rest.create_flow_run_from_deployment(
                     record.deployment_id,
                     parameters=parameters,
-                    tags=[TAG, f"user:{user}", f"process:{process_id}"],
+                    tags=job_tags(user, process_id),
                     name=process_id,
                 )
             except httpx.HTTPStatusError as exc:
@@ -555,7 +556,7 @@ class PrefectBridge:
         except ObjectNotFound:
             flow_run = None
         # Another user's job answers exactly like a job that does not exist.
-        if flow_run is None or f"user:{user}" not in flow_run.tags or TAG not in flow_run.tags:
+        if flow_run is None or user_tag(user) not in flow_run.tags or TAG not in flow_run.tags:
             raise NoSuchJob(f"no job {job_id!r} for user {user!r}")
         return flow_run
 
@@ -592,9 +593,7 @@ class PrefectBridge:
     def _job_record(self, flow_run: FlowRun, progress: int | None) -> JobRecord:
         state = flow_run.state
         status = OGC_STATUS.get(state.type, "accepted") if state else "accepted"
-        process_id = next(
-            (t.split(":", 1)[1] for t in flow_run.tags if t.startswith("process:")), None
-        )
+        process_id = process_of(flow_run.tags)
         if status == "successful":
             progress = 100
         elif status == "accepted":
@@ -637,12 +636,12 @@ class PrefectBridge:
 
     async def list_jobs(self, user: str, filters: JobFilters) -> tuple[list[JobRecord], bool]:
         """A page of ``user``'s jobs, newest first, and whether more follow."""
-        flow_run_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=[TAG, f"user:{user}"]))
+        flow_run_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=[TAG, user_tag(user)]))
         if filters.process_ids:
             deployments = await self._call(
                 self.client.read_deployments,
                 deployment_filter=DeploymentFilter(
-                    tags=DeploymentFilterTags(all_=[TAG, f"user:{user}"])
+                    tags=DeploymentFilterTags(all_=[TAG, user_tag(user)])
                 ),
             )
             wanted = {deployment_name(user, p) for p in filters.process_ids}
@@ -800,10 +799,11 @@ class PrefectBridge:
             raise InvalidParameter(
                 f"unknown timezone {spec.timezone!r}; use an IANA name like Europe/Rome"
             ) from None
-        if spec.interval_s is not None and spec.interval_s < self.settings.schedule_min_interval_s:
+        shortest = self.settings.gateway.schedule_min_interval_s
+        if spec.interval_s is not None and spec.interval_s < shortest:
             raise InvalidParameter(
                 f"the interval is {spec.interval_s:g} s; schedules run at most every "
-                f"{self.settings.schedule_min_interval_s:g} s (OAPIP_SCHEDULE_MIN_INTERVAL_S)"
+                f"{shortest:g} s (OAPIP_SCHEDULE_MIN_INTERVAL_S)"
             )
         try:
             if spec.cron is not None:

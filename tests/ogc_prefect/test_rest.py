@@ -1,4 +1,4 @@
-"""engine.prefect_rest against a loopback HTTP server that answers as Prefect does."""
+"""ogc_prefect.rest against a loopback HTTP server that answers as Prefect does."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prefect.states import Pending
 
-from engine.prefect_rest import PrefectRest, Refused
+from ogc_prefect.rest import PrefectRest, Refused
 
 RUN = {
     "id": str(uuid.uuid4()),

@@ -7,13 +7,13 @@ import signal
 import sys
 import time
 
-from engine.settings import get_settings
+from core.settings import get_settings
 
 __all__ = ["main"]
 
 
 def _up(args: argparse.Namespace) -> int:
-    from engine.stack import Stack
+    from stack.local import Stack
 
     settings = get_settings()
     stack = Stack(settings, worker=args.worker)
@@ -24,7 +24,7 @@ def _up(args: argparse.Namespace) -> int:
         stack.stop()
         print(f"oapip: could not start: {exc}; see {settings.home / 'logs'}", file=sys.stderr)
         return 1
-    gateway = f"http://{settings.host}:{settings.port}"
+    gateway = f"http://{settings.stack.host}:{settings.stack.port}"
     print(
         "\nOGC API - Processes engine is up.\n"
         f"  OGC API      {gateway}/ogc-api/   (per user: {gateway}/<user>/ogc-api/)\n"
@@ -54,14 +54,15 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from engine.stack import Stack
+    from stack.local import Stack
 
     Stack(get_settings()).stop()
     return 0
 
 
 def _setup(args: argparse.Namespace) -> int:
-    from engine.stack import FAST_POOL_TYPE, setup
+    from core.naming import FAST_POOL_TYPE
+    from stack.local import setup
 
     setup(get_settings(), pool_type=FAST_POOL_TYPE if args.worker == "fast" else args.worker)
     return 0

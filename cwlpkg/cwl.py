@@ -80,7 +80,7 @@ from schema_salad.fetcher import DefaultFetcher
 from schema_salad.sourceline import relname
 from schema_salad.utils import yaml_no_ts
 
-from engine.exceptions import InvalidInput, InvalidPackage
+from core.exceptions import InvalidInput, InvalidPackage
 
 __all__ = [
     "step_count",

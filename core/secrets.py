@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from pydantic import SecretStr
 
-from engine.settings import Settings
+from core.settings import Settings
 
 __all__ = ["MASK", "install_log_redaction", "redact", "secret_values"]
 

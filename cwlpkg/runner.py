@@ -2,7 +2,7 @@
 
 One function, :func:`run_cwl`, used two ways: inside a job process of the fast worker
 (the tool object loaded once per process revision and inherited on fork), or as
-``python -m flows.cwl_runner REQUEST.json`` in a process group of its own when a stock
+``python -m cwlpkg.runner REQUEST.json`` in a process group of its own when a stock
 Prefect worker runs the flow. Either way the outcome names the failing step.
 """
 
@@ -303,7 +303,7 @@ class _OutputPump:
 
 def main(argv: list[str] | None = None) -> int:
     """Subprocess entry point: run the request in REQUEST.json, write the outcome next to it."""
-    parser = argparse.ArgumentParser(prog="python -m flows.cwl_runner")
+    parser = argparse.ArgumentParser(prog="python -m cwlpkg.runner")
     parser.add_argument("request", type=Path)
     args = parser.parse_args(argv)
     request = json.loads(args.request.read_text())

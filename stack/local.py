@@ -22,11 +22,11 @@ from typing import Any
 
 import httpx
 
-from engine.processes import stop_process_group
-from engine.settings import Settings
+from core.naming import FAST_POOL_TYPE, FLOW_NAME, RESULT_STORAGE_BLOCK
+from core.processes import stop_process_group
+from core.settings import Settings
 
 __all__ = [
-    "RESULT_STORAGE_BLOCK",
     "Stack",
     "kubernetes_job_template",
     "prefect_env",
@@ -34,8 +34,6 @@ __all__ = [
     "wait_for_http",
 ]
 
-RESULT_STORAGE_BLOCK = "local-file-system/oapip-results"
-FAST_POOL_TYPE = "oapip-fast"
 # The fast worker needs no per-run infrastructure settings; Prefect still wants a template.
 _FAST_TEMPLATE = {
     "job_configuration": {"env": "{{ env }}"},
@@ -79,24 +77,24 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
     env = {
         **os.environ,
         "PREFECT_HOME": str(settings.home / "prefect"),
-        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_API_URL": settings.prefect.api_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": RESULT_STORAGE_BLOCK,
         "OAPIP_HOME": str(settings.home),
     }
-    if settings.database_url and "OAPIP_PREFECT_WRITE_CONCURRENCY" not in os.environ:
+    if settings.stack.database_url and "OAPIP_PREFECT_WRITE_CONCURRENCY" not in os.environ:
         env["OAPIP_PREFECT_WRITE_CONCURRENCY"] = "8"  # PostgreSQL takes concurrent writers
     if server:
-        if settings.database_url:
-            env["PREFECT_API_DATABASE_CONNECTION_URL"] = settings.database_url
+        if settings.stack.database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = settings.stack.database_url
         else:
             env.setdefault(
                 "PREFECT_API_DATABASE_CONNECTION_URL",
                 f"sqlite+aiosqlite:///{settings.home / 'prefect' / 'prefect.db'}",
             )
         # The stack has its own worker; the server's own services stay, minus telemetry.
-        env["PREFECT_SERVER_UI_API_URL"] = settings.prefect_api_url
+        env["PREFECT_SERVER_UI_API_URL"] = settings.prefect.api_url
         # A job waiting for a free slot is queued, not late: Prefect's 15 s default
         # turned most of a burst of jobs Late (one more state change, with its event,
         # per job) while the worker was draining the queue as fast as it could.
@@ -132,7 +130,6 @@ async def _setup(settings: Settings, pool_type: str) -> None:
     from blocks.package import ApplicationPackage
     from blocks.storage import LocalResultStorage
     from blocks.toil_wes import ToilWesBackend
-    from flows.execution import FLOW_NAME
 
     async with get_client() as client:
         for block_class in (
@@ -150,9 +147,9 @@ async def _setup(settings: Settings, pool_type: str) -> None:
         elif pool_type == "kubernetes":
             template = kubernetes_job_template(
                 {
-                    "image": settings.job_image,
-                    "namespace": settings.job_namespace,
-                    "service_account_name": settings.job_service_account,
+                    "image": settings.kubernetes_pool.image,
+                    "namespace": settings.kubernetes_pool.namespace,
+                    "service_account_name": settings.kubernetes_pool.service_account,
                 }
             )
         else:
@@ -160,7 +157,9 @@ async def _setup(settings: Settings, pool_type: str) -> None:
         with contextlib.suppress(ObjectAlreadyExists):
             await client.create_work_pool(
                 WorkPoolCreate(
-                    name=settings.work_pool, type=pool_type, base_job_template=template or {}
+                    name=settings.prefect.work_pool,
+                    type=pool_type,
+                    base_job_template=template or {},
                 )
             )
         await client.create_flow_from_name(FLOW_NAME)
@@ -222,12 +221,12 @@ class Stack:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(s.prefect_port),
+                str(s.stack.prefect_port),
             ],
             prefect_env(s, server=True),
         )
         # 4-11 s on an idle machine; past 90 s on two cores shared with other servers.
-        wait_for_http(f"{s.prefect_api_url.rstrip('/')}/health", 180, server)
+        wait_for_http(f"{s.prefect.api_url.rstrip('/')}/health", 180, server)
 
     def start_worker(self) -> None:
         """Start the worker (it needs no wait: it picks up runs once it is ready)."""
@@ -242,7 +241,7 @@ class Stack:
                     "worker",
                     "start",
                     "--pool",
-                    s.work_pool,
+                    s.prefect.work_pool,
                     "--type",
                     "process",
                 ],
@@ -260,14 +259,14 @@ class Stack:
                 "uvicorn",
                 "api_gateway.main:app",
                 "--host",
-                s.host,
+                s.stack.host,
                 "--port",
-                str(s.port),
+                str(s.stack.port),
                 "--no-access-log",
             ],
             prefect_env(s),
         )
-        wait_for_http(f"http://{s.host}:{s.port}/health", 60, gateway)
+        wait_for_http(f"http://{s.stack.host}:{s.stack.port}/health", 60, gateway)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the ``name`` process alone (not its group) and reap it.

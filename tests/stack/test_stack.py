@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine.settings import Settings
-from engine.stack import Stack
+from core.settings import Settings
+from stack.local import Stack
 
 
 def test_stop_returns_once_the_processes_are_gone(tmp_path: Path):

@@ -1,0 +1,1 @@
+"""The OGC ↔ Prefect adapter: processes, jobs, schedules and logs as Prefect objects."""
