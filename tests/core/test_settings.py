@@ -25,7 +25,7 @@ def test_every_setting_is_described():
             continue
         for name, field in group.model_fields.items():
             nested = isinstance(field.annotation, type) and issubclass(field.annotation, Group)
-            assert nested or field.description, f"setting {group.__name__}.{name} has no description"
+            assert nested or field.description, f"{group.__name__}.{name} has no description"
 
 
 def test_settings_read_operator_names(monkeypatch):

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from cwlpkg import cwl
 from core.exceptions import InvalidInput, InvalidPackage
+from cwlpkg import cwl
 from tests.ogc_schemas import validate as validate_ogc
 from tests.shared import APP_PACKAGES
 
