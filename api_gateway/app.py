@@ -18,7 +18,7 @@ from api_gateway.packages import warm_up
 from api_gateway.routes import jobs, landing, processes, schedules
 from core.secrets import install_log_redaction, secret_values
 from core.settings import Settings, get_settings
-from ogc_prefect.bridge import PrefectBridge
+from ogc_prefect import PrefectApi
 
 __all__ = ["create_app"]
 
@@ -77,11 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
         async with get_client() as client:
-            app.state.bridge = PrefectBridge(client, settings)
+            app.state.prefect = PrefectApi(client, settings)
             try:
                 yield
             finally:
-                await app.state.bridge.close()
+                await app.state.prefect.close()
         await warming
 
     app = FastAPI(

@@ -42,8 +42,14 @@ class Backoff:
     deadline_s: float | None = None
 
     def waits(self) -> Iterator[float]:
-        """The waits before the second, third, ... attempt; ends when it is time to give up."""
-        start = time.monotonic()
+        """The waits before the second, third, ... attempt; ends when it is time to give up.
+
+        The deadline counts from this call (made before the first attempt), not from the
+        first wait asked of the iterator.
+        """
+        return self._waits(time.monotonic())
+
+    def _waits(self, start: float) -> Iterator[float]:
         wait = self.first_s
         attempt = 1
         while self.attempts is None or attempt < self.attempts:

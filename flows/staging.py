@@ -12,8 +12,8 @@ and the URL; none carries a credential.
 
 from __future__ import annotations
 
+import math
 import mimetypes
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from blocks.storage import ResultStorage, storage_from_url
 from blocks.workspace import WorkspaceApi
 from core.exceptions import StagingError
 from core.naming import results_key
+from core.retry import Backoff, retry
 from core.settings import Settings
 from flows.stac import is_stac_folder, publish_stac, stage_stac
 
@@ -39,6 +40,10 @@ __all__ = [
 ]
 
 _CHUNK = 1024 * 1024  # bytes read per write while downloading over HTTP
+
+
+class _Transient(Exception):
+    """A download attempt failed for a reason that may pass (5xx, lost connection)."""
 
 
 @dataclass
@@ -57,25 +62,32 @@ class Fetcher:
     backoff_s: float = 0.5
 
     def _http(self, url: str, use: Callable[[requests.Response], Any]) -> Any:
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
+        """``use(response)`` of a GET of ``url``; a 5xx answer or a lost connection is
+        tried again (``attempts`` in all), anything else fails at once."""
+
+        def get() -> Any:
             try:
                 with requests.get(url, stream=True, timeout=(5, 60)) as response:
                     if response.status_code in (404, 410):
                         raise StagingError(f"{url} does not exist (HTTP {response.status_code})")
-                    if response.status_code < 500:
-                        response.raise_for_status()
-                        return use(response)
-                    problem = f"HTTP {response.status_code}"
+                    if response.status_code >= 500:
+                        raise _Transient(f"HTTP {response.status_code}")
+                    response.raise_for_status()
+                    return use(response)
+            except requests.HTTPError as exc:
+                raise StagingError(f"cannot fetch {url}: {exc}") from exc
             except requests.RequestException as exc:
-                if isinstance(exc, requests.HTTPError):
-                    raise StagingError(f"cannot fetch {url}: {exc}") from exc
-                problem = str(exc)
-            if attempt == self.attempts:
-                raise StagingError(f"cannot fetch {url} after {attempt} attempts: {problem}")
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+                raise _Transient(str(exc)) from exc
+
+        backoff = Backoff(
+            first_s=self.backoff_s, factor=2.0, max_s=math.inf, attempts=self.attempts
+        )
+        try:
+            return retry(get, backoff=backoff, retryable=lambda exc: isinstance(exc, _Transient))
+        except _Transient as exc:
+            raise StagingError(
+                f"cannot fetch {url} after {self.attempts} attempts: {exc}"
+            ) from None
 
     def download(self, url: str, target: Path) -> None:
         """Download ``url`` (http(s) or s3) to the file ``target``."""

@@ -10,7 +10,6 @@ create and to claim. These calls repeat after 25 ms, doubling, within a deadline
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from typing import Any
@@ -21,9 +20,19 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
 from prefect.states import Scheduled, to_state_create
 
-__all__ = ["PrefectRest", "Refused"]
+from core.retry import Backoff, retry_async
+
+__all__ = ["RETRY_CODES", "PrefectRest", "Refused"]
 
 RETRY_CODES = frozenset({408, 429, 502, 503, 504})
+"""HTTP statuses after which the same request is repeated."""
+
+
+def _transient(exc: Exception) -> bool:
+    """A refused write (503 from a locked SQLite, a proxy's 502...) or a lost connection."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in RETRY_CODES
+    return isinstance(exc, httpx.TransportError)
 
 
 class Refused(Exception):
@@ -36,6 +45,14 @@ class Refused(Exception):
 
 
 class PrefectRest:
+    """The hot-path writes, over one ``httpx`` client with the Prefect client's credentials.
+
+    Args:
+        api_url: the Prefect API's URL (``.../api``).
+        deadline_s: how long, in seconds, a write may be repeated before its last failure
+            is raised.
+    """
+
     def __init__(self, api_url: str, *, deadline_s: float = 30.0) -> None:
         headers = {}
         if auth := PREFECT_API_AUTH_STRING.value():
@@ -51,27 +68,24 @@ class PrefectRest:
         await self.http.aclose()
 
     async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        """POST ``body``; repeat on a retryable answer or a lost connection."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.deadline_s
-        delay = 0.025
-        while True:
-            try:
-                response = await self.http.post(path, json=body)
-                if response.status_code not in RETRY_CODES:
-                    response.raise_for_status()
-                    return response
-                failure: Exception = httpx.HTTPStatusError(
+        """POST ``body``; repeat on a retryable answer or a lost connection, after 25 ms
+        doubling to 1 s, within ``deadline_s``; then the last failure is raised."""
+
+        async def attempt() -> httpx.Response:
+            response = await self.http.post(path, json=body)
+            if response.status_code in RETRY_CODES:
+                raise httpx.HTTPStatusError(
                     f"Prefect answered {response.status_code}",
                     request=response.request,
                     response=response,
                 )
-            except httpx.TransportError as exc:
-                failure = exc
-            if loop.time() + delay > deadline:
-                raise failure
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            response.raise_for_status()
+            return response
+
+        backoff = Backoff(
+            first_s=0.025, factor=2.0, max_s=1.0, attempts=None, deadline_s=self.deadline_s
+        )
+        return await retry_async(attempt, backoff=backoff, retryable=_transient)
 
     async def create_flow_run_from_deployment(
         self, deployment_id: uuid.UUID, **fields: Any
