@@ -22,12 +22,11 @@ from jsonschema import Draft202012Validator
 
 from core.exceptions import InvalidInput, InvalidPackage
 from cwlpkg import cwl
+from tests import reference
 from tests.ogc_schemas import validate as validate_ogc
-from tests.shared import APP_PACKAGES
 
-PACKAGES = APP_PACKAGES
-CONVERT_URL = PACKAGES / "convert-url-app.cwl"
-WATER_BODIES = PACKAGES / "app-water-bodies-cloud-native.1.5.0.cwl"
+CONVERT_URL = "convert-url-app.cwl"  # in the reference folder app-packages/ (app_packages)
+WATER_BODIES = "app-water-bodies-cloud-native.1.5.0.cwl"
 
 # package -> (process chosen without ?w=, version, inputs, outputs)
 EXPECTED = {
@@ -120,8 +119,16 @@ outputs:
 """
 
 
+@pytest.fixture(scope="session")
+def _reference_at_hand() -> None:
+    """Reference material missing here is fetched (or found missing) before the network
+    is blocked: that fetch is the tests' own, not the code's under test."""
+    reference.find(reference.APP_PACKAGES)
+    reference.find(reference.OGC_SCHEMAS)
+
+
 @pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_network(monkeypatch: pytest.MonkeyPatch, _reference_at_hand: None) -> None:
     """Any attempt to open a connection from this process fails the test."""
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -136,10 +143,16 @@ def load(path: Path) -> dict[str, Any]:
     return cwl.parse_document(path.read_bytes(), base_uri=path.as_uri())
 
 
-def package_ids() -> list[str]:
-    names = sorted(p.name for p in PACKAGES.glob("*.cwl"))
-    assert names == sorted(EXPECTED), "a package was added: add it to EXPECTED"
-    return names
+@pytest.fixture
+def convert_url(app_packages: Path) -> dict[str, Any]:
+    """The EOEPCA ``convert-url`` package, parsed (a new copy per test: tests change it)."""
+    return load(app_packages / CONVERT_URL)
+
+
+@pytest.fixture
+def water_bodies(app_packages: Path) -> dict[str, Any]:
+    """The EOEPCA water-bodies package (Workflow ``water_bodies``, sub-workflow), parsed."""
+    return load(app_packages / WATER_BODIES)
 
 
 def without_ogc_extras(description: dict[str, Any]) -> None:
@@ -147,8 +160,8 @@ def without_ogc_extras(description: dict[str, Any]) -> None:
         assert key not in description
 
 
-def test_step_count_counts_the_workflow_steps() -> None:
-    doc = cwl.parse_document((PACKAGES / "app-water-bodies-cloud-native.1.5.0.cwl").read_text())
+def test_step_count_counts_the_workflow_steps(water_bodies: dict[str, Any]) -> None:
+    doc = water_bodies
     root = cwl.select_workflow(doc, None)
     assert cwl.step_count(doc, root) == len(cwl._process(doc, root)["steps"]) > 0
     tool = cwl.parse_document(
@@ -178,10 +191,17 @@ def test_public_surface() -> None:
 # --- every real package -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", package_ids())
-def test_real_package_deploys_and_describes(name: str, capsys: pytest.CaptureFixture) -> None:
+def test_every_real_package_is_expected(app_packages: Path) -> None:
+    names = sorted(p.name for p in app_packages.glob("*.cwl"))
+    assert names == sorted(EXPECTED), "a package was added: add it to EXPECTED"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_real_package_deploys_and_describes(
+    name: str, app_packages: Path, capsys: pytest.CaptureFixture
+) -> None:
     process_id, version, inputs, outputs = EXPECTED[name]
-    doc = load(PACKAGES / name)
+    doc = load(app_packages / name)
 
     cwl.validate_document(doc)
     assert cwl.select_workflow(doc, None) == process_id
@@ -198,9 +218,9 @@ def test_real_package_deploys_and_describes(name: str, capsys: pytest.CaptureFix
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize("name", package_ids())
-def test_real_package_packs_with_main_entrypoint(name: str) -> None:
-    doc = load(PACKAGES / name)
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_real_package_packs_with_main_entrypoint(name: str, app_packages: Path) -> None:
+    doc = load(app_packages / name)
     process_id = cwl.select_workflow(doc, None)
     packed = cwl.pack(doc, process_id)
 
@@ -217,8 +237,8 @@ def test_real_package_packs_with_main_entrypoint(name: str) -> None:
     )
 
 
-def test_parse_yaml_json_and_bytes_agree() -> None:
-    text = CONVERT_URL.read_text()
+def test_parse_yaml_json_and_bytes_agree(app_packages: Path) -> None:
+    text = (app_packages / CONVERT_URL).read_text()
     doc = cwl.parse_document(text)
 
     assert cwl.parse_document(text.encode()) == doc
@@ -247,13 +267,13 @@ def test_parse_rejects_bad_text(text: str | bytes, expected: str) -> None:
 # --- choosing the workflow ----------------------------------------------------------
 
 
-def test_workflow_ids_lists_graph_workflows_only() -> None:
-    assert cwl.workflow_ids(load(WATER_BODIES)) == ["water_bodies", "detect_water_body"]
+def test_workflow_ids_lists_graph_workflows_only(water_bodies: dict[str, Any]) -> None:
+    assert cwl.workflow_ids(water_bodies) == ["water_bodies", "detect_water_body"]
     assert cwl.workflow_ids(cwl.parse_document(ALL_TYPES)) == []
 
 
-def test_select_workflow_with_w() -> None:
-    doc = load(WATER_BODIES)
+def test_select_workflow_with_w(water_bodies: dict[str, Any]) -> None:
+    doc = water_bodies
 
     assert cwl.select_workflow(doc, "detect_water_body") == "detect_water_body"
     with pytest.raises(InvalidPackage, match="no Workflow 'nope'") as info:
@@ -261,8 +281,8 @@ def test_select_workflow_with_w() -> None:
     assert "water_bodies, detect_water_body" in info.value.detail
 
 
-def test_select_workflow_refuses_several_roots() -> None:
-    doc = load(CONVERT_URL)
+def test_select_workflow_refuses_several_roots(convert_url: dict[str, Any]) -> None:
+    doc = convert_url
     twin = copy.deepcopy(doc["$graph"][0])
     twin["id"] = "convert-url-twin"
     doc["$graph"].append(twin)
@@ -286,8 +306,10 @@ def test_select_single_tool_and_missing_id() -> None:
 
 
 @pytest.mark.parametrize("version", ["v0.9", "v2.0", "draft-3", None])
-def test_validate_refuses_unsupported_versions(version: str | None) -> None:
-    doc = load(CONVERT_URL)
+def test_validate_refuses_unsupported_versions(
+    version: str | None, convert_url: dict[str, Any]
+) -> None:
+    doc = convert_url
     doc["cwlVersion"] = version
     if version is None:
         del doc["cwlVersion"]
@@ -297,14 +319,16 @@ def test_validate_refuses_unsupported_versions(version: str | None) -> None:
 
 
 @pytest.mark.parametrize("version", ["v1.1", "v1.2"])
-def test_validate_accepts_newer_versions(version: str) -> None:
-    doc = load(CONVERT_URL)
+def test_validate_accepts_newer_versions(version: str, convert_url: dict[str, Any]) -> None:
+    doc = convert_url
     doc["cwlVersion"] = version
     cwl.validate_document(doc)
 
 
-def test_validate_reports_schema_errors_readably(capsys: pytest.CaptureFixture) -> None:
-    doc = load(CONVERT_URL)
+def test_validate_reports_schema_errors_readably(
+    capsys: pytest.CaptureFixture, convert_url: dict[str, Any]
+) -> None:
+    doc = convert_url
     del doc["$graph"][0]["steps"]["convert"]["run"]
 
     with pytest.raises(InvalidPackage) as info:
@@ -316,16 +340,16 @@ def test_validate_reports_schema_errors_readably(capsys: pytest.CaptureFixture) 
     assert capsys.readouterr().out == ""
 
 
-def test_validate_runs_static_checks() -> None:
-    doc = load(CONVERT_URL)
+def test_validate_runs_static_checks(convert_url: dict[str, Any]) -> None:
+    doc = convert_url
     doc["$graph"][1]["inputs"]["fn"]["type"] = "int"
 
     with pytest.raises(InvalidPackage, match=r"(?s)Source 'fn' of type \"string\".*int"):
         cwl.validate_document(doc)
 
 
-def test_validate_long_messages_are_trimmed() -> None:
-    doc = load(WATER_BODIES)
+def test_validate_long_messages_are_trimmed(water_bodies: dict[str, Any]) -> None:
+    doc = water_bodies
     for process in doc["$graph"]:
         process.pop("outputs", None)
         process.pop("inputs", None)
@@ -343,8 +367,10 @@ def test_validate_long_messages_are_trimmed() -> None:
         ("hints", {"$import": "https://example.com/hints.yml"}, "self-contained"),
     ],
 )
-def test_validate_refuses_external_references(where: str, ref: object, expected: str) -> None:
-    doc = load(CONVERT_URL)
+def test_validate_refuses_external_references(
+    where: str, ref: object, expected: str, convert_url: dict[str, Any]
+) -> None:
+    doc = convert_url
     if where == "run":
         doc["$graph"][0]["steps"]["convert"]["run"] = ref
     else:
@@ -354,8 +380,8 @@ def test_validate_refuses_external_references(where: str, ref: object, expected:
         cwl.validate_document(doc)
 
 
-def test_validate_refuses_run_cycles() -> None:
-    doc = load(WATER_BODIES)
+def test_validate_refuses_run_cycles(water_bodies: dict[str, Any]) -> None:
+    doc = water_bodies
     doc["$graph"][1]["steps"]["node_otsu"]["run"] = "#water_bodies"
 
     with pytest.raises(
@@ -385,8 +411,8 @@ def test_validate_single_tool_with_schemas_field() -> None:
     cwl.validate_document({**doc, "$schemas": ["https://example.com/ontology.rdf"]})
 
 
-def test_validate_then_other_document_is_not_cached() -> None:
-    good = load(CONVERT_URL)
+def test_validate_then_other_document_is_not_cached(convert_url: dict[str, Any]) -> None:
+    good = convert_url
     bad = copy.deepcopy(good)
     bad["$graph"][0]["inputs"]["fn"]["type"] = "strin"
 
@@ -399,8 +425,8 @@ def test_validate_then_other_document_is_not_cached() -> None:
 # --- descriptions ---------------------------------------------------------------------
 
 
-def test_describe_convert_url() -> None:
-    description = cwl.describe(load(CONVERT_URL), "convert-url")
+def test_describe_convert_url(convert_url: dict[str, Any]) -> None:
+    description = cwl.describe(convert_url, "convert-url")
 
     assert description == {
         "id": "convert-url",
@@ -444,8 +470,8 @@ def test_describe_convert_url() -> None:
     }
 
 
-def test_describe_water_bodies_arrays() -> None:
-    inputs = cwl.describe(load(WATER_BODIES), "water_bodies")["inputs"]
+def test_describe_water_bodies_arrays(water_bodies: dict[str, Any]) -> None:
+    inputs = cwl.describe(water_bodies, "water_bodies")["inputs"]
 
     assert inputs["stac_items"]["schema"] == {"type": "array", "items": {"type": "string"}}
     assert (inputs["stac_items"]["minOccurs"], inputs["stac_items"]["maxOccurs"]) == (1, 1)
@@ -454,8 +480,8 @@ def test_describe_water_bodies_arrays() -> None:
     assert inputs["aoi"]["minOccurs"] == 1
 
 
-def test_describe_sub_workflow() -> None:
-    description = cwl.describe(load(WATER_BODIES), "detect_water_body")
+def test_describe_sub_workflow(water_bodies: dict[str, Any]) -> None:
+    description = cwl.describe(water_bodies, "detect_water_body")
 
     validate_ogc(description, "process")
     assert description["inputs"]["bands"]["minOccurs"] == 1  # no default down there
@@ -516,9 +542,9 @@ def test_describe_maps_every_cwl_type() -> None:
     }
 
 
-def test_describe_unknown_process() -> None:
+def test_describe_unknown_process(convert_url: dict[str, Any]) -> None:
     with pytest.raises(InvalidPackage, match="no process 'nope'"):
-        cwl.describe(load(CONVERT_URL), "nope")
+        cwl.describe(convert_url, "nope")
 
 
 # --- execute requests -------------------------------------------------------------------
@@ -528,8 +554,8 @@ def all_types_description() -> dict[str, Any]:
     return cwl.describe(cwl.parse_document(ALL_TYPES), "all-types")
 
 
-def test_input_schema_for_the_prefect_form() -> None:
-    schema = cwl.input_schema(cwl.describe(load(WATER_BODIES), "water_bodies"))
+def test_input_schema_for_the_prefect_form(water_bodies: dict[str, Any]) -> None:
+    schema = cwl.input_schema(cwl.describe(water_bodies, "water_bodies"))
 
     Draft202012Validator.check_schema(schema)
     assert schema["required"] == ["aoi", "stac_items"]
@@ -625,9 +651,11 @@ def test_validate_inputs_names_every_bad_input() -> None:
     assert info.value.detail.startswith("Invalid inputs: text: 3 is not of type 'string'; ")
 
 
-def test_validate_inputs_convert_url_request() -> None:
-    description = cwl.describe(load(CONVERT_URL), "convert-url")
-    request = json.loads((PACKAGES / "convert-url-execute-request.json").read_text())
+def test_validate_inputs_convert_url_request(
+    convert_url: dict[str, Any], app_packages: Path
+) -> None:
+    description = cwl.describe(convert_url, "convert-url")
+    request = json.loads((app_packages / "convert-url-execute-request.json").read_text())
 
     assert cwl.validate_inputs(description, request["inputs"]) == request["inputs"]
     assert cwl.validate_inputs(description, {}) == {}
@@ -668,41 +696,41 @@ def test_job_order_turns_references_into_cwl_files() -> None:
     assert cwl.job_order(packed, cwl.entrypoint(packed), inputs) == expected
 
 
-def test_job_order_water_bodies_arrays_pass_through() -> None:
-    order = cwl.job_order(load(WATER_BODIES), "water_bodies", {"stac_items": ["a", "b"]})
+def test_job_order_water_bodies_arrays_pass_through(water_bodies: dict[str, Any]) -> None:
+    order = cwl.job_order(water_bodies, "water_bodies", {"stac_items": ["a", "b"]})
     assert order == {"stac_items": ["a", "b"]}
 
 
 # --- packing and running --------------------------------------------------------------
 
 
-def test_pack_sub_workflow_keeps_only_what_it_runs() -> None:
-    packed = cwl.pack(load(WATER_BODIES), "detect_water_body")
+def test_pack_sub_workflow_keeps_only_what_it_runs(water_bodies: dict[str, Any]) -> None:
+    packed = cwl.pack(water_bodies, "detect_water_body")
 
     ids = sorted(process["id"] for process in packed["$graph"])
     assert ids == ["#crop", "#main", "#norm_diff", "#otsu"]
     assert cwl.entrypoint(packed) == "main"
 
 
-def test_pack_single_tool_and_errors() -> None:
+def test_pack_single_tool_and_errors(convert_url: dict[str, Any]) -> None:
     packed = cwl.pack(cwl.parse_document(ALL_TYPES), "all-types")
     assert [process["id"] for process in packed["$graph"]] == ["#main"]
     assert "$schemas" not in packed["$graph"][0]
 
     with pytest.raises(InvalidPackage, match="no process 'nope'"):
-        cwl.pack(load(CONVERT_URL), "nope")
+        cwl.pack(convert_url, "nope")
     with pytest.raises(InvalidPackage, match="no process `#main`"):
-        cwl.entrypoint(load(CONVERT_URL))
+        cwl.entrypoint(convert_url)
 
 
-def test_packed_convert_url_runs_with_cwltool(tmp_path: Path) -> None:
+def test_packed_convert_url_runs_with_cwltool(tmp_path: Path, convert_url: dict[str, Any]) -> None:
     """The packed workflow runs as ``cwltool packed.cwl#main job.json`` (no container)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stand_in = bin_dir / "convert.sh"
     stand_in.write_text('#!/bin/sh\necho "$@" > converted.txt\n')
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IEXEC)
-    doc = load(CONVERT_URL)
+    doc = convert_url
     description = cwl.describe(doc, "convert-url")
     inputs = cwl.validate_inputs(description, {"fn": {"value": "resize"}, "size": "10%"})
     packed = cwl.pack(doc, "convert-url")
