@@ -35,11 +35,11 @@ def _run(api: str, process_id: str, inputs: dict, timeout: float = 120) -> dict:
 
 
 def test_convert_url_resizes_the_png_in_its_container(
+    app_packages: Path,
     container_engine: Engine,
     user: str,
     file_server: FileServer,
     stageout_s3: S3Server,
-    app_packages: Path,
 ):
     api = container_engine.api(user)
     deploy_body = json.loads((app_packages / "convert-url-deploy-request.json").read_text())
@@ -86,7 +86,7 @@ def test_an_absent_image_fails_the_job_naming_the_image(container_engine: Engine
 
 
 def test_water_bodies_is_described_from_its_package(
-    container_engine: Engine, user: str, file_server: FileServer, app_packages: Path
+    app_packages: Path, container_engine: Engine, user: str, file_server: FileServer
 ):
     api = container_engine.api(user)
     process_id = deploy_cwl(api, (app_packages / WATER_BODIES).read_text())
@@ -108,11 +108,11 @@ def test_water_bodies_is_described_from_its_package(
 
 
 def test_water_bodies_runs_end_to_end_in_its_stand_in_images(
+    app_packages: Path,
     container_engine: Engine,
     user: str,
     file_server: FileServer,
     stageout_s3: S3Server,
-    app_packages: Path,
 ):
     api = container_engine.api(user)
     deploy_cwl(api, (app_packages / WATER_BODIES).read_text())

@@ -324,7 +324,7 @@ def test_a_missing_backend_block_fails_the_job_saying_so(api: str):
     assert "toil-wes-backend/no-such-site" in final["message"], final
 
 
-def test_packages_deploy_with_their_engine(api: str, app_packages: Path):
+def test_packages_deploy_with_their_engine(app_packages: Path, api: str):
     # The real package still deploys and describes the same with an engine named.
     deploy_on(api, "cwltool", cwl=(app_packages / "convert-url-app.cwl").read_text())
     described = requests.get(f"{api}/processes/convert-url", timeout=HTTP_TIMEOUT_S).json()

@@ -66,7 +66,7 @@ def _bodies(file_server: FileServer, app_packages: Path) -> dict[str, tuple[str,
         "ogcapppkg-value-yaml",
     ],
 )
-def test_deploy_each_media_type(api: str, file_server: FileServer, app_packages: Path, way: str):
+def test_deploy_each_media_type(app_packages: Path, api: str, file_server: FileServer, way: str):
     media_type, body = _bodies(file_server, app_packages)[way]
     response = requests.post(
         f"{api}/processes", data=body, headers={"Content-Type": media_type}, timeout=60
@@ -213,7 +213,7 @@ def test_undeploy(any_engine: Engine, user: str):
     deploy_cwl(api, ECHO_CWL)
 
 
-def test_w_selects_the_workflow_of_a_graph(api: str, app_packages: Path):
+def test_w_selects_the_workflow_of_a_graph(app_packages: Path, api: str):
     text = (app_packages / WATER_BODIES).read_bytes()
     headers = {"Content-Type": "application/cwl+yaml"}
     root = requests.post(f"{api}/processes", data=text, headers=headers, timeout=60)
@@ -253,7 +253,7 @@ def test_w_selects_the_workflow_of_a_graph(api: str, app_packages: Path):
 
 
 def test_package_returns_the_cwl_as_deployed(
-    engine: Engine, api: str, user: str, app_packages: Path
+    app_packages: Path, engine: Engine, api: str, user: str
 ):
     text = (app_packages / CONVERT_URL).read_text()
     deploy_cwl(api, text, media_type="application/cwl")

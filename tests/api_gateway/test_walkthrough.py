@@ -28,7 +28,7 @@ def _local(url: str) -> Path:
 
 @BOTH_ENGINES
 def test_walkthrough(
-    any_engine: Engine, user: str, file_server: FileServer, png_url: str, app_packages: Path
+    app_packages: Path, any_engine: Engine, user: str, file_server: FileServer, png_url: str
 ):
     api = any_engine.api(user)
 

@@ -86,12 +86,12 @@ def _namespaces(k8s: EmulatedKubernetes) -> list[str]:
 
 
 def test_convert_url_runs_through_calrissian_emulated(
+    app_packages: Path,
     k8s: EmulatedKubernetes,
     tmp_path: Path,
     records: LogLines,
     file_server: FileServer,
     png_url: str,
-    app_packages: Path,
 ):
     doc = cwl.parse_document((app_packages / "convert-url-app.cwl").read_bytes())
     job = _job(

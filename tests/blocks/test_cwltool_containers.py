@@ -56,11 +56,11 @@ def _lines(logger: logging.Logger) -> list[str]:
 
 
 def test_convert_url_resizes_the_png_in_its_image(
+    app_packages: Path,
     backend: CwltoolBackend,
     records: logging.Logger,
     file_server: FileServer,
     tmp_path: Path,
-    app_packages: Path,
 ):
     url = file_server.add("wide.png", tiny_png(40, 20))
     text = (app_packages / "convert-url-app.cwl").read_text()
@@ -108,11 +108,11 @@ def test_an_absent_image_fails_fast_naming_it_and_nothing_is_pulled(
 
 
 def test_water_bodies_scatters_over_items_and_bands_in_stand_in_images(
+    app_packages: Path,
     backend: CwltoolBackend,
     records: logging.Logger,
     file_server: FileServer,
     tmp_path: Path,
-    app_packages: Path,
 ):
     folder = file_server.root / f"items-{random.randint(0, 10**9)}"
     base = f"{file_server.url}/{folder.name}"

@@ -25,7 +25,7 @@ class Job:
 
 
 @pytest.fixture(scope="module")
-def job(engine: Engine, png_url: str, app_packages: Path) -> Job:
+def job(app_packages: Path, engine: Engine, png_url: str) -> Job:
     user = f"flows-{uuid.uuid4().hex[:8]}"
     api = engine.api(user)
     deploy_cwl(

@@ -67,7 +67,7 @@ def _results(job_url: str) -> dict[str, Any]:
 
 
 def test_the_walkthrough_leaves_the_png_in_the_stage_out_bucket(
-    s3_engine: Engine, user: str, png_url: str, stageout_s3: S3Server, app_packages: Path
+    app_packages: Path, s3_engine: Engine, user: str, png_url: str, stageout_s3: S3Server
 ):
     api = s3_engine.api(user)
     deploy_cwl(
