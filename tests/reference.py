@@ -40,6 +40,7 @@ __all__ = [
     "APP_PACKAGES",
     "CACHE",
     "OGC_SCHEMAS",
+    "ROOT",
     "SETTING",
     "SOURCES",
     "Source",
