@@ -4,7 +4,8 @@ One engine per session on SQLite (the embedded default); a second one on Postgre
 (127.0.0.1:5432, trust auth) starts only when a ``postgres`` test asks for it. Both run
 as child processes on free loopback ports with a temporary ``OAPIP_HOME``; tests talk to
 them over real HTTP. Application packages and input images come from a loopback file
-server, and a stand-in ``convert.sh`` (first on ``PATH``) replaces the container image
+server (with the EOEPCA packages of the reference folder, ``tests.reference``, when it is
+to be had), and a stand-in ``convert.sh`` (first on ``PATH``) replaces the container image
 of the convert-url package. A third engine, ``container_engine``, runs tools with a
 DockerRequirement in containers of the session's podman service (``tests.containers``).
 Nothing here reaches the internet.
@@ -32,6 +33,7 @@ from typing import Any
 import pytest
 
 from infrastructure.containers.podman import PodmanService
+from tests import reference
 from tests.containers import podman  # noqa: F401  (session fixture)
 from tests.k8s_api import calrissian_bin  # noqa: F401  (session fixture)
 from tests.s3_server import (  # noqa: F401 (fixtures)
@@ -42,9 +44,7 @@ from tests.s3_server import (  # noqa: F401 (fixtures)
     stageout_s3,
     workspace_api,
 )
-from tests.shared import APP_PACKAGES
 
-PACKAGES = APP_PACKAGES
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 LOOPBACK_NETWORKS = '["127.0.0.0/8", "::1/128"]'
 # Small, so the 413 test needs no huge body; larger than every package the tests send.
@@ -111,9 +111,18 @@ class FileServer:
 
 
 @pytest.fixture(scope="session")
+def app_packages() -> Path:
+    """The EOEPCA application packages (``tests.reference``); skips the test without them."""
+    return reference.app_packages()
+
+
+@pytest.fixture(scope="session")
 def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    """Serves ``logo.png``, the EOEPCA packages when they are to be had (a test deploying
+    one by URL asks for ``app_packages`` too), and what tests ``add``."""
     root = tmp_path_factory.mktemp("www")
-    for path in PACKAGES.iterdir():
+    packages = reference.find(reference.APP_PACKAGES)
+    for path in packages.iterdir() if packages else ():
         if path.is_file():
             shutil.copy(path, root / path.name)
     (root / "logo.png").write_bytes(tiny_png())

@@ -24,7 +24,6 @@ from blocks.calrissian import CalrissianBackend
 from infrastructure.containers.podman import PodmanService
 from tests.conftest import FileServer
 from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
-from tests.shared import APP_PACKAGES
 from tests.support import IMAGE_TOOL_CWL, LogLines, cwl_job
 
 NODE = {"oapip.test/pool": "processing"}
@@ -87,13 +86,14 @@ def _namespaces(k8s: EmulatedKubernetes) -> list[str]:
 
 
 def test_convert_url_runs_through_calrissian_emulated(
+    app_packages: Path,
     k8s: EmulatedKubernetes,
     tmp_path: Path,
     records: LogLines,
     file_server: FileServer,
     png_url: str,
 ):
-    doc = cwl.parse_document((APP_PACKAGES / "convert-url-app.cwl").read_bytes())
+    doc = cwl.parse_document((app_packages / "convert-url-app.cwl").read_bytes())
     job = _job(
         doc,
         "convert-url",
