@@ -13,13 +13,13 @@ from __future__ import annotations
 import copy
 import json
 import re
-import typing
 from collections.abc import Iterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 import cwlpkg as cwl
+from blocks import registry
 from core import http
 from core.exceptions import (
     EngineError,
@@ -29,7 +29,7 @@ from core.exceptions import (
     UnsupportedMediaType,
 )
 from core.naming import PROCESS_ID
-from core.settings import ExecutionSettings, Settings
+from core.settings import Settings
 from ogc_prefect import DeployedPackage
 
 __all__ = [
@@ -203,21 +203,19 @@ def check_resources(doc: dict[str, Any], settings: Settings) -> None:
 
 
 def _execution_engine(value: object, settings: Settings) -> dict[str, str]:
-    """``{"executionEngine": value}`` for a valid engine name that is configured; ``{}``
-    when unset."""
+    """``{"executionEngine": value}`` for a backend of the registry that is available here
+    (or a saved backend block); ``{}`` when unset."""
     if value is None:
         return {}
-    names = typing.get_args(ExecutionSettings.model_fields["engine"].annotation)
+    names = registry.names(settings)
     if not isinstance(value, str) or not (value in names or _BACKEND_BLOCK.match(value)):
         raise InvalidPackage(
             f"executionEngine must be one of {', '.join(names)} or a saved backend block "
             f"such as `toil-wes-backend/<name>`, not {value!r}"
         )
-    if value == "toil" and not settings.toil.wes_url:
-        raise InvalidParameter(
-            "executionEngine `toil` is not available here: no Toil WES endpoint is "
-            "configured (OAPIP_TOIL_WES_URL)"
-        )
+    reason = None if "/" in value else registry.unavailable_reason(value, settings)
+    if reason:
+        raise InvalidParameter(f"executionEngine `{value}` is not available here: {reason}")
     return {"executionEngine": str(value)}
 
 

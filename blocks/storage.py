@@ -51,7 +51,7 @@ class LocalResultStorage(ResultStorage):
     Example:
         ```python
         from pathlib import Path
-        from blocks import LocalResultStorage
+        from blocks.storage import LocalResultStorage
         storage = LocalResultStorage.load("results")
         url = storage.upload_from_path(Path("out.tif"), "processing-results/JOB/out.tif")
         ```

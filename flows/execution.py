@@ -27,13 +27,12 @@ from prefect.states import State
 
 import cwlpkg as cwl
 from blocks.backend import CwlJob, ExecutionBackend
-from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
+from blocks.registry import backend_for
 from blocks.storage import ResultStorage
-from blocks.toil_wes import ToilWesBackend
-from core.exceptions import BackendError, ToolFailed
+from core.exceptions import ToolFailed
 from core.naming import FLOW_NAME, process_of, results_key, user_of
-from core.settings import Settings, get_settings
+from core.settings import get_settings
 from flows.callbacks import Notifier, status_document
 from flows.staging import (
     fetcher_from_settings,
@@ -43,8 +42,6 @@ from flows.staging import (
 )
 
 __all__ = [
-    "backend_for",
-    "default_backend",
     "execute_process",
     "job_user",
     "load_package",
@@ -65,77 +62,6 @@ def load_package(name: str, revision: str) -> ApplicationPackage:
     if key not in _packages:
         _packages[key] = ApplicationPackage.load(name, validate=False)
     return _packages[key]
-
-
-def backend_for(engine: str | None, settings: Settings) -> ExecutionBackend:
-    """The backend a process runs on.
-
-    ``engine`` is the process's choice: an engine name (``cwltool``, ``toil``: configured
-    from settings) or a saved backend Block document (``toil-wes-backend/<name>``, e.g. a
-    second HPC site). Unset: the engine-wide ``OAPIP_EXECUTION_ENGINE``.
-    """
-    name = engine or settings.execution.engine
-    if "/" in name:
-        return _saved_backend(name)
-    if name == "cwltool":
-        return CwltoolBackend(
-            container_engine=settings.execution.container_engine,
-            allow_no_container=settings.execution.allow_no_container,
-            pull_images=settings.execution.container_pull,
-            network=settings.execution.container_network,
-            cache_dir=settings.home / "packages",
-        )
-    if name == "calrissian":
-        from blocks.calrissian import CalrissianBackend
-
-        selector = (
-            {settings.calrissian.node_selector_key: settings.calrissian.node_selector_value or ""}
-            if settings.calrissian.node_selector_key
-            else {}
-        )
-        return CalrissianBackend(
-            kubeconfig=settings.calrissian.kubeconfig,
-            calrissian_image=settings.calrissian.image,
-            storage_class=settings.calrissian.storage_class,
-            keep_namespace_on_failure=settings.calrissian.keep_namespace_on_failure,
-            node_selector=selector,
-            image_pull_secrets=[
-                s.strip() for s in settings.calrissian.image_pull_secrets.split(",") if s.strip()
-            ],
-            default_max_ram_mib=settings.calrissian.max_ram_mib,
-            default_max_cores=settings.calrissian.max_cores,
-        )
-    if name == "toil":
-        if not settings.toil.wes_url:
-            raise BackendError(
-                "this process runs on `toil`, but no Toil WES endpoint is configured "
-                "(OAPIP_TOIL_WES_URL)"
-            )
-        return ToilWesBackend(
-            url=settings.toil.wes_url,
-            user=settings.toil.wes_user,
-            password=settings.toil.wes_password,
-        )
-    raise BackendError(f"unknown execution engine {name!r}")
-
-
-def _saved_backend(name: str) -> ExecutionBackend:
-    from prefect.blocks.core import Block
-
-    try:
-        block = Block.load(name)
-    except (ValueError, KeyError) as exc:
-        raise BackendError(
-            f"this process runs on the backend block {name!r}, which does not exist"
-        ) from exc
-    if not isinstance(block, ExecutionBackend):
-        raise BackendError(f"the block {name!r} is not an execution backend")
-    return block
-
-
-def default_backend(settings: Settings) -> ExecutionBackend:
-    """The engine-wide backend from settings (``OAPIP_EXECUTION_ENGINE``)."""
-    return backend_for(None, settings)
 
 
 class _StepProgress:

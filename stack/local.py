@@ -1,7 +1,8 @@
 """Set up Prefect for the engine, and run the embedded single-machine stack.
 
-``setup`` is idempotent and is what every start runs: register the block types, save the
-result-storage block, create the work pool and the generic flow. ``Stack`` starts the
+``setup`` is idempotent and is what every start runs: check the engine-wide backend, register
+the block types (every backend's through :mod:`blocks.registry`), save the result-storage
+block, create the work pool and the generic flow. ``Stack`` starts the
 Prefect server (SQLite in ``OAPIP_HOME`` or ``OAPIP_DATABASE_URL``), a worker and the
 gateway as child processes, records their PIDs and stops them by PID.
 """
@@ -126,16 +127,19 @@ async def _setup(settings: Settings, pool_type: str) -> None:
     from prefect.filesystems import LocalFileSystem
     from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
 
-    from blocks.cwltool import CwltoolBackend
+    from blocks import registry
     from blocks.package import ApplicationPackage
     from blocks.storage import LocalResultStorage
-    from blocks.toil_wes import ToilWesBackend
 
+    if settings.execution.engine not in registry.names(settings):
+        raise ValueError(
+            f"OAPIP_EXECUTION_ENGINE={settings.execution.engine!r} is not an execution "
+            f"backend; the backends are {', '.join(registry.names(settings))}"
+        )
     async with get_client() as client:
         for block_class in (
             ApplicationPackage,
-            CwltoolBackend,
-            ToilWesBackend,
+            *registry.block_types(settings),
             LocalResultStorage,
             LocalFileSystem,
         ):

@@ -23,11 +23,21 @@ class ExecutionSettings(Group):
 
     model_config = config("OAPIP_")
 
-    engine: Literal["cwltool", "toil", "calrissian"] = Field(
+    engine: str = Field(
         validation_alias=AliasChoices("OAPIP_EXECUTION_ENGINE", "engine"),
         default="cwltool",
         description="Backend that runs CWL when a process does not name one: `cwltool` "
-        "on the worker, `toil` on an HPC site through Toil WES (`OAPIP_TOIL_WES_URL`).",
+        "on the worker, `toil` on an HPC site through Toil WES (`OAPIP_TOIL_WES_URL`), "
+        "`calrissian` on Kubernetes, or a backend of `OAPIP_BACKEND_MODULES`. Checked "
+        "against the backends that exist when the stack is set up and when a job runs.",
+    )
+    backend_modules: list[str] = Field(
+        default_factory=list,
+        description="Python modules that add execution backends, as a JSON list: each is "
+        "imported (by the gateway, the worker and each job) and registers its "
+        "`ExecutionBackend` classes with `blocks.registry.register`; processes then name "
+        "a backend by its `engine` in `executionEngine`.",
+        examples=[["site_backends.htcondor"]],
     )
     allow_no_container: bool = Field(
         default=True,

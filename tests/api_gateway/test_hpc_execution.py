@@ -303,7 +303,7 @@ def test_deploy_refuses_an_unknown_execution_engine(api: str, engine_name: objec
         timeout=HTTP_TIMEOUT_S,
     )
     body = assert_ogc_exception(response, 400)
-    assert "executionEngine must be one of cwltool, toil" in body["detail"]
+    assert "executionEngine must be one of calrissian, cwltool, toil" in body["detail"]
 
 
 def test_deploy_on_toil_needs_a_configured_endpoint(api: str):

@@ -18,7 +18,7 @@ import pytest
 
 import cwlpkg as cwl
 from blocks.backend import CwlJob
-from blocks.calrissian import CalrissianBackend, unpack_results
+from blocks.calrissian import CalrissianBackend
 from blocks.calrissian_manifests import (
     RESULTS_MARK,
     CalrissianJobSpec,
@@ -29,6 +29,7 @@ from blocks.calrissian_manifests import (
     namespace_name,
     ship_local_inputs,
 )
+from blocks.calrissian_results import unpack_results
 from tests.k8s_schema import assert_valid
 
 JOB_ID = "0b6c5e1a-3f2d-4c1e-9a6b-2f1d0c9e8a7b"
