@@ -11,7 +11,7 @@
 #
 # Roles are in infrastructure/docker/entrypoint.sh; any other command runs as given, which
 # is how Prefect's Kubernetes work pool starts flow runs in this image (`args` only).
-# Settings come from the environment (core/settings.py; PREFECT_API_URL, OAPIP_*).
+# Settings come from the environment (core/settings/; PREFECT_API_URL, OAPIP_*).
 # Linted with hadolint in the tests (tests/infrastructure/test_dockerfile.py).
 
 # --- build: the engine and its pinned dependencies (pyproject.toml) in a virtualenv ------

@@ -62,7 +62,7 @@ def _down(args: argparse.Namespace) -> int:
 
 def _setup(args: argparse.Namespace) -> int:
     from core.naming import FAST_POOL_TYPE
-    from stack.local import setup
+    from stack.setup import setup
 
     setup(get_settings(), pool_type=FAST_POOL_TYPE if args.worker == "fast" else args.worker)
     return 0
