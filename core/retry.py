@@ -76,12 +76,7 @@ def retry(
         try:
             return call()
         except Exception as exc:
-            wait = next(waits, None) if retryable(exc) else None
-            if wait is None:
-                raise
-            if on_retry is not None:
-                on_retry(exc, wait)
-            time.sleep(wait)
+            time.sleep(_wait_or_raise(exc, waits, retryable, on_retry))
 
 
 async def retry_async(
@@ -97,9 +92,20 @@ async def retry_async(
         try:
             return await call()
         except Exception as exc:
-            wait = next(waits, None) if retryable(exc) else None
-            if wait is None:
-                raise
-            if on_retry is not None:
-                on_retry(exc, wait)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(_wait_or_raise(exc, waits, retryable, on_retry))
+
+
+def _wait_or_raise(
+    exc: Exception,
+    waits: Iterator[float],
+    retryable: Callable[[Exception], bool],
+    on_retry: Callable[[Exception, float], None] | None,
+) -> float:
+    """How long to wait before the next attempt after ``exc``; re-raises ``exc`` when it
+    is not retryable or the waits are used up. Called inside the ``except`` block."""
+    wait = next(waits, None) if retryable(exc) else None
+    if wait is None:
+        raise exc
+    if on_retry is not None:
+        on_retry(exc, wait)
+    return wait
