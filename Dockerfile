@@ -11,7 +11,7 @@
 #
 # Roles are in infrastructure/docker/entrypoint.sh; any other command runs as given, which
 # is how Prefect's Kubernetes work pool starts flow runs in this image (`args` only).
-# Settings come from the environment (engine/settings.py; PREFECT_API_URL, OAPIP_*).
+# Settings come from the environment (core/settings/; PREFECT_API_URL, OAPIP_*).
 # Linted with hadolint in the tests (tests/infrastructure/test_dockerfile.py).
 
 # --- build: the engine and its pinned dependencies (pyproject.toml) in a virtualenv ------
@@ -19,11 +19,14 @@ FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/oapip
 COPY pyproject.toml README.md /src/
-COPY api_gateway /src/api_gateway
+COPY core /src/core
+COPY cwlpkg /src/cwlpkg
 COPY blocks /src/blocks
-COPY engine /src/engine
+COPY ogc_prefect /src/ogc_prefect
 COPY flows /src/flows
 COPY worker /src/worker
+COPY api_gateway /src/api_gateway
+COPY stack /src/stack
 RUN /opt/oapip/bin/pip install --no-compile /src
 
 # --- run: the virtualenv, node for CWL expressions, tini as PID 1 -------------------------

@@ -15,10 +15,10 @@ from prefect.client.orchestration import get_client
 from api_gateway.auth import OidcVerifier
 from api_gateway.errors import install_error_handlers, ogc_exception
 from api_gateway.packages import warm_up
-from api_gateway.prefect_bridge import PrefectBridge
 from api_gateway.routes import jobs, landing, processes, schedules
-from engine.secrets import install_log_redaction, secret_values
-from engine.settings import Settings, get_settings
+from core.secrets import install_log_redaction, secret_values
+from core.settings import Settings, get_settings
+from ogc_prefect import PrefectApi
 
 __all__ = ["create_app"]
 
@@ -77,11 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
         async with get_client() as client:
-            app.state.bridge = PrefectBridge(client, settings)
+            app.state.prefect = PrefectApi(client, settings)
             try:
                 yield
             finally:
-                await app.state.bridge.close()
+                await app.state.prefect.close()
         await warming
 
     app = FastAPI(
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.secrets = secret_values(settings)
     install_log_redaction(settings)
-    app.state.verifier = OidcVerifier(settings) if settings.oidc_issuer else None
+    app.state.verifier = OidcVerifier(settings) if settings.oidc.issuer else None
     install_error_handlers(app)
     for router in (landing.router, processes.router, schedules.router, jobs.router):
         app.include_router(router, prefix="/ogc-api")
@@ -117,5 +117,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health():
         return {"status": "ok"}
 
-    app.add_middleware(_BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(_BodyLimit, limit=settings.gateway.max_request_bytes)
     return app

@@ -8,7 +8,7 @@ picked up and a flood of made-up ``kid``s cannot turn into a flood of fetches.
 A token is accepted when its signature verifies with one of the issuer's keys under an
 allowed asymmetric algorithm (never ``none``, never HS*: a public key must not act as a
 shared secret), and ``iss``, ``aud`` (when a client id is configured), ``exp`` and
-``nbf`` hold. Every refusal is :class:`~engine.exceptions.Unauthorized`.
+``nbf`` hold. Every refusal is :class:`~core.exceptions.Unauthorized`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import jwt
 
-from engine.exceptions import ServiceUnavailable, Unauthorized
-from engine.settings import Settings
+from core.exceptions import ServiceUnavailable, Unauthorized
+from core.settings import Settings
 
 __all__ = ["OidcVerifier", "bearer_token"]
 
@@ -68,13 +68,13 @@ class OidcVerifier:
     """Validates bearer JWTs against one issuer's published keys."""
 
     def __init__(self, settings: Settings) -> None:
-        assert settings.oidc_issuer, "OidcVerifier needs OAPIP_OIDC_ISSUER"
-        self.issuer = settings.oidc_issuer
-        self.audience = settings.oidc_client_id
-        self.user_claim = settings.oidc_user_claim
-        self.algorithms = list(settings.oidc_algorithms)
-        self.leeway_s = settings.oidc_leeway_s
-        self.refresh_s = settings.oidc_jwks_refresh_s
+        assert settings.oidc.issuer, "OidcVerifier needs OAPIP_OIDC_ISSUER"
+        self.issuer = settings.oidc.issuer
+        self.audience = settings.oidc.client_id
+        self.user_claim = settings.oidc.user_claim
+        self.algorithms = list(settings.oidc.algorithms)
+        self.leeway_s = settings.oidc.leeway_s
+        self.refresh_s = settings.oidc.jwks_refresh_s
         self._keys: dict[str, _Key] = {}
         self._unnamed: list[_Key] = []  # keys published without a kid
         self._fetched_at = float("-inf")

@@ -1,4 +1,9 @@
-"""Dependencies handlers declare with ``Annotated`` aliases: settings, bridge, user.
+"""Dependencies handlers declare with ``Annotated`` aliases: settings, the OGC ↔ Prefect
+adapter's services, the user.
+
+The services (:data:`ProcessesDep`, :data:`JobsDep`, :data:`SchedulesDep`,
+:data:`LogsDep`) are built per request on the one :class:`~ogc_prefect.PrefectApi` the
+app opens in its lifespan (:data:`PrefectDep`).
 
 Who the user is: in open mode (no ``OAPIP_OIDC_ISSUER``) the path's ``{user}``, or
 ``anonymous`` on the unprefixed tree. With an issuer, the bearer token's user: on
@@ -9,36 +14,73 @@ no token.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from api_gateway.auth import OidcVerifier, bearer_token
-from api_gateway.prefect_bridge import PrefectBridge
-from engine.exceptions import Forbidden, InvalidParameter
-from engine.settings import Settings
+from core.exceptions import Forbidden, InvalidParameter
+from core.naming import ANONYMOUS, USER_NAME
+from core.settings import Settings
+from ogc_prefect import Jobs, Logs, PrefectApi, Processes, Schedules
 
 __all__ = [
     "ANONYMOUS",
-    "BridgeDep",
     "ContextDep",
+    "JobsDep",
+    "LogsDep",
     "OgcContext",
+    "PrefectDep",
+    "ProcessesDep",
     "PublicContextDep",
+    "SchedulesDep",
     "SettingsDep",
     "UserDep",
 ]
-
-ANONYMOUS = "anonymous"
-USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
 
 
 def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_bridge(request: Request) -> PrefectBridge:
-    return request.app.state.bridge
+def get_prefect(request: Request) -> PrefectApi:
+    """The shared connection to Prefect, opened by the app's lifespan."""
+    return request.app.state.prefect
+
+
+PrefectDep = Annotated[PrefectApi, Depends(get_prefect)]
+
+
+def get_processes(prefect: PrefectDep) -> Processes:
+    """Deployed processes (:mod:`ogc_prefect.processes`)."""
+    return Processes(prefect)
+
+
+ProcessesDep = Annotated[Processes, Depends(get_processes)]
+
+
+def get_jobs(prefect: PrefectDep, processes: ProcessesDep) -> Jobs:
+    """Jobs (:mod:`ogc_prefect.jobs`)."""
+    return Jobs(prefect, processes)
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+
+
+def get_schedules(prefect: PrefectDep, processes: ProcessesDep) -> Schedules:
+    """Reprocessing schedules (:mod:`ogc_prefect.schedules`)."""
+    return Schedules(prefect, processes)
+
+
+SchedulesDep = Annotated[Schedules, Depends(get_schedules)]
+
+
+def get_logs(prefect: PrefectDep, jobs: JobsDep) -> Logs:
+    """Job logs (:mod:`ogc_prefect.logs`)."""
+    return Logs(prefect, jobs)
+
+
+LogsDep = Annotated[Logs, Depends(get_logs)]
 
 
 def _check_user_name(user: str) -> None:
@@ -81,7 +123,6 @@ async def get_user(request: Request) -> str:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-BridgeDep = Annotated[PrefectBridge, Depends(get_bridge)]
 UserDep = Annotated[str, Depends(get_user)]
 PathUserDep = Annotated[str, Depends(get_path_user)]
 

@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.exceptions import EngineError, InvalidInput, Unauthorized
-from engine.secrets import redact
+from core.exceptions import EngineError, InvalidInput, Unauthorized
+from core.secrets import redact
 
 __all__ = ["install_error_handlers", "ogc_exception"]
 

@@ -10,29 +10,27 @@ unset, it runs on the engine-wide ``OAPIP_EXECUTION_ENGINE``.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import ipaddress
 import json
 import re
-import socket
-import typing
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
-import httpx
 from starlette.concurrency import run_in_threadpool
 
-from api_gateway.prefect_bridge import PROCESS_ID, DeployedPackage
-from engine.exceptions import (
+import cwlpkg as cwl
+from blocks import registry
+from core import http
+from core.exceptions import (
+    EngineError,
     InvalidPackage,
     InvalidParameter,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from engine.settings import Settings
-from flows import cwl
+from core.naming import PROCESS_ID
+from core.settings import Settings
+from ogc_prefect import DeployedPackage
 
 __all__ = [
     "warm_up",
@@ -41,12 +39,10 @@ __all__ = [
     "check_media_type",
     "check_resources",
     "read_package",
-    "PROCESS_ID",
 ]
 
 CWL_MEDIA_TYPES = ("application/cwl", "application/cwl+yaml", "application/cwl+json")
 PACKAGE_MEDIA_TYPES = (*CWL_MEDIA_TYPES, "application/ogcapppkg+json", "application/json")
-_MAX_REDIRECTS = 5
 # A saved backend Block document, `<block type slug>/<document name>`.
 _BACKEND_BLOCK = re.compile(r"^[a-z0-9-]+-backend/[a-z0-9-]{1,100}$")
 
@@ -78,93 +74,55 @@ def check_media_type(content_type: str | None) -> str:
     return media_type
 
 
-async def _check_address(href: str, settings: Settings) -> None:
-    """Refuse an ``href`` whose host resolves to an address the operator has not allowed.
-
-    Public addresses are allowed; loopback, private, link-local, multicast and reserved
-    ones only inside ``OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS`` (the server must not become
-    a way into the networks it sits in). Every address the name resolves to must pass.
-    """
-    parsed = urlparse(href)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InvalidPackage(f"executionUnit href {href!r} must be an http(s) URL")
-    try:
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parsed.hostname, port, type=socket.SOCK_STREAM
-        )
-    except (OSError, ValueError) as exc:
-        raise InvalidPackage(
-            f"cannot resolve the host of executionUnit href {href}: {exc}"
-        ) from exc
-    allowed = [
-        ipaddress.ip_network(n, strict=False) for n in settings.package_href_allowed_networks
-    ]
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if any(address in network for network in allowed):
-            continue
-        if not address.is_global or address.is_multicast:
-            raise InvalidPackage(
-                f"executionUnit href {href} points at {address}, an address this server does "
-                "not fetch packages from (the operator allows more with "
-                "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS)"
-            )
-
-
 async def _fetch(href: str, settings: Settings) -> str:
-    """The text at ``href``: http(s), allowed addresses only (redirects included), at most
-    ``package_fetch_max_bytes`` bytes within ``package_fetch_timeout_s`` seconds in all."""
-    limit = settings.package_fetch_max_bytes
-    url = href
+    """The text at ``href`` (:func:`core.http.fetch` with the gateway's limits), or the
+    deploy request's error naming what went wrong."""
+    limits = settings.gateway
     try:
-        async with (
-            asyncio.timeout(settings.package_fetch_timeout_s),
-            httpx.AsyncClient(timeout=settings.package_fetch_timeout_s) as client,
-        ):
-            for _ in range(_MAX_REDIRECTS + 1):
-                await _check_address(url, settings)
-                async with client.stream("GET", url) as response:
-                    if response.is_redirect and "location" in response.headers:
-                        url = str(response.url.join(response.headers["location"]))
-                        continue
-                    if response.status_code != 200:
-                        raise InvalidPackage(
-                            f"fetching the application package {href} answered "
-                            f"HTTP {response.status_code}"
-                        )
-                    length = response.headers.get("content-length", "")
-                    if length.isdigit() and int(length) > limit:
-                        raise PayloadTooLarge(
-                            f"the application package at {href} is larger than {limit} bytes"
-                        )
-                    chunks, size = [], 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > limit:
-                            raise PayloadTooLarge(
-                                f"the application package at {href} is larger than {limit} bytes"
-                            )
-                        chunks.append(chunk)
-                    break
-            else:
-                raise InvalidPackage(
-                    f"fetching the application package {href} redirected more than "
-                    f"{_MAX_REDIRECTS} times"
-                )
-    except TimeoutError:
-        raise InvalidPackage(
-            f"the application package at {href} did not arrive within "
-            f"{settings.package_fetch_timeout_s:g} s"
-        ) from None
-    except httpx.HTTPError as exc:
-        raise InvalidPackage(f"cannot fetch the application package {href}: {exc}") from exc
+        body = await http.fetch(
+            href,
+            allowed_networks=limits.package_href_allowed_networks,
+            max_bytes=limits.package_fetch_max_bytes,
+            timeout_s=limits.package_fetch_timeout_s,
+        )
+    except http.FetchError as exc:
+        raise _fetch_error(href, exc, settings) from exc
     try:
-        return b"".join(chunks).decode()
+        return body.decode()
     except UnicodeDecodeError as exc:
         raise InvalidPackage(f"the application package at {href} is not UTF-8 text") from exc
+
+
+def _fetch_error(href: str, exc: http.FetchError, settings: Settings) -> EngineError:
+    """What a failed fetch of the package at ``href`` tells the client."""
+    if isinstance(exc, http.NotHttpUrl):
+        return InvalidPackage(f"executionUnit href {exc.url!r} must be an http(s) URL")
+    if isinstance(exc, http.UnknownHost):
+        return InvalidPackage(f"cannot resolve the host of executionUnit href {exc.url}: {exc}")
+    if isinstance(exc, http.AddressRefused):
+        return InvalidPackage(
+            f"executionUnit href {exc.url} points at {exc.address}, an address this server "
+            "does not fetch packages from (the operator allows more with "
+            "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS)"
+        )
+    if isinstance(exc, http.BadStatus):
+        return InvalidPackage(
+            f"fetching the application package {href} answered HTTP {exc.status_code}"
+        )
+    if isinstance(exc, http.TooLarge):
+        return PayloadTooLarge(
+            f"the application package at {href} is larger than {exc.max_bytes} bytes"
+        )
+    if isinstance(exc, http.TooManyRedirects):
+        return InvalidPackage(
+            f"fetching the application package {href} redirected more than "
+            f"{http.MAX_REDIRECTS} times"
+        )
+    if isinstance(exc, http.TimedOut):
+        return InvalidPackage(
+            f"the application package at {href} did not arrive within {exc.timeout_s:g} s"
+        )
+    return InvalidPackage(f"cannot fetch the application package {href}: {exc}")
 
 
 async def _cwl_text(media_type: str, body: bytes, settings: Settings) -> tuple[str | dict, dict]:
@@ -232,8 +190,8 @@ def check_resources(doc: dict[str, Any], settings: Settings) -> None:
     too_much = []
     for request in _resource_requests(doc):
         for key, most, unit in (
-            ("ramMin", settings.max_job_ram_mib, " MiB"),
-            ("coresMin", settings.max_job_cores, " cores"),
+            ("ramMin", settings.execution.max_job_ram_mib, " MiB"),
+            ("coresMin", settings.execution.max_job_cores, " cores"),
         ):
             value = request.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool) and value > most:
@@ -245,21 +203,19 @@ def check_resources(doc: dict[str, Any], settings: Settings) -> None:
 
 
 def _execution_engine(value: object, settings: Settings) -> dict[str, str]:
-    """``{"executionEngine": value}`` for a valid engine name that is configured; ``{}``
-    when unset."""
+    """``{"executionEngine": value}`` for a backend of the registry that is available here
+    (or a saved backend block); ``{}`` when unset."""
     if value is None:
         return {}
-    names = typing.get_args(Settings.model_fields["execution_engine"].annotation)
+    names = registry.names(settings)
     if not isinstance(value, str) or not (value in names or _BACKEND_BLOCK.match(value)):
         raise InvalidPackage(
             f"executionEngine must be one of {', '.join(names)} or a saved backend block "
             f"such as `toil-wes-backend/<name>`, not {value!r}"
         )
-    if value == "toil" and not settings.toil_wes_url:
-        raise InvalidParameter(
-            "executionEngine `toil` is not available here: no Toil WES endpoint is "
-            "configured (OAPIP_TOIL_WES_URL)"
-        )
+    reason = None if "/" in value else registry.unavailable_reason(value, settings)
+    if reason:
+        raise InvalidParameter(f"executionEngine `{value}` is not available here: {reason}")
     return {"executionEngine": str(value)}
 
 

@@ -1,9 +1,9 @@
-"""Shape OGC JSON documents (and their HTML pages) from the bridge's records."""
+"""Shape OGC JSON documents (and their HTML pages) from the adapter's records."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +12,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api_gateway.deps import OgcContext
-from api_gateway.prefect_bridge import JobRecord, LogRecord, ProcessRecord, ScheduleRecord
+from core import ogc
+from core.ogc import REL
+from core.times import format_time
+from ogc_prefect import JobRecord, LogRecord, ProcessRecord, ScheduleRecord
 
 __all__ = [
     "CONFORMANCE",
@@ -43,7 +46,6 @@ CONFORMANCE = [
     f"{_P2}/ogcapppkg",
     f"{_P2}/cwl",
 ]
-REL = "http://www.opengis.net/def/rel/ogc/1.0"
 JOB_CONTROL = ["async-execute", "sync-execute", "dismiss"]
 TRANSMISSION = ["value", "reference"]
 
@@ -61,12 +63,6 @@ def render(
         page = _templates.get_template(template).render(doc=document, ctx=ctx, **extra)
         return HTMLResponse(page, status_code=status)
     return JSONResponse(document, status_code=status)
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _alternates(href: str, title: str) -> list[dict[str, str]]:
@@ -170,63 +166,8 @@ def process_description(ctx: OgcContext, record: ProcessRecord) -> dict[str, Any
 
 
 def status_info(ctx: OgcContext, record: JobRecord) -> dict[str, Any]:
-    href = f"{ctx.base}/jobs/{record.job_id}"
-    links = [*_alternates(href, "job status")]
-    if record.status == "successful":
-        links.append(
-            {
-                "href": f"{href}/results",
-                "rel": f"{REL}/results",
-                "type": "application/json",
-                "title": "results",
-            }
-        )
-    if record.process_id:
-        links.append(
-            {
-                "href": f"{ctx.base}/processes/{record.process_id}",
-                "rel": "up",
-                "type": "application/json",
-                "title": "process",
-            }
-        )
-    links.append(
-        {"href": f"{href}/logs", "rel": "logs", "type": "application/json", "title": "job logs"}
-    )
-    links.append(
-        {
-            "href": f"{ctx.prefect_ui}/runs/flow-run/{record.job_id}",
-            "rel": "monitor",
-            "type": "text/html",
-            "title": "the job in the Prefect UI",
-        }
-    )
-    if record.schedule_id and record.process_id:
-        links.append(
-            {
-                "href": f"{ctx.base}/processes/{record.process_id}/schedules/{record.schedule_id}",
-                "rel": "related",
-                "type": "application/json",
-                "title": "the schedule that started this job",
-            }
-        )
-    document: dict[str, Any] = {
-        "processID": record.process_id,
-        "type": "process",
-        "jobID": record.job_id,
-        "status": record.status,
-        "message": record.message,
-    }
-    for key in ("created", "started", "finished", "updated"):
-        value = _time(getattr(record, key))
-        if value:
-            document[key] = value
-    if record.progress is not None:
-        document["progress"] = max(0, min(100, int(record.progress)))
-    if record.schedule_id:
-        document["scheduleID"] = record.schedule_id
-    document["links"] = links
-    return document
+    """The job's ``statusInfo`` as the gateway serves it, with links to its pages."""
+    return ogc.status_info(**asdict(record), api_url=ctx.base, prefect_ui=ctx.prefect_ui)
 
 
 def job_list(
@@ -267,13 +208,13 @@ def schedule(ctx: OgcContext, record: ScheduleRecord) -> dict[str, Any]:
     if spec.interval_s is not None:
         document["interval"] = spec.interval_s
         if spec.anchor is not None:
-            document["anchorDate"] = _time(spec.anchor)
+            document["anchorDate"] = format_time(spec.anchor)
     if spec.outputs:
         document["outputs"] = spec.outputs
     if spec.subscriber:
         document["subscriber"] = spec.subscriber
     for key in ("created", "updated"):
-        value = _time(getattr(record, key))
+        value = format_time(getattr(record, key))
         if value:
             document[key] = value
     document["links"] = [
@@ -349,7 +290,7 @@ def job_logs(
         "jobID": job_id,
         "logs": [
             {
-                "timestamp": _time(r.timestamp),
+                "timestamp": format_time(r.timestamp),
                 "level": _level(r.level),
                 "source": r.source,
                 "logger": r.logger,

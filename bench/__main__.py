@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import datetime as dt
 import os
 import shutil
 import socket
@@ -87,8 +86,8 @@ class Bench:
                 "OAPIP_WORKER_SLOTS": str(self.args.slots),
             }
         )
-        from engine.settings import Settings, get_settings
-        from engine.stack import Stack
+        from core.settings import Settings, get_settings
+        from stack.local import Stack
 
         get_settings.cache_clear()
         db = None
@@ -199,60 +198,6 @@ class Bench:
             f"bare cwltool {baseline:.3f} s",
             f"ratio {e2e / baseline:.2f}",
         )
-
-    def wes_end_to_end(self, process: str, n: int) -> None:
-        """A job through the engine on Toil WES vs. the same packed workflow straight to
-        WES, alternately.
-
-        The engine's time runs from the execute request to the job's ``finished`` time
-        (its flow run's end) as its status reports it, polled every 0.5 s: polling the
-        engine as often as the direct client polls WES (0.1 s) would take CPU from Toil on
-        a small machine.
-        """
-        from flows import cwl
-
-        doc = cwl.parse_document((HERE / f"{process}.cwl").read_text())
-        packed = cwl.pack(doc, process)
-        params = {"message": "hello"}
-        self.wait(self.submit(process, params)[0], timeout=600)  # warm: loads the package
-        engine, direct, phases = [], [], []
-        for _ in range(n):
-            direct.append(self.site.direct_run(packed, params))
-            t0 = time.time()
-            job, _, _ = self.submit(process, params)
-            assert self.wait(job, timeout=600, interval=0.5) == "successful"
-            finished = self.session.get(f"{self.base}/jobs/{job}").json()["finished"]
-            end = dt.datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp()
-            engine.append(end - t0)
-            phases.append(self._wes_phases(job, t0, end))
-        e2e, bare = statistics.median(engine), statistics.median(direct)
-        self.row(
-            f"{process} job on Slurm via Toil WES, end-to-end, median of {n}",
-            f"{e2e:.2f} s (min {min(engine):.2f}, max {max(engine):.2f})",
-            f"straight to WES {bare:.2f} s (min {min(direct):.2f}, max {max(direct):.2f})",
-            f"ratio {e2e / bare:.3f}",
-        )
-        before, during, after = (statistics.median(p[i] for p in phases) for i in range(3))
-        self.row(
-            "  of which (medians): until POST /runs; WES run as seen by the job; after",
-            f"{before:.2f} s; {during:.2f} s; {after:.2f} s",
-            "",
-            "",
-        )
-
-    def _wes_phases(self, job: str, start: float, end: float) -> tuple[float, float, float]:
-        """Seconds before the job's WES submission, until it saw the run end, and after."""
-        logs = self.session.post(
-            f"{os.environ['PREFECT_API_URL']}/logs/filter",
-            json={"logs": {"flow_run_id": {"any_": [job]}}, "limit": 200},
-        ).json()
-
-        def at(marker: str) -> float:
-            stamp = next(log["timestamp"] for log in logs if marker in log["message"])
-            return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-        submitted, ended = at("submitted to Toil WES"), at("is COMPLETE")
-        return submitted - start, ended - submitted, end - ended
 
     def submit_latency(self, clients: int, rounds: int = 4) -> None:
         latencies, errors = [], 0
@@ -517,8 +462,10 @@ def main() -> int:
     try:
         bench.start()
         if args.only == "wes":
+            from bench import wes
+
             for process in args.wes_workflows:
-                bench.wes_end_to_end(process, args.wes_runs)
+                wes.end_to_end(bench, process, args.wes_runs)
         else:
             bench.run_all()
     finally:

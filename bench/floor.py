@@ -4,7 +4,8 @@ Two baselines, measured against the stack's own Prefect server in the same run:
 
 * ``create_latency``: ``POST /deployments/{id}/create_flow_run`` straight to Prefect's REST
   API with the same concurrency as the submit-latency measurement. It is the one write an
-  execute request must make while the job id is the flow-run id (DESIGN §3). The runs go
+  execute request must make while the job id is the flow-run id (docs/architecture.md §2).
+  The runs go
   to a work pool no worker serves, so nothing runs meanwhile, and are deleted afterwards.
 * ``bare_runs``: flow runs of a flow that does nothing but run three no-op tasks (the
   shape of every job: stage-in, execute, stage-out), created from a deployment and run

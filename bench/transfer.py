@@ -79,7 +79,7 @@ def _paired(
 
 def run(size_mib: int, rounds: int, endpoint: str | None) -> list[tuple[str, str, str, str]]:
     """Measure; return table rows (measurement, engine, raw boto3, ratio)."""
-    from engine.settings import Settings
+    from core.settings import Settings
     from flows.staging import (
         fetcher_from_settings,
         result_storage,
@@ -120,7 +120,7 @@ def run(size_mib: int, rounds: int, endpoint: str | None) -> list[tuple[str, str
         mb = size_mib * _MIB / 1e6
         print(
             f"transfer: {size_mib} MiB, {rounds} rounds, endpoint {endpoint}, "
-            f"chunk {settings.transfer_chunk_mib} MiB x {settings.transfer_concurrency}",
+            f"chunk {settings.transfer.chunk_mib} MiB x {settings.transfer.concurrency}",
             flush=True,
         )
 
@@ -139,7 +139,7 @@ def run(size_mib: int, rounds: int, endpoint: str | None) -> list[tuple[str, str
             stage_in_job_order(order, staged, fetcher)
 
         def stage_out() -> None:
-            stage_out_outputs(outputs, storage, prefix=settings.results_prefix, job_id="bench")
+            stage_out_outputs(outputs, storage, prefix=settings.results.prefix, job_id="bench")
 
         raw_in, engine_in = _paired(
             lambda: raw.download_file(_BUCKET, "input.bin", str(target)), stage_in, rounds

@@ -6,7 +6,9 @@ Calrissian Job ends, fails early when a pod cannot pull its image or cannot be s
 forwards Calrissian's log (which includes the tools' logs) to the flow-run logger, and
 copies the results off the job's volume for stage-out. The namespace is deleted at the
 end (kept after a failure if ``keep_namespace_on_failure``); ``cancel`` deletes the Job
-and the namespace.
+and the namespace. The namespace is recorded in the job's work directory while the run
+goes on: if the job's process is killed (a dismissed job's group is SIGKILLed), the worker
+deletes it through :meth:`CalrissianBackend.stop_run`.
 
 Results leave the volume through a short-lived ``collect`` pod that writes the CWL output
 object and a gzipped tar of the results to its log, read with the client's pod-log call
@@ -15,26 +17,18 @@ object and a gzipped tar of the results to its log, read with the client's pod-l
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import io
 import json
-import re
-import subprocess
-import sys
-import tarfile
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pydantic import Field, SecretStr
 
 from blocks.backend import BackendRun, CwlJob, ExecutionBackend, RunOutcome
 from blocks.calrissian_manifests import (
-    RESULTS_DIR,
-    RESULTS_MARK,
     CalrissianJobSpec,
     collector_pod_manifest,
     job_manifests,
@@ -42,17 +36,12 @@ from blocks.calrissian_manifests import (
     namespace_name,
     ship_local_inputs,
 )
-from engine.exceptions import BackendError
+from blocks.calrissian_pods import PodChecks, is_calrissian_pod, job_outcome
+from blocks.calrissian_results import forward_log, unpack_results, usage_summary
+from core.exceptions import BackendError
+from core.settings import Settings
 
 __all__ = ["CalrissianBackend"]
-
-_STEP_DONE = re.compile(r"\[step [^\]]+\] completed")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # cwltool colours its log levels
-_ERROR = re.compile(r"\b(ERROR|permanentFail|Exception)\b")
-# Waiting reasons that never resolve by themselves: the job fails with the reason.
-_STUCK_REASONS = frozenset(
-    {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError"}
-)
 
 
 class CalrissianBackend(ExecutionBackend):
@@ -60,7 +49,7 @@ class CalrissianBackend(ExecutionBackend):
 
     Example:
         ```python
-        from blocks import CalrissianBackend
+        from blocks.calrissian import CalrissianBackend
         backend = CalrissianBackend.load("cluster")
         run = backend.submit(job)
         outcome = run.wait_for_completion()
@@ -73,6 +62,7 @@ class CalrissianBackend(ExecutionBackend):
         "Runs CWL application packages on Kubernetes with Calrissian: a namespace, a "
         "ReadWriteMany volume and a Calrissian Job per OGC job."
     )
+    engine = "calrissian"
 
     kubeconfig: Path | None = Field(
         default=None,
@@ -154,6 +144,28 @@ class CalrissianBackend(ExecutionBackend):
         description="Length of one watch request before it is renewed, seconds.",
     )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The cluster and budgets of ``OAPIP_KUBECONFIG`` and ``OAPIP_CALRISSIAN_*``."""
+        calrissian = settings.calrissian
+        selector = (
+            {calrissian.node_selector_key: calrissian.node_selector_value or ""}
+            if calrissian.node_selector_key
+            else {}
+        )
+        return cls(
+            kubeconfig=calrissian.kubeconfig,
+            calrissian_image=calrissian.image,
+            storage_class=calrissian.storage_class,
+            keep_namespace_on_failure=calrissian.keep_namespace_on_failure,
+            node_selector=selector,
+            image_pull_secrets=[
+                s.strip() for s in calrissian.image_pull_secrets.split(",") if s.strip()
+            ],
+            default_max_ram_mib=calrissian.max_ram_mib,
+            default_max_cores=calrissian.max_cores,
+        )
+
     def api_client(self) -> Any:
         """A ready ``kubernetes.client.ApiClient`` for the configured cluster."""
         from kubernetes import client, config
@@ -203,9 +215,16 @@ class CalrissianBackend(ExecutionBackend):
             raise BackendError(f"Unable to hand the inputs to Calrissian: {exc}") from exc
         manifests = job_manifests(spec, job.workflow, job.entrypoint, order, files)
         run = _CalrissianRun(self, spec, job, self.api_client())
-        run.start_reaper()
+        self.record_run(job, spec.namespace, {"namespace": spec.namespace})
         run.create(manifests)
         return run
+
+    def stop_run(
+        self, handle: dict[str, Any], logger: logging.Logger | logging.LoggerAdapter
+    ) -> None:
+        """Delete the Calrissian Job and the namespace ``handle["namespace"]``."""
+        logger.warning("deleting the Calrissian job and namespace %s", handle["namespace"])
+        _delete_namespace(self.api_client(), handle["namespace"], logger, job_first=True)
 
 
 class _CalrissianRun(BackendRun):
@@ -225,7 +244,7 @@ class _CalrissianRun(BackendRun):
         self._batch = client.BatchV1Api(api)
         self._rbac = client.RbacAuthorizationV1Api(api)
         self._outputs: dict[str, Any] = {}
-        self._unschedulable_since: dict[str, float] = {}
+        self._pods = PodChecks(backend.unschedulable_timeout_s)
 
     # --- creation and deletion -----------------------------------------------------------
 
@@ -254,8 +273,8 @@ class _CalrissianRun(BackendRun):
             try:
                 self._creator(manifest["kind"])(manifest)
             except (ApiException, HTTPError) as exc:
-                self._delete_namespace()
-                self._release_reaper()
+                _delete_namespace(self._api, self._spec.namespace, self._job.logger)
+                self._forget()
                 raise BackendError(
                     f"Unable to create {manifest['kind']} {manifest['metadata']['name']!r} "
                     f"for job {self._spec.job_id}: {_reason(exc)}"
@@ -267,20 +286,6 @@ class _CalrissianRun(BackendRun):
             self._spec.resources.max_cores,
             self._spec.resources.volume_mib,
         )
-
-    def _delete_namespace(self) -> None:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
-            self._core.delete_namespace(self._spec.namespace, propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status != 404:
-                self._job.logger.warning(
-                    "could not delete namespace %s: %s", self._spec.namespace, _reason(exc)
-                )
-        except HTTPError as exc:
-            self._job.logger.warning("could not delete namespace %s: %s", self._spec.namespace, exc)
 
     # --- tracking ------------------------------------------------------------------------
 
@@ -304,29 +309,17 @@ class _CalrissianRun(BackendRun):
             self.cancel()
             raise
         if outcome.success or not self._backend.keep_namespace_on_failure:
-            self._delete_namespace()
+            _delete_namespace(self._api, self._spec.namespace, self._job.logger)
         else:
             self._job.logger.warning("namespace %s kept for inspection", self._spec.namespace)
-        self._release_reaper()
+        self._forget()
         return outcome
 
     def _job_outcome(self) -> RunOutcome | None:
         """The Job's end from its conditions, or ``None`` while it runs."""
-        status = self._batch.read_namespaced_job_status("calrissian", self._spec.namespace).status
-        for condition in (status.conditions if status else None) or []:
-            if condition.status != "True":
-                continue
-            if condition.type == "Complete":
-                return RunOutcome(True)
-            if condition.type == "Failed":
-                return RunOutcome(
-                    False, f"Calrissian job failed: {condition.reason}: {condition.message or ''}"
-                )
-        if status and status.succeeded:
-            return RunOutcome(True)
-        if status and status.failed:
-            return RunOutcome(False, "the Calrissian job failed")
-        return None
+        return job_outcome(
+            self._batch.read_namespaced_job_status("calrissian", self._spec.namespace).status
+        )
 
     def _watch(self) -> RunOutcome:
         from kubernetes import watch
@@ -354,45 +347,17 @@ class _CalrissianRun(BackendRun):
             # The Job's pod ended or the watch timed out. Look at every pod again (a pod
             # can stay unschedulable without any event), then ask the Job itself.
             for pod in self._core.list_namespaced_pod(self._spec.namespace).items:
-                self._check_pod(pod)
+                self._pods.check(pod)
 
     def _pod_events(self, stream: Any, kwargs: dict[str, Any]) -> Any:
         """Pods of the namespace as they change, checked on the way; ends with the Job's pod."""
         for event in stream.stream(self._core.list_namespaced_pod, self._spec.namespace, **kwargs):
             pod = event["object"]
-            self._check_pod(pod)
+            self._pods.check(pod)
             yield pod
             phase = pod.status.phase if pod.status else None
-            if _is_calrissian_pod(pod) and phase in ("Succeeded", "Failed"):
+            if is_calrissian_pod(pod) and phase in ("Succeeded", "Failed"):
                 stream.stop()
-
-    def _check_pod(self, pod: Any) -> None:
-        """Fail the job if ``pod`` cannot pull its image or cannot be scheduled."""
-        name = pod.metadata.name
-        status = pod.status
-        if status is None:
-            return
-        for container in [
-            *(status.init_container_statuses or []),
-            *(status.container_statuses or []),
-        ]:
-            waiting = container.state.waiting if container.state else None
-            if waiting is not None and waiting.reason in _STUCK_REASONS:
-                raise BackendError(
-                    f"pod {name}: {waiting.reason} for image {container.image}: "
-                    f"{waiting.message or ''}".rstrip(": ")
-                )
-        for condition in status.conditions or []:
-            if (
-                condition.type == "PodScheduled"
-                and condition.status == "False"
-                and (condition.reason == "Unschedulable")
-            ):
-                since = self._unschedulable_since.setdefault(name, time.monotonic())
-                if time.monotonic() - since >= self._backend.unschedulable_timeout_s:
-                    raise BackendError(f"pod {name} is unschedulable: {condition.message or ''}")
-                return
-        self._unschedulable_since.pop(name, None)
 
     def _calrissian_pod(self) -> str | None:
         pods = self._core.list_namespaced_pod(
@@ -417,13 +382,7 @@ class _CalrissianRun(BackendRun):
         except ApiException as exc:
             self._job.logger.warning("no log of pod %s: %s", name, _reason(exc))
             return ""
-        lines = [_ANSI.sub("", line) for line in text.splitlines()]
-        for line in lines:
-            self._job.logger.info(line)
-            if self._job.on_step is not None and _STEP_DONE.search(line):
-                self._job.on_step()
-        errors = [line for line in lines if _ERROR.search(line)]
-        return " | ".join((errors or [line for line in lines if line.strip()])[-3:])[-1500:]
+        return forward_log(text, self._job.logger, self._job.on_step)
 
     # --- results -------------------------------------------------------------------------
 
@@ -433,7 +392,7 @@ class _CalrissianRun(BackendRun):
         deadline = time.monotonic() + 600
         while True:
             pod = self._core.read_namespaced_pod_status("collect", self._spec.namespace)
-            self._check_pod(pod)
+            self._pods.check(pod)
             phase = pod.status.phase if pod.status else None
             if phase in ("Succeeded", "Failed"):
                 break
@@ -444,100 +403,50 @@ class _CalrissianRun(BackendRun):
         if phase != "Succeeded":
             raise BackendError(f"could not read the results off the job volume: {log[-2000:]}")
         outputs = unpack_results(log, self._job.outdir)
-        self._report_usage(self._job.outdir / "usage-report.json")
+        usage = usage_summary(self._job.outdir / "usage-report.json")
+        if usage:
+            self._job.logger.info("%s", usage)
         return outputs
-
-    def _report_usage(self, path: Path) -> None:
-        """Calrissian's usage report (RAM, cores, time per tool pod) into the job's log."""
-        if not path.exists():
-            return
-        try:
-            report = json.loads(path.read_text())
-        except ValueError:
-            return
-        self._job.logger.info(
-            "Calrissian usage: %s s, peak %s MiB RAM, %s cores, %d tool pods",
-            report.get("elapsed_seconds", "?"),
-            report.get("max_parallel_ram_megabytes", "?"),
-            report.get("max_parallel_cpus", "?"),
-            len(report.get("children", [])),
-        )
 
     def fetch_result(self) -> dict[str, Any]:
         return self._outputs
 
     def cancel(self) -> None:
         """Delete the Calrissian Job (its pods with it) and the job's namespace."""
-        delete_job_and_namespace(self._api, self._spec.namespace)
-        self._release_reaper()
+        _delete_namespace(self._api, self._spec.namespace, self._job.logger, job_first=True)
+        self._forget()
 
-    # --- the reaper: cleanup when this process is killed ----------------------------------
-
-    def start_reaper(self) -> None:
-        """Start a process, in a session of its own, that deletes the job's namespace if
-        this process dies before the run ends.
-
-        A dismissed job's process is SIGKILLed by the fast worker (no ``finally`` runs),
-        and the namespace would keep running in the cluster. The reaper holds the read
-        end of a pipe whose write end only this process has: end of file without the
-        word ``done`` means this process is gone.
-        """
-        settings = self._backend.model_dump(mode="json")
-        if self._backend.api_token is not None:
-            settings["api_token"] = self._backend.api_token.get_secret_value()
-        self._reaper = subprocess.Popen(
-            [sys.executable, "-m", "blocks.calrissian"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            text=True,
-        )
-        assert self._reaper.stdin is not None
-        self._reaper.stdin.write(
-            json.dumps({"backend": settings, "namespace": self._spec.namespace}) + "\n"
-        )
-        self._reaper.stdin.flush()
-
-    def _release_reaper(self) -> None:
-        """The run ended here: tell the reaper it has nothing to do."""
-        reaper = getattr(self, "_reaper", None)
-        if reaper is None or reaper.stdin is None or reaper.stdin.closed:
-            return
-        with contextlib.suppress(OSError):
-            reaper.stdin.write("done\n")
-            reaper.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            reaper.wait(10)
+    def _forget(self) -> None:
+        """The run ended here: nobody needs to delete its namespace after the job process."""
+        self._backend.forget_run(self._job, self._spec.namespace)
 
 
-def delete_job_and_namespace(api: Any, namespace: str) -> None:
-    """Delete the Calrissian Job (foreground: its pods first) and the namespace, if there."""
+def _delete_namespace(
+    api: Any,
+    namespace: str,
+    logger: logging.Logger | logging.LoggerAdapter,
+    *,
+    job_first: bool = False,
+) -> None:
+    """Delete a job's namespace, if it is there; with ``job_first``, its Calrissian Job
+    before it (foreground: the Job's pods first), which stops the run at once."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    # Already gone, or the namespace deletion takes it.
-    with contextlib.suppress(ApiException, HTTPError):
-        client.BatchV1Api(api).delete_namespaced_job(
-            "calrissian", namespace, propagation_policy="Foreground"
-        )
-    with contextlib.suppress(ApiException, HTTPError):
+    if job_first:
+        # Already gone, or the namespace deletion takes it.
+        with contextlib.suppress(ApiException, HTTPError):
+            client.BatchV1Api(api).delete_namespaced_job(
+                "calrissian", namespace, propagation_policy="Foreground"
+            )
+    try:
         client.CoreV1Api(api).delete_namespace(namespace, propagation_policy="Background")
-
-
-def _reap() -> None:
-    """The reaper's main: read the settings line, wait for end of input, clean up unless done."""
-    request = json.loads(sys.stdin.readline())
-    if sys.stdin.read().strip() == "done":
-        return
-    backend = CalrissianBackend(**request["backend"])
-    delete_job_and_namespace(backend.api_client(), request["namespace"])
-
-
-def _is_calrissian_pod(pod: Any) -> bool:
-    labels = pod.metadata.labels or {}
-    return labels.get("job-name") == "calrissian"
+    except ApiException as exc:
+        if exc.status != 404:
+            logger.warning("could not delete namespace %s: %s", namespace, _reason(exc))
+    except HTTPError as exc:
+        logger.warning("could not delete namespace %s: %s", namespace, exc)
 
 
 def _reason(exc: Exception) -> str:
@@ -549,45 +458,3 @@ def _reason(exc: Exception) -> str:
         except (ValueError, AttributeError):
             return f"HTTP {status}: {body}"
     return str(exc)
-
-
-def unpack_results(log: str, outdir: Path) -> dict[str, Any]:
-    """The CWL output object from a ``collect`` pod's log, its files unpacked in ``outdir``.
-
-    File and Directory locations under the job volume's results folder are rewritten to
-    ``file://`` paths in ``outdir``.
-    """
-    head, mark, payload = log.partition(RESULTS_MARK)
-    if not mark:
-        raise BackendError("the collect pod's log has no results")
-    try:
-        outputs = json.loads(head.strip() or "{}")
-        archive = base64.b64decode("".join(payload.split()))
-    except (ValueError, binascii.Error) as exc:
-        raise BackendError(f"unreadable results from the job volume: {exc}") from exc
-    outdir.mkdir(parents=True, exist_ok=True)
-    if archive:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            tar.extractall(outdir, filter="data")
-    local = outdir.resolve()
-
-    def relocate(value: Any) -> Any:
-        if isinstance(value, list):
-            return [relocate(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        moved = {k: relocate(v) for k, v in value.items()}
-        if value.get("class") in ("File", "Directory"):
-            for key in ("location", "path"):
-                text = str(value.get(key, ""))
-                for prefix in (f"file://{RESULTS_DIR}/", f"{RESULTS_DIR}/"):
-                    if text.startswith(prefix):
-                        path = local / "results" / text.removeprefix(prefix)
-                        moved[key] = path.as_uri() if key == "location" else str(path)
-        return moved
-
-    return relocate(outputs)
-
-
-if __name__ == "__main__":
-    _reap()

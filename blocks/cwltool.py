@@ -1,45 +1,48 @@
 """The cwltool backend: CWL on the machine the flow runs on.
 
-Two ways to run, one runner (:mod:`flows.cwl_runner`):
+Two ways to run, one runner (:mod:`cwlpkg.runner`):
 
 * inside a job process of the fast worker, which is already the leader of a process
   group of its own: cwltool runs in that process through its Python API, with the tool
   loaded once per process revision; dismissing the job kills the whole group;
 * anywhere else (a stock Prefect worker): cwltool runs as a child in a new session, so
   cancelling the job kills cwltool and every tool it started.
+
+Containers are not in any of those groups (the container engine's service runs them), and
+a killed ``docker`` client leaves its container running: a run with containers is
+recorded in the job's work directory until it ends, and :meth:`CwltoolBackend.stop_run`
+removes its containers by the cidfiles cwltool wrote.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field
 
-from blocks.backend import BackendRun, CwlJob, ExecutionBackend, RunOutcome
-from engine.exceptions import BackendError
-from engine.processes import stop_process_group
+from blocks.backend import (
+    BackendRun,
+    CwlJob,
+    ExecutionBackend,
+    RunOutcome,
+    in_dedicated_job_process,
+)
+from core.exceptions import BackendError
+from core.processes import stop_process_group
+from core.settings import Settings
 
-__all__ = ["CwltoolBackend", "mark_dedicated_job_process"]
+__all__ = ["CwltoolBackend"]
 
-_dedicated_job_process = False
 _STEP_DONE = re.compile(r"^\[step [^\]]+\] completed")
-
-
-def mark_dedicated_job_process() -> None:
-    """Declare that this process exists for one job and leads its own process group.
-
-    Called by the fast worker in each job process; the backend then runs cwltool
-    in-process instead of starting a subprocess.
-    """
-    global _dedicated_job_process
-    _dedicated_job_process = True
+_CONTAINERS = "containers"  # the run id of a run's containers in the job's records
 
 
 class CwltoolBackend(ExecutionBackend):
@@ -47,7 +50,7 @@ class CwltoolBackend(ExecutionBackend):
 
     Example:
         ```python
-        from blocks import CwltoolBackend
+        from blocks.cwltool import CwltoolBackend
         backend = CwltoolBackend.load("default")
         run = backend.submit(job)
         outcome = run.wait_for_completion()
@@ -57,6 +60,7 @@ class CwltoolBackend(ExecutionBackend):
     _block_type_name = "cwltool backend"
     _block_type_slug = "cwltool-backend"
     _description = "Runs CWL application packages with cwltool on the worker's machine."
+    engine = "cwltool"
 
     container_engine: Literal["none", "docker", "podman"] = Field(
         default="none",
@@ -90,6 +94,22 @@ class CwltoolBackend(ExecutionBackend):
         description="Seconds between SIGTERM and SIGKILL when a run is cancelled.",
     )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The backend of ``OAPIP_CONTAINER_*``; packed CWL cached in ``OAPIP_HOME/packages``."""
+        return cls(
+            container_engine=settings.execution.container_engine,
+            allow_no_container=settings.execution.allow_no_container,
+            pull_images=settings.execution.container_pull,
+            network=settings.execution.container_network,
+            cache_dir=settings.home / "packages",
+        )
+
+    @property
+    def container_client(self) -> str:
+        """The command that removes this backend's containers (``docker`` or ``podman``)."""
+        return "podman" if self.container_engine == "podman" else "docker"
+
     def submit(self, job: CwlJob) -> BackendRun:
         """Start ``job``: in this process if it is a dedicated job process, else a subprocess."""
         if self.container_engine == "none" and not self.allow_no_container:
@@ -108,38 +128,53 @@ class CwltoolBackend(ExecutionBackend):
             "pull_images": self.pull_images,
             "network": self.network,
         }
-        if _dedicated_job_process:
-            return _InProcessRun(request, job)
-        return _SubprocessRun.start(request, job, self.kill_grace_s)
+        if request["use_container"]:
+            self.record_run(job, _CONTAINERS, {"workdir": str(job.workdir)})
+        if in_dedicated_job_process():
+            return _InProcessRun(self, request, job)
+        return _SubprocessRun.start(self, request, job)
+
+    def stop_run(
+        self, handle: dict[str, Any], logger: logging.Logger | logging.LoggerAdapter
+    ) -> None:
+        """Remove (killing them if need be) the containers a run's cidfiles name."""
+        from cwlpkg.runner import remove_containers
+
+        remove_containers(Path(handle["workdir"]), self.container_client, logger)
 
 
 class _InProcessRun(BackendRun):
     """cwltool inside the current (dedicated) job process; runs on wait."""
 
-    def __init__(self, request: dict[str, Any], job: CwlJob) -> None:
+    def __init__(self, backend: CwltoolBackend, request: dict[str, Any], job: CwlJob) -> None:
         self.run_id = f"pid-{os.getpid()}"
+        self._backend = backend
         self._request = request
         self._job = job
         self._outputs: dict[str, Any] = {}
 
     def wait_for_completion(self) -> RunOutcome:
-        from flows.cwl_runner import run_cwl
+        from cwlpkg.runner import run_cwl
 
         request = self._request
-        outcome = run_cwl(
-            request["workflow"],
-            request["entrypoint"],
-            request["job_order"],
-            Path(request["workdir"]),
-            revision=request["revision"],
-            cache_dir=Path(request["cache_dir"]) if request["cache_dir"] else None,
-            use_container=request["use_container"],
-            podman=request["podman"],
-            pull_images=request["pull_images"],
-            network=request["network"],
-            logger=self._job.logger,
-            on_step=self._job.on_step,
-        )
+        try:
+            outcome = run_cwl(
+                request["workflow"],
+                request["entrypoint"],
+                request["job_order"],
+                Path(request["workdir"]),
+                revision=request["revision"],
+                cache_dir=Path(request["cache_dir"]) if request["cache_dir"] else None,
+                use_container=request["use_container"],
+                podman=request["podman"],
+                pull_images=request["pull_images"],
+                network=request["network"],
+                logger=self._job.logger,
+                on_step=self._job.on_step,
+            )
+        finally:
+            # run_cwl removes its containers however it ends, unless the process is killed.
+            self._backend.forget_run(self._job, _CONTAINERS)
         self._outputs = outcome.outputs
         return RunOutcome(outcome.success, outcome.message)
 
@@ -147,40 +182,41 @@ class _InProcessRun(BackendRun):
         return self._outputs
 
     def cancel(self) -> None:
-        """Nothing to do here: the fast worker kills the job's whole process group."""
+        """Nothing to do here: the fast worker kills the job's whole process group, then
+        stops the recorded run (its containers)."""
 
 
 class _SubprocessRun(BackendRun):
-    """``python -m flows.cwl_runner`` in a new session (process group) of its own."""
+    """``python -m cwlpkg.runner`` in a new session (process group) of its own."""
 
     def __init__(
         self,
+        backend: CwltoolBackend,
         process: subprocess.Popen[str],
         folder: Path,
         job: CwlJob,
-        grace: float,
         request: dict[str, Any],
     ):
         self.run_id = f"pid-{process.pid}"
+        self._backend = backend
         self._request = request
         self._process = process
         self._folder = folder
         self._job = job
-        self._grace = grace
 
     @classmethod
-    def start(cls, request: dict[str, Any], job: CwlJob, grace: float) -> _SubprocessRun:
+    def start(cls, backend: CwltoolBackend, request: dict[str, Any], job: CwlJob) -> _SubprocessRun:
         folder = job.workdir / f"runner-{uuid.uuid4().hex[:8]}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "request.json").write_text(json.dumps(request))
         process = subprocess.Popen(
-            [sys.executable, "-m", "flows.cwl_runner", str(folder / "request.json")],
+            [sys.executable, "-m", "cwlpkg.runner", str(folder / "request.json")],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
         )
-        return cls(process, folder, job, grace, request)
+        return cls(backend, process, folder, job, request)
 
     def wait_for_completion(self) -> RunOutcome:
         assert self._process.stdout is not None
@@ -194,6 +230,8 @@ class _SubprocessRun(BackendRun):
             # The flow is being torn down (cancelled, interrupted): take cwltool with it.
             self.cancel()
             raise
+        # The runner removed its containers on its way out.
+        self._backend.forget_run(self._job, _CONTAINERS)
         outcome = self._outcome()
         if outcome is None:
             return RunOutcome(False, f"cwltool exited with code {self._process.returncode}")
@@ -213,9 +251,11 @@ class _SubprocessRun(BackendRun):
         Containers are not in the group (the engine's service runs them): they are
         removed by their cidfiles.
         """
-        stop_process_group(self._process.pid, self._process, self._grace)
+        stop_process_group(self._process.pid, self._process, self._backend.kill_grace_s)
         if self._request["use_container"]:
-            from flows.cwl_runner import remove_containers
+            from cwlpkg.runner import remove_containers
 
-            client = "podman" if self._request["podman"] else "docker"
-            remove_containers(Path(self._request["workdir"]), client, self._job.logger)
+            remove_containers(
+                Path(self._request["workdir"]), self._backend.container_client, self._job.logger
+            )
+        self._backend.forget_run(self._job, _CONTAINERS)

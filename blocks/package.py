@@ -7,25 +7,14 @@ deployment names the document in its ``package`` parameter.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import Any
 
 from prefect.blocks.core import Block
 from pydantic import Field
 
-__all__ = ["ApplicationPackage", "package_block_name"]
+from core.naming import PACKAGE_BLOCK_TYPE
 
-
-def package_block_name(owner: str, process_id: str) -> str:
-    """Block document name for ``owner``'s process ``process_id``.
-
-    Block names allow lowercase letters, digits and dashes only; a digest of the exact
-    pair keeps names of ids that differ only in case or punctuation apart.
-    """
-    digest = hashlib.sha256(f"{owner}\0{process_id}".encode()).hexdigest()[:10]
-    readable = re.sub(r"[^a-z0-9]+", "-", f"{owner}-{process_id}".lower()).strip("-")[:40]
-    return f"{readable}-{digest}"
+__all__ = ["ApplicationPackage"]
 
 
 class ApplicationPackage(Block):
@@ -40,7 +29,7 @@ class ApplicationPackage(Block):
     """
 
     _block_type_name = "OGC application package"
-    _block_type_slug = "ogc-application-package"
+    _block_type_slug = PACKAGE_BLOCK_TYPE
     _description = "A CWL application package deployed through OGC API - Processes Part 2."
 
     process_id: str = Field(description="OGC process id.", examples=["convert-url"])

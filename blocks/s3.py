@@ -27,7 +27,7 @@ from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import Field, SecretStr
 
 from blocks.storage import ResultStorage
-from engine.exceptions import StagingError
+from core.exceptions import StagingError
 
 __all__ = [
     "S3ResultStorage",

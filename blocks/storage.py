@@ -3,7 +3,8 @@
 The storage blocks follow Prefect's object-storage method names
 (``upload_from_path``, ``upload_from_folder``, ``write_path``); each returns the URL of
 what it stored. ``LocalResultStorage`` is here; ``S3ResultStorage`` is in ``blocks.s3``.
-:func:`results_key` is the one place the key layout ``<prefix>/<jobID>/...`` is computed.
+:func:`core.naming.results_key` is the one place the key layout ``<prefix>/<jobID>/...``
+is computed.
 """
 
 from __future__ import annotations
@@ -16,12 +17,7 @@ from urllib.parse import urlparse
 from prefect.blocks.core import Block
 from pydantic import Field
 
-__all__ = ["LocalResultStorage", "ResultStorage", "results_key", "storage_from_url"]
-
-
-def results_key(prefix: str, job_id: str, *parts: str) -> str:
-    """Key of a job's result object: ``<prefix>/<jobID>/<parts...>``."""
-    return "/".join([prefix.strip("/"), job_id, *(p.strip("/") for p in parts if p)])
+__all__ = ["LocalResultStorage", "ResultStorage", "storage_from_url"]
 
 
 class ResultStorage(Block, ABC):
@@ -55,7 +51,7 @@ class LocalResultStorage(ResultStorage):
     Example:
         ```python
         from pathlib import Path
-        from blocks import LocalResultStorage
+        from blocks.storage import LocalResultStorage
         storage = LocalResultStorage.load("results")
         url = storage.upload_from_path(Path("out.tif"), "processing-results/JOB/out.tif")
         ```

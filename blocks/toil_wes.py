@@ -10,8 +10,8 @@ basic-auth proxy in front of it (``infrastructure/hpc``), whose credentials this
 sends.
 
 Errors say which of three things went wrong: the WES endpoint cannot be reached
-(:class:`~engine.exceptions.BackendUnreachable`, after bounded retries), it refuses the
-credentials (:class:`~engine.exceptions.BackendAuthFailed`), or the workflow itself
+(:class:`~core.exceptions.BackendUnreachable`, after bounded retries), it refuses the
+credentials (:class:`~core.exceptions.BackendAuthFailed`), or the workflow itself
 failed (the run ends ``EXECUTOR_ERROR``/``SYSTEM_ERROR``; the message holds the tail of
 its stderr).
 """
@@ -20,25 +20,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urljoin, urlparse
 
 import requests
 from pydantic import Field, SecretStr, field_validator
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from blocks.backend import (
-    BackendRun,
-    CwlJob,
-    ExecutionBackend,
-    RunOutcome,
-    track_remote_run,
-    untrack_remote_run,
-)
-from engine.exceptions import BackendAuthFailed, BackendError, BackendUnreachable
+from blocks.backend import BackendRun, CwlJob, ExecutionBackend, RunOutcome
+from core.exceptions import BackendAuthFailed, BackendError, BackendUnreachable
+from core.retry import Backoff, retry
+from core.settings import Settings
 
 __all__ = ["OGC_STATUS", "ToilWesBackend"]
 
@@ -81,6 +78,7 @@ class ToilWesBackend(ExecutionBackend):
         "Runs CWL application packages on an HPC batch scheduler (Slurm, HTCondor, ...) "
         "through Toil's GA4GH WES endpoint."
     )
+    engine = "toil"
 
     url: str = Field(
         description="The WES endpoint, ending with `/ga4gh/wes/v1/`.",
@@ -139,12 +137,29 @@ class ToilWesBackend(ExecutionBackend):
             raise ValueError(f"the WES URL must end with /ga4gh/wes/v1/, not {value!r}")
         return base + "/"
 
+    @classmethod
+    def unavailable_reason(cls, settings: Settings) -> str | None:
+        """Toil needs the site's endpoint, ``OAPIP_TOIL_WES_URL``."""
+        if not settings.toil.wes_url:
+            return "no Toil WES endpoint is configured (OAPIP_TOIL_WES_URL)"
+        return None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The site of ``OAPIP_TOIL_WES_URL``, ``OAPIP_TOIL_WES_USER``/``_PASSWORD``."""
+        return cls(
+            url=settings.toil.wes_url,
+            user=settings.toil.wes_user,
+            password=settings.toil.wes_password,
+        )
+
     def client(self) -> WesClient:
         """A WES client with this backend's endpoint, credentials and retry policy."""
         return WesClient(self)
 
     def submit(self, job: CwlJob) -> BackendRun:
-        """``POST /runs`` the job; return its run (already tracked for cancellation)."""
+        """``POST /runs`` the job; return its run (recorded in the job's work directory
+        until it ends, so that it is cancelled if the job's process dies first)."""
         client = self.client()
         with _attachments(job) as (files, params):
             data = {
@@ -164,9 +179,15 @@ class ToilWesBackend(ExecutionBackend):
                 f"{answer.text[:300]}"
             ) from exc
         run = ToilWesRun(self, run_id, job)
-        track_remote_run(run)
+        self.record_run(job, run_id, {"run_id": run_id})
         job.logger.info("submitted to Toil WES as run %s (%s)", run_id, run.run_url)
         return run
+
+    def stop_run(
+        self, handle: dict[str, Any], logger: logging.Logger | logging.LoggerAdapter
+    ) -> None:
+        """Cancel WES run ``handle["run_id"]`` and wait until it has ended."""
+        _cancel_run(self.client(), handle["run_id"], logger)
 
 
 class WesClient:
@@ -198,54 +219,62 @@ class WesClient:
         """
         backend = self.backend
         url = urljoin(backend.url, path)
-        delay, started, last = backend.retry_delay_s, time.monotonic(), ""
-        for attempt in range(1, backend.attempts + 1):
-            for _, (_, content, *_) in kwargs.get("files") or ():
-                if hasattr(content, "seek"):
-                    content.seek(0)  # a repeated attempt sends the whole file again
-            try:
-                answer = self.session.request(
-                    method, url, timeout=backend.request_timeout_s, **kwargs
-                )
-            except requests.ConnectionError as exc:
-                if not idempotent and not _never_sent(exc):
-                    raise BackendUnreachable(
-                        f"Toil WES at {self.where} is unreachable: the connection broke "
-                        f"during {method} {urlparse(url).path} ({type(exc).__name__})"
-                    ) from exc
-                last = f"{type(exc).__name__}: {_reason(exc)}"
-            except requests.Timeout as exc:
-                if not idempotent:
-                    raise BackendUnreachable(
-                        f"Toil WES at {self.where} did not answer {method} "
-                        f"{urlparse(url).path} within {backend.request_timeout_s:.0f} s"
-                    ) from exc
-                last = f"no answer within {backend.request_timeout_s:.0f} s"
-            except requests.RequestException as exc:
-                raise BackendError(f"request to Toil WES at {self.where} failed: {exc}") from exc
-            else:
-                if answer.status_code in (401, 403):
-                    raise BackendAuthFailed(
-                        f"Toil WES at {self.where} refused the engine's credentials "
-                        f"(HTTP {answer.status_code}) for user {backend.user!r}: check the "
-                        "backend's user and password (OAPIP_TOIL_WES_USER, "
-                        "OAPIP_TOIL_WES_PASSWORD)"
-                    )
-                if answer.status_code not in _RETRYABLE_STATUS:
-                    if answer.status_code >= 400:
-                        raise BackendError(
-                            f"Toil WES at {self.where} answered HTTP {answer.status_code} to "
-                            f"{method} {urlparse(url).path}: {answer.text[:300]}"
-                        )
-                    return answer
-                last = f"HTTP {answer.status_code}"
-            if attempt < backend.attempts:
-                time.sleep(delay)
-                delay *= 2
-        raise BackendUnreachable(
-            f"Toil WES at {self.where} is unreachable: {backend.attempts} attempts over "
-            f"{time.monotonic() - started:.1f} s failed (last: {last})"
-        )
+        # Waits double from retry_delay_s with no ceiling; `attempts` bounds them.
+        backoff = Backoff(first_s=backend.retry_delay_s, max_s=math.inf, attempts=backend.attempts)
+        started = time.monotonic()
+        try:
+            return retry(
+                lambda: self._send(method, url, idempotent, kwargs),
+                backoff=backoff,
+                retryable=lambda exc: isinstance(exc, _Unanswered),
+            )
+        except _Unanswered as exc:
+            raise BackendUnreachable(
+                f"Toil WES at {self.where} is unreachable: {backend.attempts} attempts over "
+                f"{time.monotonic() - started:.1f} s failed (last: {exc})"
+            ) from exc
+
+    def _send(
+        self, method: str, url: str, idempotent: bool, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """One attempt at a request; ``_Unanswered`` when it is worth repeating."""
+        backend = self.backend
+        for _, (_, content, *_) in kwargs.get("files") or ():
+            if hasattr(content, "seek"):
+                content.seek(0)  # a repeated attempt sends the whole file again
+        try:
+            answer = self.session.request(method, url, timeout=backend.request_timeout_s, **kwargs)
+        except requests.ConnectionError as exc:
+            if not idempotent and not _never_sent(exc):
+                raise BackendUnreachable(
+                    f"Toil WES at {self.where} is unreachable: the connection broke "
+                    f"during {method} {urlparse(url).path} ({type(exc).__name__})"
+                ) from exc
+            raise _Unanswered(f"{type(exc).__name__}: {_reason(exc)}") from exc
+        except requests.Timeout as exc:
+            if not idempotent:
+                raise BackendUnreachable(
+                    f"Toil WES at {self.where} did not answer {method} "
+                    f"{urlparse(url).path} within {backend.request_timeout_s:.0f} s"
+                ) from exc
+            raise _Unanswered(f"no answer within {backend.request_timeout_s:.0f} s") from exc
+        except requests.RequestException as exc:
+            raise BackendError(f"request to Toil WES at {self.where} failed: {exc}") from exc
+        if answer.status_code in (401, 403):
+            raise BackendAuthFailed(
+                f"Toil WES at {self.where} refused the engine's credentials "
+                f"(HTTP {answer.status_code}) for user {backend.user!r}: check the "
+                "backend's user and password (OAPIP_TOIL_WES_USER, "
+                "OAPIP_TOIL_WES_PASSWORD)"
+            )
+        if answer.status_code in _RETRYABLE_STATUS:
+            raise _Unanswered(f"HTTP {answer.status_code}")
+        if answer.status_code >= 400:
+            raise BackendError(
+                f"Toil WES at {self.where} answered HTTP {answer.status_code} to "
+                f"{method} {urlparse(url).path}: {answer.text[:300]}"
+            )
+        return answer
 
     def json(self, path: str) -> dict[str, Any]:
         """``GET path`` as a JSON object."""
@@ -273,10 +302,9 @@ class ToilWesRun(BackendRun):
         self._log: dict[str, Any] = {}
         self._ended = False
 
-    def state(self, client: WesClient | None = None) -> str:
+    def state(self) -> str:
         """The run's WES state now (``QUEUED``, ``RUNNING``, ``COMPLETE``, ...)."""
-        body = (client or self._client).json(f"runs/{self.run_id}/status")
-        return str(body.get("state", "UNKNOWN"))
+        return _state(self._client, self.run_id)
 
     def wait_for_completion(self) -> RunOutcome:
         """Poll the run's status until it ends; forward its stderr to the job's log."""
@@ -297,7 +325,7 @@ class ToilWesRun(BackendRun):
             time.sleep(delay)
             delay = min(delay * 1.5, backend.poll_max_s)
         self._ended = True
-        untrack_remote_run(self)
+        self._backend.forget_run(self._job, self.run_id)
         self._log = self._client.json(f"runs/{self.run_id}")
         lines = self._stderr_lines()
         if len(lines) > _MAX_FORWARDED_LOG_LINES:
@@ -344,36 +372,49 @@ class ToilWesRun(BackendRun):
         batch jobs first)."""
         if self._ended:
             return
-        client = self._backend.client()  # may run beside a poll of the main loop
-        self._job.logger.warning("cancelling Toil WES run %s", self.run_id)
-        try:
-            client.request("POST", f"runs/{self.run_id}/cancel", idempotent=False)
-        except BackendAuthFailed:
-            raise
-        except BackendError as exc:
-            # A run that already ended cannot be cancelled; anything else is an error.
-            if self.state(client) not in _FINAL:
-                raise BackendError(f"could not cancel Toil WES run {self.run_id}: {exc}") from exc
-        asked = time.monotonic()
-        deadline = asked + self._backend.cancel_timeout_s
-        delay = self._backend.poll_first_s
-        while (state := self.state(client)) not in _FINAL:
-            if state == "CANCELING" and time.monotonic() - asked > _NEVER_STARTED_AFTER_S:
-                # Toil leaves a run cancelled before its leader started in CANCELING for
-                # good; such a run has no batch jobs to wait for.
-                run_log = client.json(f"runs/{self.run_id}").get("run_log") or {}
-                if not run_log.get("start_time"):
-                    break
-            if time.monotonic() > deadline:
-                raise BackendError(
-                    f"Toil WES run {self.run_id} is still {state} "
-                    f"{self._backend.cancel_timeout_s:.0f} s after it was cancelled"
-                )
-            time.sleep(delay)
-            delay = min(delay * 1.5, self._backend.poll_max_s)
+        # A new client: the cancel may run beside a poll of the main loop.
+        _cancel_run(self._backend.client(), self.run_id, self._job.logger)
         self._ended = True
-        untrack_remote_run(self)
-        self._job.logger.warning("Toil WES run %s is %s", self.run_id, state)
+        self._backend.forget_run(self._job, self.run_id)
+
+
+def _cancel_run(
+    client: WesClient, run_id: str, logger: logging.Logger | logging.LoggerAdapter
+) -> None:
+    """``POST /runs/{run_id}/cancel`` and wait until the run has ended."""
+    backend = client.backend
+    logger.warning("cancelling Toil WES run %s", run_id)
+    try:
+        client.request("POST", f"runs/{run_id}/cancel", idempotent=False)
+    except BackendAuthFailed:
+        raise
+    except BackendError as exc:
+        # A run that already ended cannot be cancelled; anything else is an error.
+        if _state(client, run_id) not in _FINAL:
+            raise BackendError(f"could not cancel Toil WES run {run_id}: {exc}") from exc
+    asked = time.monotonic()
+    deadline = asked + backend.cancel_timeout_s
+    delay = backend.poll_first_s
+    while (state := _state(client, run_id)) not in _FINAL:
+        if state == "CANCELING" and time.monotonic() - asked > _NEVER_STARTED_AFTER_S:
+            # Toil leaves a run cancelled before its leader started in CANCELING for
+            # good; such a run has no batch jobs to wait for.
+            run_log = client.json(f"runs/{run_id}").get("run_log") or {}
+            if not run_log.get("start_time"):
+                break
+        if time.monotonic() > deadline:
+            raise BackendError(
+                f"Toil WES run {run_id} is still {state} "
+                f"{backend.cancel_timeout_s:.0f} s after it was cancelled"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, backend.poll_max_s)
+    logger.warning("Toil WES run %s is %s", run_id, state)
+
+
+def _state(client: WesClient, run_id: str) -> str:
+    """Run ``run_id``'s WES state now (``QUEUED``, ``RUNNING``, ``COMPLETE``, ...)."""
+    return str(client.json(f"runs/{run_id}/status").get("state", "UNKNOWN"))
 
 
 @contextlib.contextmanager
@@ -416,6 +457,10 @@ def _attachments(job: CwlJob) -> Iterator[tuple[list[tuple[str, Any]], dict[str,
     finally:
         for handle in opened:
             handle.close()
+
+
+class _Unanswered(Exception):
+    """WES did not answer a request (or its proxy could not reach it): worth repeating."""
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:

@@ -15,7 +15,7 @@ import requests
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from engine.exceptions import StagingError
+from core.exceptions import StagingError
 
 __all__ = ["WorkspaceApi", "WorkspaceStorage"]
 

@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
-import time
 from typing import Any
 
 import httpx
 
-from engine.settings import Settings
+from core.ogc import status_info
+from core.retry import Backoff, retry
+from core.settings import Settings
 
 __all__ = ["deliver", "status_document", "Notifier"]
 
-FIRST_RETRY_WAIT_S = 1.0
+FIRST_RETRY_WAIT_S = 1.0  # the first wait between attempts, seconds; doubled each time
+
+
+class _NotDelivered(Exception):
+    """One delivery attempt failed; the message says how (HTTP status or error)."""
 
 
 def deliver(
@@ -34,86 +40,60 @@ def deliver(
 ) -> bool:
     """POST ``document`` to ``uri`` until a 2xx answer or the attempts run out.
 
-    Returns whether it was delivered; never raises.
+    ``settings.callbacks.attempts`` attempts, 1 s apart, then 2 s, 4 s...; each failed
+    attempt is a warning, the last an error. Returns whether it was delivered; never raises.
     """
-    wait = FIRST_RETRY_WAIT_S
-    for attempt in range(1, settings.callback_attempts + 1):
+    attempts = settings.callbacks.attempts
+    tried = 0
+
+    def post() -> None:
+        nonlocal tried
+        tried += 1
         try:
-            response = httpx.post(uri, json=document, timeout=settings.callback_timeout_s)
-            if response.is_success:
-                logger.info("%s callback delivered to %s", what, uri)
-                return True
-            problem = f"HTTP {response.status_code}"
+            response = httpx.post(uri, json=document, timeout=settings.callbacks.timeout_s)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        if attempt == settings.callback_attempts:
-            logger.error(
-                "%s callback to %s failed after %d attempts (%s); the job is not affected",
-                what,
-                uri,
-                attempt,
-                problem,
-            )
-            return False
+            raise _NotDelivered(f"{type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            raise _NotDelivered(f"HTTP {response.status_code}")
+
+    def warn(problem: Exception, wait_s: float) -> None:
         logger.warning(
             "%s callback to %s failed (%s); attempt %d of %d, retrying in %.0f s",
             what,
             uri,
             problem,
-            attempt,
-            settings.callback_attempts,
-            wait,
+            tried,
+            attempts,
+            wait_s,
         )
-        time.sleep(wait)
-        wait *= 2
-    return False
+
+    backoff = Backoff(first_s=FIRST_RETRY_WAIT_S, factor=2.0, max_s=math.inf, attempts=attempts)
+    try:
+        retry(
+            post,
+            backoff=backoff,
+            retryable=lambda exc: isinstance(exc, _NotDelivered),
+            on_retry=warn,
+        )
+    except _NotDelivered as exc:
+        logger.error(
+            "%s callback to %s failed after %d attempts (%s); the job is not affected",
+            what,
+            uri,
+            tried,
+            exc,
+        )
+        return False
+    logger.info("%s callback delivered to %s", what, uri)
+    return True
 
 
-def _time(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def status_document(
-    *,
-    job_id: str,
-    process_id: str | None,
-    status: str,
-    message: str,
-    jobs_url: str,
-    created: dt.datetime | None = None,
-    started: dt.datetime | None = None,
-    finished: dt.datetime | None = None,
-    progress: int | None = None,
-) -> dict[str, Any]:
-    """An OGC ``statusInfo`` of the job for a callback, linking to the job's status URL."""
-    document: dict[str, Any] = {
-        "processID": process_id,
-        "type": "process",
-        "jobID": job_id,
-        "status": status,
-        "message": message,
-    }
-    for key, value in (("created", created), ("started", started), ("finished", finished)):
-        if value is not None:
-            document[key] = _time(value)
-    document["updated"] = _time(dt.datetime.now(dt.UTC))
-    if progress is not None:
-        document["progress"] = progress
-    document["links"] = (
-        [
-            {
-                "href": f"{jobs_url}/{job_id}",
-                "rel": "self",
-                "type": "application/json",
-                "title": "job status",
-            }
-        ]
-        if jobs_url
-        else []
-    )
-    return document
+def status_document(*, jobs_url: str, **job: Any) -> dict[str, Any]:
+    """An OGC ``statusInfo`` of the job for a callback: ``job`` gives the fields of
+    :func:`core.ogc.status_info` (``job_id``, ``process_id``, ``status``, ``message``, its
+    times, ``progress``), ``updated`` is now, and the one link is the job's status URL
+    (``<jobs_url>/<job id>``; none without ``jobs_url``)."""
+    return status_info(**job, updated=dt.datetime.now(dt.UTC), jobs_url=jobs_url)
 
 
 class Notifier:

@@ -25,14 +25,14 @@ from prefect.logging.loggers import flow_run_logger
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import State
 
+import cwlpkg as cwl
 from blocks.backend import CwlJob, ExecutionBackend
-from blocks.cwltool import CwltoolBackend
 from blocks.package import ApplicationPackage
-from blocks.storage import ResultStorage, results_key
-from blocks.toil_wes import ToilWesBackend
-from engine.exceptions import BackendError, ToolFailed
-from engine.settings import Settings, get_settings
-from flows import cwl
+from blocks.registry import backend_for
+from blocks.storage import ResultStorage
+from core.exceptions import ToolFailed
+from core.naming import FLOW_NAME, process_of, results_key, user_of
+from core.settings import get_settings
 from flows.callbacks import Notifier, status_document
 from flows.staging import (
     fetcher_from_settings,
@@ -42,17 +42,11 @@ from flows.staging import (
 )
 
 __all__ = [
-    "FLOW_NAME",
-    "backend_for",
-    "default_backend",
     "execute_process",
     "job_user",
     "load_package",
     "remember_package",
 ]
-
-FLOW_NAME = "ogc-execute"
-
 
 _packages: dict[tuple[str, str], ApplicationPackage] = {}
 
@@ -68,77 +62,6 @@ def load_package(name: str, revision: str) -> ApplicationPackage:
     if key not in _packages:
         _packages[key] = ApplicationPackage.load(name, validate=False)
     return _packages[key]
-
-
-def backend_for(engine: str | None, settings: Settings) -> ExecutionBackend:
-    """The backend a process runs on.
-
-    ``engine`` is the process's choice: an engine name (``cwltool``, ``toil``: configured
-    from settings) or a saved backend Block document (``toil-wes-backend/<name>``, e.g. a
-    second HPC site). Unset: the engine-wide ``OAPIP_EXECUTION_ENGINE``.
-    """
-    name = engine or settings.execution_engine
-    if "/" in name:
-        return _saved_backend(name)
-    if name == "cwltool":
-        return CwltoolBackend(
-            container_engine=settings.container_engine,
-            allow_no_container=settings.allow_no_container,
-            pull_images=settings.container_pull,
-            network=settings.container_network,
-            cache_dir=settings.home / "packages",
-        )
-    if name == "calrissian":
-        from blocks.calrissian import CalrissianBackend
-
-        selector = (
-            {settings.node_selector_key: settings.node_selector_value or ""}
-            if settings.node_selector_key
-            else {}
-        )
-        return CalrissianBackend(
-            kubeconfig=settings.kubeconfig,
-            calrissian_image=settings.calrissian_image,
-            storage_class=settings.calrissian_storage_class,
-            keep_namespace_on_failure=settings.calrissian_keep_namespace_on_failure,
-            node_selector=selector,
-            image_pull_secrets=[
-                s.strip() for s in settings.image_pull_secrets.split(",") if s.strip()
-            ],
-            default_max_ram_mib=settings.calrissian_max_ram_mib,
-            default_max_cores=settings.calrissian_max_cores,
-        )
-    if name == "toil":
-        if not settings.toil_wes_url:
-            raise BackendError(
-                "this process runs on `toil`, but no Toil WES endpoint is configured "
-                "(OAPIP_TOIL_WES_URL)"
-            )
-        return ToilWesBackend(
-            url=settings.toil_wes_url,
-            user=settings.toil_wes_user,
-            password=settings.toil_wes_password,
-        )
-    raise BackendError(f"unknown execution engine {name!r}")
-
-
-def _saved_backend(name: str) -> ExecutionBackend:
-    from prefect.blocks.core import Block
-
-    try:
-        block = Block.load(name)
-    except (ValueError, KeyError) as exc:
-        raise BackendError(
-            f"this process runs on the backend block {name!r}, which does not exist"
-        ) from exc
-    if not isinstance(block, ExecutionBackend):
-        raise BackendError(f"the block {name!r} is not an execution backend")
-    return block
-
-
-def default_backend(settings: Settings) -> ExecutionBackend:
-    """The engine-wide backend from settings (``OAPIP_EXECUTION_ENGINE``)."""
-    return backend_for(None, settings)
 
 
 class _StepProgress:
@@ -189,8 +112,7 @@ class _StepProgress:
 def job_user() -> str | None:
     """The user who submitted this job: the flow run's ``user:<name>`` tag (set by the
     gateway on every job)."""
-    tags = current_flow_run.tags or []
-    return next((t.split(":", 1)[1] for t in tags if t.startswith("user:")), None)
+    return user_of(current_flow_run.tags or [])
 
 
 @task(name="stage-in", cache_policy=NO_CACHE, persist_result=False)
@@ -239,16 +161,12 @@ def execute(
 @task(name="stage-out", cache_policy=NO_CACHE, persist_result=False)
 def stage_out(storage: ResultStorage, outputs: dict[str, Any], job_id: str) -> dict[str, Any]:
     """Upload outputs and build the OGC results document."""
-    return stage_out_outputs(outputs, storage, prefix=get_settings().results_prefix, job_id=job_id)
+    return stage_out_outputs(outputs, storage, prefix=get_settings().results.prefix, job_id=job_id)
 
 
 # Callbacks of the jobs running in this process, by flow-run id: the flow body starts
 # them, the state hooks (which run after the final state is recorded) finish them.
 _notifiers: dict[str, Notifier] = {}
-
-
-def _process_id(flow_run: FlowRun) -> str | None:
-    return next((t.split(":", 1)[1] for t in flow_run.tags if t.startswith("process:")), None)
 
 
 def _final_callback(flow: Flow, flow_run: FlowRun, state: State) -> None:
@@ -264,7 +182,7 @@ def _final_callback(flow: Flow, flow_run: FlowRun, state: State) -> None:
         return
     document = status_document(
         job_id=str(flow_run.id),
-        process_id=_process_id(flow_run),
+        process_id=process_of(flow_run.tags),
         status="failed",
         message=state.message or "job failed",
         jobs_url=flow_run.parameters.get("jobs_url", ""),
@@ -334,7 +252,7 @@ def execute_process(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     create_link_artifact(
-        link=storage.url_for(results_key(settings.results_prefix, job_id)) + "/",
+        link=storage.url_for(results_key(settings.results.prefix, job_id)) + "/",
         link_text="results",
         description=f"Results of {app.process_id}",
     )

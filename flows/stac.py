@@ -22,8 +22,9 @@ import pystac
 from pystac.errors import STACError
 from pystac.stac_io import DefaultStacIO
 
-from blocks.storage import ResultStorage, results_key
-from engine.exceptions import StagingError
+from blocks.storage import ResultStorage
+from core.exceptions import StagingError
+from core.naming import results_key
 
 __all__ = ["STAC_CATALOG", "is_stac_folder", "publish_stac", "stage_stac"]
 

@@ -12,8 +12,8 @@ and the URL; none carries a credential.
 
 from __future__ import annotations
 
+import math
 import mimetypes
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +23,12 @@ from urllib.parse import unquote, urlparse
 import requests
 
 from blocks.s3 import S3ResultStorage, S3Source, concurrently, s3_credentials
-from blocks.storage import ResultStorage, results_key, storage_from_url
+from blocks.storage import ResultStorage, storage_from_url
 from blocks.workspace import WorkspaceApi
-from engine.exceptions import StagingError
-from engine.settings import Settings
+from core.exceptions import StagingError
+from core.naming import results_key
+from core.retry import Backoff, retry
+from core.settings import Settings
 from flows.stac import is_stac_folder, publish_stac, stage_stac
 
 __all__ = [
@@ -38,6 +40,10 @@ __all__ = [
 ]
 
 _CHUNK = 1024 * 1024  # bytes read per write while downloading over HTTP
+
+
+class _Transient(Exception):
+    """A download attempt failed for a reason that may pass (5xx, lost connection)."""
 
 
 @dataclass
@@ -56,25 +62,32 @@ class Fetcher:
     backoff_s: float = 0.5
 
     def _http(self, url: str, use: Callable[[requests.Response], Any]) -> Any:
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
+        """``use(response)`` of a GET of ``url``; a 5xx answer or a lost connection is
+        tried again (``attempts`` in all), anything else fails at once."""
+
+        def get() -> Any:
             try:
                 with requests.get(url, stream=True, timeout=(5, 60)) as response:
                     if response.status_code in (404, 410):
                         raise StagingError(f"{url} does not exist (HTTP {response.status_code})")
-                    if response.status_code < 500:
-                        response.raise_for_status()
-                        return use(response)
-                    problem = f"HTTP {response.status_code}"
+                    if response.status_code >= 500:
+                        raise _Transient(f"HTTP {response.status_code}")
+                    response.raise_for_status()
+                    return use(response)
+            except requests.HTTPError as exc:
+                raise StagingError(f"cannot fetch {url}: {exc}") from exc
             except requests.RequestException as exc:
-                if isinstance(exc, requests.HTTPError):
-                    raise StagingError(f"cannot fetch {url}: {exc}") from exc
-                problem = str(exc)
-            if attempt == self.attempts:
-                raise StagingError(f"cannot fetch {url} after {attempt} attempts: {problem}")
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+                raise _Transient(str(exc)) from exc
+
+        backoff = Backoff(
+            first_s=self.backoff_s, factor=2.0, max_s=math.inf, attempts=self.attempts
+        )
+        try:
+            return retry(get, backoff=backoff, retryable=lambda exc: isinstance(exc, _Transient))
+        except _Transient as exc:
+            raise StagingError(
+                f"cannot fetch {url} after {self.attempts} attempts: {exc}"
+            ) from None
 
     def download(self, url: str, target: Path) -> None:
         """Download ``url`` (http(s) or s3) to the file ``target``."""
@@ -104,32 +117,34 @@ class Fetcher:
 def fetcher_from_settings(settings: Settings) -> Fetcher:
     """The stage-in fetcher with the ``STAGEIN_S3_*`` endpoint and keys."""
     credentials = s3_credentials(
-        endpoint=settings.stagein_s3_endpoint,
-        access_key=settings.stagein_s3_access_key,
-        secret_key=settings.stagein_s3_secret_key,
-        region=settings.stagein_s3_region,
-        attempts=settings.staging_attempts,
+        endpoint=settings.stagein.endpoint,
+        access_key=settings.stagein.access_key,
+        secret_key=settings.stagein.secret_key,
+        region=settings.stagein.region,
+        attempts=settings.transfer.attempts,
     )
     source = S3Source(
         credentials=credentials,
-        chunk_mib=settings.transfer_chunk_mib,
-        concurrency=settings.transfer_concurrency,
+        chunk_mib=settings.transfer.chunk_mib,
+        concurrency=settings.transfer.concurrency,
     )
-    return Fetcher(source, attempts=settings.staging_attempts, backoff_s=settings.staging_backoff_s)
+    return Fetcher(
+        source, attempts=settings.transfer.attempts, backoff_s=settings.transfer.backoff_s
+    )
 
 
 def _shared_s3_storage(settings: Settings, bucket: str) -> S3ResultStorage:
     return S3ResultStorage(
         bucket=bucket,
         credentials=s3_credentials(
-            endpoint=settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            region=settings.s3_region,
-            attempts=settings.staging_attempts,
+            endpoint=settings.results.s3_endpoint,
+            access_key=settings.results.s3_access_key,
+            secret_key=settings.results.s3_secret_key,
+            region=settings.results.s3_region,
+            attempts=settings.transfer.attempts,
         ),
-        chunk_mib=settings.transfer_chunk_mib,
-        concurrency=settings.transfer_concurrency,
+        chunk_mib=settings.transfer.chunk_mib,
+        concurrency=settings.transfer.concurrency,
     )
 
 
@@ -144,20 +159,20 @@ def result_storage(
     ``settings.results_url``: ``s3://bucket`` with the ``S3_*`` endpoint and keys, or a
     ``file://`` folder.
     """
-    if settings.use_workspace_api:
-        if not settings.workspace_api_url:
+    if settings.workspace.enabled:
+        if not settings.workspace.api_url:
             raise StagingError("USE_WORKSPACE_API is set but OAPIP_WORKSPACE_API_URL is not")
         api = WorkspaceApi(
-            url=settings.workspace_api_url,
-            prefix=settings.workspace_prefix,
-            token=settings.workspace_api_token,
+            url=settings.workspace.api_url,
+            prefix=settings.workspace.prefix,
+            token=settings.workspace.api_token,
         )
         try:
             if not user:
                 raise StagingError("the job has no user, so it has no workspace")
             found = api.lookup(user)
         except StagingError as exc:
-            if not settings.workspace_fallback:
+            if not settings.workspace.fallback:
                 raise
             if log:
                 log(f"{exc}; results go to the shared store instead")
@@ -169,10 +184,10 @@ def result_storage(
                     access_key=found.access_key,
                     secret_key=found.secret_key,
                     region=found.region,
-                    attempts=settings.staging_attempts,
+                    attempts=settings.transfer.attempts,
                 ),
-                chunk_mib=settings.transfer_chunk_mib,
-                concurrency=settings.transfer_concurrency,
+                chunk_mib=settings.transfer.chunk_mib,
+                concurrency=settings.transfer.concurrency,
             )
     url = settings.results_url
     parsed = urlparse(url)

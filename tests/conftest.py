@@ -4,7 +4,8 @@ One engine per session on SQLite (the embedded default); a second one on Postgre
 (127.0.0.1:5432, trust auth) starts only when a ``postgres`` test asks for it. Both run
 as child processes on free loopback ports with a temporary ``OAPIP_HOME``; tests talk to
 them over real HTTP. Application packages and input images come from a loopback file
-server, and a stand-in ``convert.sh`` (first on ``PATH``) replaces the container image
+server (with the EOEPCA packages of the reference folder, ``tests.reference``, when it is
+to be had), and a stand-in ``convert.sh`` (first on ``PATH``) replaces the container image
 of the convert-url package. A third engine, ``container_engine``, runs tools with a
 DockerRequirement in containers of the session's podman service (``tests.containers``).
 Nothing here reaches the internet.
@@ -32,6 +33,7 @@ from typing import Any
 import pytest
 
 from infrastructure.containers.podman import PodmanService
+from tests import reference
 from tests.containers import podman  # noqa: F401  (session fixture)
 from tests.k8s_api import calrissian_bin  # noqa: F401  (session fixture)
 from tests.s3_server import (  # noqa: F401 (fixtures)
@@ -42,9 +44,7 @@ from tests.s3_server import (  # noqa: F401 (fixtures)
     stageout_s3,
     workspace_api,
 )
-from tests.shared import APP_PACKAGES
 
-PACKAGES = APP_PACKAGES
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 LOOPBACK_NETWORKS = '["127.0.0.0/8", "::1/128"]'
 # Small, so the 413 test needs no huge body; larger than every package the tests send.
@@ -111,9 +111,18 @@ class FileServer:
 
 
 @pytest.fixture(scope="session")
+def app_packages() -> Path:
+    """The EOEPCA application packages (``tests.reference``); skips the test without them."""
+    return reference.app_packages()
+
+
+@pytest.fixture(scope="session")
 def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    """Serves ``logo.png``, the EOEPCA packages when they are to be had (a test deploying
+    one by URL asks for ``app_packages`` too), and what tests ``add``."""
     root = tmp_path_factory.mktemp("www")
-    for path in PACKAGES.iterdir():
+    packages = reference.find(reference.APP_PACKAGES)
+    for path in packages.iterdir() if packages else ():
         if path.is_file():
             shutil.copy(path, root / path.name)
     (root / "logo.png").write_bytes(tiny_png())
@@ -142,7 +151,7 @@ class Engine:
     url: str  # gateway root, e.g. http://127.0.0.1:8123
     home: Path
     prefect_api_url: str
-    stack: Any = None  # the engine.stack.Stack running it
+    stack: Any = None  # the stack.local.Stack running it
     env: dict[str, str] | None = None  # the settings its processes were started with
 
     def api(self, user: str | None) -> str:
@@ -186,7 +195,7 @@ def _running_engine(
     database_url: str | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Engine]:
-    """Start ``engine.stack.Stack`` with its own home and ports; stop it on exit.
+    """Start ``stack.local.Stack`` with its own home and ports; stop it on exit.
 
     ``extra_env`` adds variables for the stack's processes (settings such as
     ``OAPIP_OIDC_ISSUER``, ``DOCKER_HOST``); the ``Engine`` yielded keeps the ``Stack`` so
@@ -194,9 +203,9 @@ def _running_engine(
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    import engine.settings
-    from engine.settings import Settings
-    from engine.stack import Stack
+    import core.settings
+    from core.settings import Settings, StackSettings
+    from stack.local import Stack
 
     port, prefect_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{prefect_port}/api"
@@ -219,9 +228,9 @@ def _running_engine(
     }
     # The stack's children inherit os.environ; this process keeps its own afterwards.
     with _environment(env):
-        engine.settings.get_settings.cache_clear()
-        settings = Settings(database_url=database_url)
-        assert settings.port == port and settings.home == home, settings
+        core.settings.get_settings.cache_clear()
+        settings = Settings(stack=StackSettings(database_url=database_url))
+        assert settings.stack.port == port and settings.home == home, settings
         stack = Stack(settings)
         try:
             # Prefect read its settings when first imported: point this process's
@@ -231,7 +240,7 @@ def _running_engine(
         except BaseException:
             stack.stop()
             raise
-    engine.settings.get_settings.cache_clear()
+    core.settings.get_settings.cache_clear()
     running = Engine(name, f"http://127.0.0.1:{port}", home, api_url, stack, env)
     try:
         yield running

@@ -1,6 +1,6 @@
 """An emulated Kubernetes API server on loopback, for the Calrissian backend's tests.
 
-No Kubernetes API server can be installed on these machines (DESIGN §6), so this test
+No Kubernetes API server can be installed on these machines (docs/architecture.md §6), so this test
 double speaks the real API's HTTP — JSON objects, Status errors, list and ``?watch=true``
 streams sent chunked, ``pods/{name}/log`` with ``follow`` — over HTTPS for what the
 backend and Calrissian use: namespaces, serviceaccounts, configmaps,

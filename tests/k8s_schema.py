@@ -1,7 +1,8 @@
 """Strict validation of Kubernetes objects against the 1.32 schema (``kubernetes-validate``).
 
 Strict mode rejects unknown fields, which is what catches a field put at the wrong level
-(DESIGN §6: prefect-kubernetes' default template puts ``completions`` in the pod spec).
+(docs/architecture.md §6: prefect-kubernetes' default template puts ``completions`` in the
+pod spec).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The fast worker: a Prefect worker of our own for the ``oapip-fast`` work pool.
 
-Per job it removes what the stock process worker pays (DESIGN §6): runs are picked up
-when Prefect announces them (``prefect.flow-run.Scheduled`` events; a slow poll is only
-the safety net), each flow run is a process forked from a warm zygote that has already
+Per job it removes what the stock process worker pays (queue polling, a fresh Python per
+run, a heartbeat-thread join: ~4-5 s a job, see the README's "The fast path"): runs are
+picked up when Prefect announces them (``prefect.flow-run.Scheduled`` events; a slow poll
+is only the safety net), each flow run is a process forked from a warm zygote that has already
 imported Prefect, cwltool and the flow and loaded the process's CWL, and cwltool runs
 in that process through its Python API. Every job is still a real Prefect flow run.
 
@@ -10,15 +11,20 @@ Correctness: each job process leads its own process group, so dismissing a job
 (``prefect.flow-run.Cancelling``) kills it and every tool it started; a job process that
 dies is reported ``Crashed`` without touching the others, and what it started is killed
 with its group; job processes die with the worker; each has an address-space cap
-(``OAPIP_JOB_MEMORY_LIMIT_MIB``).
+(``OAPIP_JOB_MEMORY_LIMIT_MIB``). What a job's backend runs outside the group (a WES run,
+a Kubernetes namespace, containers) is recorded in the job's work directory while it
+runs; once a job process has ended abnormally (dismissed, crashed, killed) the worker
+stops what is still recorded, writes what it stopped to the job's log, and only then
+records the job's end (:mod:`worker.endings`).
 
 Faults: the worker marks every run it claims (its Pending state says ``claimed by
 oapip-fast <host>:<pid>``). On start, and every minute, it reconciles: a run of its pool
 still PENDING or RUNNING that a worker on this host claimed, whose worker is gone (killed,
 crashed) or is this one but no longer runs it, is orphaned — its job process died with
-that worker. A RUNNING one ends ``Crashed`` with a message saying so; a PENDING one never
-started (no user code ran) and is scheduled again, so no job is lost. Recording a job's
-end retries while the Prefect server is away (restarted), for up to ``END_RETRY_S``.
+that worker. A RUNNING one ends ``Crashed`` with a message saying so, after the runs it
+recorded are stopped; a PENDING one never started (no user code ran) and is scheduled
+again, so no job is lost. Recording a job's end retries while the Prefect server is away
+(restarted), for up to ``worker.endings.END_RETRY_S``.
 """
 
 from __future__ import annotations
@@ -28,14 +34,12 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 from prefect.client.orchestration import PrefectClient, get_client
@@ -43,12 +47,14 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Crashed, Pending, Scheduled
+from prefect.states import Crashed, Pending, Scheduled
 
-from engine.prefect_rest import PrefectRest, Refused
-from engine.secrets import install_log_redaction
-from engine.settings import Settings, get_settings
-from worker.zygote import DISMISS_SIGNAL
+from core.naming import PACKAGE_BLOCK_TYPE, claim_message, claimant
+from core.secrets import install_log_redaction
+from core.settings import Settings, get_settings
+from ogc_prefect.rest import PrefectRest, Refused
+from worker.endings import record_end, retrying, stop_left_runs
+from worker.protocol import Exited, Message, Package, Ready, Run, Started, decode, encode
 
 __all__ = ["FastWorker", "main"]
 
@@ -57,11 +63,6 @@ logger = logging.getLogger("oapip.worker")
 POLL_INTERVAL_S = 5.0  # safety net only: runs are picked up on their Scheduled event
 HEARTBEAT_S = 30.0
 RECONCILE_S = 60.0  # how often orphaned runs are looked for, seconds
-END_RETRY_S = 300.0  # how long recording a job's end is retried while Prefect is away, s
-_CLAIM = re.compile(r"^claimed by oapip-fast (?P<host>\S+):(?P<pid>\d+)$")
-# How long a dismissed job process may take to cancel its remote runs (a WES run and its
-# batch jobs) before its group is killed anyway.
-DISMISS_GRACE_S = 180.0
 
 
 @dataclass
@@ -70,7 +71,6 @@ class _Job:
     pid: int | None = None
     cancelling: bool = False
     started: asyncio.Event = field(default_factory=asyncio.Event)
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class FastWorker:
@@ -79,9 +79,11 @@ class FastWorker:
     def __init__(self, settings: Settings, name: str | None = None) -> None:
         self.settings = settings
         self.name = name or f"oapip-fast-{socket.gethostname()}-{os.getpid()}"
-        self.claim = f"claimed by oapip-fast {socket.gethostname()}:{os.getpid()}"
-        self.slots = settings.worker_slots
+        self.claim = claim_message(socket.gethostname(), os.getpid())
+        self.slots = settings.worker.slots
         self.jobs: dict[uuid.UUID, _Job] = {}
+        # Jobs whose process has ended and whose end is being recorded (their runs stopped).
+        self.ending: set[uuid.UUID] = set()
         self.by_pid: dict[int, _Job] = {}
         self.preloaded: set[tuple[str, str]] = set()
         self.wake = asyncio.Event()
@@ -90,7 +92,7 @@ class FastWorker:
         self._zygote: subprocess.Popen | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._zygote_ready = asyncio.Event()
-        self._writes = asyncio.Semaphore(settings.prefect_write_concurrency)
+        self._writes = asyncio.Semaphore(settings.prefect.write_concurrency)
 
     # --- zygote ----------------------------------------------------------------------
     async def _start_zygote(self) -> asyncio.StreamReader:
@@ -101,7 +103,7 @@ class FastWorker:
                 "-m",
                 "worker.zygote",
                 str(theirs.fileno()),
-                str(self.settings.job_memory_limit_mib),
+                str(self.settings.worker.job_memory_limit_mib),
             ],
             pass_fds=(theirs.fileno(),),
         )
@@ -110,38 +112,16 @@ class FastWorker:
         self.preloaded.clear()
         return reader
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        import json
-
+    async def _send(self, message: Message) -> None:
         assert self._writer is not None
-        self._writer.write(json.dumps(message).encode() + b"\n")
+        self._writer.write(encode(message))
         await self._writer.drain()
 
     async def _zygote_loop(self) -> None:
-        import json
-
         while True:
             reader = await self._start_zygote()
             while line := await reader.readline():
-                message = json.loads(line)
-                if message["op"] == "ready":
-                    self._zygote_ready.set()
-                elif message["op"] == "started":
-                    job = self.jobs.get(uuid.UUID(message["flow_run_id"]))
-                    if job:
-                        job.pid = message["pid"]
-                        self.by_pid[job.pid] = job
-                        job.started.set()
-                elif message["op"] == "exited":
-                    job = self.by_pid.pop(message["pid"], None)
-                    logger.info(
-                        "job process %s exited %s after %.3f s CPU",
-                        message["pid"],
-                        message["code"],
-                        message.get("cpu_s", 0),
-                    )
-                    if job:
-                        asyncio.create_task(self._finished(job, message["code"]))
+                self._received(decode(line))
             # The zygote died: its job processes died with it.
             self._zygote_ready.clear()
             logger.error(
@@ -150,20 +130,38 @@ class FastWorker:
             for job in list(self.jobs.values()):
                 await self._finished(job, -signal.SIGKILL)
 
+    def _received(self, message: Message) -> None:
+        if isinstance(message, Ready):
+            self._zygote_ready.set()
+        elif isinstance(message, Started):
+            job = self.jobs.get(uuid.UUID(message.flow_run_id))
+            if job:
+                job.pid = message.pid
+                self.by_pid[job.pid] = job
+                job.started.set()
+        elif isinstance(message, Exited):
+            job = self.by_pid.pop(message.pid, None)
+            logger.info(
+                "job process %s exited %s after %.3f s CPU",
+                message.pid,
+                message.code,
+                message.cpu_s,
+            )
+            if job:
+                asyncio.create_task(self._finished(job, message.code))
+
     # --- picking up runs -------------------------------------------------------------
-    async def _package(self, flow_run: FlowRun) -> dict[str, Any] | None:
+    async def _package(self, flow_run: FlowRun) -> Package | None:
         name = flow_run.parameters.get("package")
         revision = flow_run.parameters.get("revision", "")
         if not name or (name, revision) in self.preloaded:
             return None
         try:
-            document = await self.client.read_block_document_by_name(
-                name, "ogc-application-package"
-            )
+            document = await self.client.read_block_document_by_name(name, PACKAGE_BLOCK_TYPE)
         except ObjectNotFound:
             return None  # the job process fails the run with a clear message
         self.preloaded.add((name, revision))
-        return {"name": name, "block": document.data}
+        return Package(name, document.data)
 
     async def _submit(self, flow_run: FlowRun) -> None:
         job = _Job(flow_run.id)
@@ -184,9 +182,7 @@ class FastWorker:
         flow_run.state = state
         package = await self._package(flow_run)
         await self._zygote_ready.wait()
-        await self._send(
-            {"op": "run", "flow_run": flow_run.model_dump(mode="json"), "package": package}
-        )
+        await self._send(Run(flow_run.model_dump(mode="json"), package))
 
     async def _scheduled_runs(self, limit: int) -> list[FlowRun]:
         """Up to ``limit`` runs of our pool that are due now.
@@ -199,7 +195,7 @@ class FastWorker:
         response = await self.client.request(
             "POST",
             "/work_pools/{name}/get_scheduled_flow_runs",
-            path_params={"name": self.settings.work_pool},
+            path_params={"name": self.settings.prefect.work_pool},
             json={
                 "scheduled_before": dt.datetime.now(dt.UTC).isoformat(),
                 "limit": limit,
@@ -227,49 +223,24 @@ class FastWorker:
 
     # --- endings ---------------------------------------------------------------------
     async def _finished(self, job: _Job, code: int) -> None:
-        job.exited.set()
         self.jobs.pop(job.flow_run_id, None)
         self.wake.set()
         if job.pid is not None:
             # Whatever the job process left behind in its group (a tool of a crashed
             # job, a stray background process) goes with it.
             _kill_group(job.pid)
-        if self.settings.container_engine != "none":
-            # Containers live in the engine's service, not in the group: a killed job's
-            # docker client leaves its container running.
-            await asyncio.to_thread(self._remove_containers, str(job.flow_run_id))
         if not job.cancelling and code == 0:
             return
+        self.ending.add(job.flow_run_id)
         try:
-            await _retrying(self._record_end, job, code)
+            # Before the end is recorded: a dismissed job reads `dismissed` only once
+            # what its backend ran elsewhere (a WES run and its batch jobs) is gone.
+            await stop_left_runs(self.client, self.settings, job.flow_run_id)
+            await retrying(record_end, self.client, job.flow_run_id, code, dismissed=job.cancelling)
         except Exception:
             logger.exception("could not record the end of flow run %s", job.flow_run_id)
-
-    def _remove_containers(self, job_id: str) -> None:
-        from flows.cwl_runner import remove_containers
-
-        client = "podman" if self.settings.container_engine == "podman" else "docker"
-        remove_containers(self.settings.job_dir(job_id), client, logger)
-
-    async def _record_end(self, job: _Job, code: int) -> None:
-        if job.cancelling:
-            await self.client.set_flow_run_state(
-                job.flow_run_id, Cancelled(message="dismissed by the user"), force=True
-            )
-            return
-        flow_run = await self.client.read_flow_run(job.flow_run_id)
-        if flow_run.state and flow_run.state.is_final():
-            return
-        how = (
-            f"was killed by signal {signal.Signals(-code).name}"
-            if code < 0
-            else f"exited with code {code}"
-        )
-        await self.client.set_flow_run_state(
-            job.flow_run_id,
-            Crashed(message=f"the job process {how} before the run finished"),
-            force=True,
-        )
+        finally:
+            self.ending.discard(job.flow_run_id)
 
     # --- orphans -----------------------------------------------------------------------
     async def reconcile(self) -> int:
@@ -293,12 +264,12 @@ class FastWorker:
                 )
             ),
             work_pool_filter=WorkPoolFilter(
-                name=WorkPoolFilterName(any_=[self.settings.work_pool])
+                name=WorkPoolFilterName(any_=[self.settings.prefect.work_pool])
             ),
         )
         changed = 0
         for run in runs:
-            if run.id in self.jobs:
+            if run.id in self.jobs or run.id in self.ending:
                 continue
             claimant = await self._claimant(run.id)
             if claimant is None or not self._orphaned(*claimant):
@@ -314,6 +285,7 @@ class FastWorker:
                     message=f"the worker running this job ({host}:{pid}) stopped before the "
                     "job finished; its processes were ended with it. Run the job again."
                 )
+                await stop_left_runs(self.client, self.settings, run.id)
             await self.client.set_flow_run_state(run.id, state, force=True)
             logger.warning(
                 "flow run %s orphaned by worker %s:%s: now %s", run.id, host, pid, state.type.value
@@ -326,11 +298,7 @@ class FastWorker:
     async def _claimant(self, flow_run_id: uuid.UUID) -> tuple[str, int] | None:
         """The host and PID of the fast worker that claimed a run (None: not one of ours)."""
         states = await self.client.read_flow_run_states(flow_run_id)
-        for state in reversed(states):
-            match = _CLAIM.match(state.message or "")
-            if match:
-                return match["host"], int(match["pid"])
-        return None
+        return next(filter(None, (claimant(s.message) for s in reversed(states))), None)
 
     def _orphaned(self, host: str, pid: int) -> bool:
         """Whether a run claimed by worker ``host:pid`` has lost its job process."""
@@ -352,13 +320,13 @@ class FastWorker:
             await asyncio.sleep(RECONCILE_S)
 
     async def cancel(self, flow_run_id: uuid.UUID) -> None:
-        """Dismiss a running job: end its process group, then record CANCELLED.
+        """Dismiss a running job: kill its process group; its end does the rest.
 
-        The job process gets ``DISMISS_SIGNAL`` first: it cancels the runs its backend
-        started elsewhere (a WES run), then SIGKILLs its own group. SIGKILL, not SIGTERM:
-        on SIGTERM Prefect's engine in the job process records the run CRASHED before the
-        worker records CANCELLED, and the job would read ``failed`` for a moment. After
-        ``DISMISS_GRACE_S`` the worker kills the group itself.
+        SIGKILL, not SIGTERM: on SIGTERM Prefect's engine in the job process records the
+        run CRASHED before the worker records CANCELLED, and the job would read
+        ``failed`` for a moment. When the zygote reports the process gone,
+        :meth:`_finished` stops the runs its backend recorded elsewhere, then records
+        CANCELLED.
         """
         job = self.jobs.get(flow_run_id)
         if job is None or job.cancelling:
@@ -366,12 +334,6 @@ class FastWorker:
         job.cancelling = True
         await job.started.wait()
         assert job.pid is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(job.pid, DISMISS_SIGNAL)
-        try:
-            await asyncio.wait_for(job.exited.wait(), DISMISS_GRACE_S)
-        except TimeoutError:
-            logger.warning("job process %s did not end on dismissal; killing it", job.pid)
         _kill_group(job.pid)
 
     # --- Prefect events --------------------------------------------------------------
@@ -429,16 +391,18 @@ class FastWorker:
         while True:
             with contextlib.suppress(Exception):
                 await self.client.send_worker_heartbeat(
-                    self.settings.work_pool, self.name, heartbeat_interval_seconds=HEARTBEAT_S
+                    self.settings.prefect.work_pool,
+                    self.name,
+                    heartbeat_interval_seconds=HEARTBEAT_S,
                 )
             await asyncio.sleep(HEARTBEAT_S)
 
     async def run(self) -> None:
         async with get_client() as client:
             self.client = client
-            # Claims go through engine.prefect_rest: no 2 s client back-off on SQLite.
-            self.rest = PrefectRest(self.settings.prefect_api_url)
-            pool = await client.read_work_pool(self.settings.work_pool)
+            # Claims go through ogc_prefect.rest: no 2 s client back-off on SQLite.
+            self.rest = PrefectRest(self.settings.prefect.api_url)
+            pool = await client.read_work_pool(self.settings.prefect.work_pool)
             logger.warning(
                 "worker %s serving pool %r with %d slots", self.name, pool.name, self.slots
             )
@@ -453,28 +417,6 @@ class FastWorker:
                 )
             finally:
                 await self.rest.aclose()
-
-
-async def _retrying(func: Any, *args: Any) -> Any:
-    """``await func(*args)``, retried while the Prefect server cannot be reached or
-    answers 5xx (a restart), for up to ``END_RETRY_S`` seconds."""
-    import httpx
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    deadline = asyncio.get_running_loop().time() + END_RETRY_S
-    delay = 0.5
-    while True:
-        try:
-            return await func(*args)
-        except (httpx.TransportError, PrefectHTTPStatusError) as exc:
-            transient = not isinstance(exc, PrefectHTTPStatusError) or (
-                exc.response.status_code >= 500
-            )
-            if not transient or asyncio.get_running_loop().time() + delay > deadline:
-                raise
-            logger.warning("Prefect server unavailable (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 def _kill_group(pgid: int) -> None:

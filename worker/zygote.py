@@ -5,19 +5,16 @@ revision's CWL loaded and validated; every job process is forked from it and so 
 with all of that in memory (shared copy-on-write). The zygote itself never starts a
 thread or an event loop, which is what makes forking it safe.
 
-Protocol, one JSON object per line over a socket from the worker:
-
-* ``{"op": "run", "flow_run": {...}, "package": {...}}`` → fork; answers
-  ``{"op": "started", "flow_run_id", "pid"}``;
-* the zygote reports each job process that ends: ``{"op": "exited", "pid", "code"}``
-  (``code`` < 0 is the signal that killed it).
+The worker and the zygote talk over a socket in the messages of :mod:`worker.protocol`:
+a ``Run`` forks a job process (answered ``Started``), and each job process that ends is
+reported ``Exited``.
 
 When the worker goes away (EOF, or the SIGTERM the kernel sends when it dies), the zygote
 kills every job's process group and exits. Each job process leads its own process group
 (``setsid``) and dies with the zygote (``PR_SET_PDEATHSIG``), so dismissing a job
-(``killpg``) takes every tool with it and no job outlives the engine. A dismissed job
-first gets ``DISMISS_SIGNAL``: its process cancels the runs its backend started outside
-it (a WES run on an HPC site), then kills its own group.
+(``killpg``) takes every tool with it and no job outlives the engine. What a job's
+backend runs outside the group (a WES run, a namespace, containers) is recorded in the
+job's work directory, and the worker stops it once the group is gone.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ import contextlib
 import ctypes
 import gc
 import importlib
-import json
 import logging
 import os
 import re
@@ -41,10 +37,9 @@ from typing import Any
 
 import certifi
 
-__all__ = ["DISMISS_SIGNAL", "main", "quiet_console"]
+from worker.protocol import Exited, Message, Package, Ready, Run, Started, decode, encode
 
-DISMISS_SIGNAL = signal.SIGUSR1
-"""Sent by the worker to a job process whose job is dismissed (see ``_dismissed``)."""
+__all__ = ["main", "quiet_console"]
 
 _PR_SET_PDEATHSIG = 1
 # Modules Prefect and cwltool import on first use inside a run (found by diffing
@@ -70,7 +65,7 @@ def _freeze_heap() -> None:
 
     Job processes inherit the zygote's heap copy-on-write; a collection in a job would
     touch (and so copy) every inherited object's page. Done after warm-up and after
-    each preload, not per fork: a full collection costs tens of milliseconds.
+    each package loaded, not per fork: a full collection costs tens of milliseconds.
     """
     gc.collect()
     gc.freeze()
@@ -205,9 +200,10 @@ class Zygote:
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         import flows.execution  # noqa: F401 - the flow every job runs
-        from blocks.cwltool import mark_dedicated_job_process
-        from engine.secrets import install_log_redaction
-        from engine.settings import get_settings
+        from blocks.backend import mark_dedicated_job_process
+        from blocks.registry import block_types
+        from core.secrets import install_log_redaction
+        from core.settings import get_settings
 
         # Resolving a block class (the result storage block, for one) imports every
         # installed Prefect collection (prefect-aws, prefect-kubernetes): ~1.8 s that
@@ -215,6 +211,11 @@ class Zygote:
         load_prefect_collections()
         for module in _LAZY_IMPORTS:
             importlib.import_module(module)
+        try:
+            # Every backend class (and site module) imported once, not in each job process.
+            block_types(get_settings())
+        except Exception as exc:  # a job process that needs the backend reports it
+            print(f"zygote: backends left to job processes: {exc}", file=sys.stderr)
 
         mark_dedicated_job_process()
         # Job processes inherit it: their logs reach the Prefect UI with secrets masked.
@@ -230,19 +231,19 @@ class Zygote:
         _warm_lookups()
         _freeze_heap()
 
-    def preload(self, package: dict[str, Any]) -> None:
+    def preload(self, package: Package) -> None:
         """Load the package's CWL once; job processes forked later inherit the tool."""
         from blocks.package import ApplicationPackage
-        from engine.settings import get_settings
-        from flows.cwl_runner import load_tool
+        from core.settings import get_settings
+        from cwlpkg.runner import load_tool
         from flows.execution import remember_package
 
-        app = ApplicationPackage.model_validate(package["block"])
-        remember_package(package["name"], app.revision, app)
+        app = ApplicationPackage.model_validate(package.block)
+        remember_package(package.name, app.revision, app)
         try:
             load_tool(app.workflow, app.entrypoint, app.revision, get_settings().home / "packages")
         except Exception as exc:  # the job process reports it properly when it runs
-            print(f"zygote: cannot preload {package['name']}: {exc}", file=sys.stderr, flush=True)
+            print(f"zygote: cannot preload {package.name}: {exc}", file=sys.stderr, flush=True)
         _freeze_heap()
 
     # --- job processes ---------------------------------------------------------------
@@ -259,7 +260,6 @@ class Zygote:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(DISMISS_SIGNAL, _dismissed)
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
             code = _run_job(flow_run)
         finally:
@@ -276,7 +276,7 @@ class Zygote:
             self.children.discard(pid)
             code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
             cpu_s = usage.ru_utime + usage.ru_stime  # the job process and the tools it waited for
-            self.send({"op": "exited", "pid": pid, "code": code, "cpu_s": round(cpu_s, 3)})
+            self.send(Exited(pid, code, round(cpu_s, 3)))
 
     def _terminate(self, *_: object) -> None:
         """SIGTERM (sent by the kernel when the worker dies, or by an operator)."""
@@ -289,18 +289,17 @@ class Zygote:
                 os.killpg(pid, signal.SIGKILL)
 
     # --- the loop --------------------------------------------------------------------
-    def send(self, message: dict[str, Any]) -> None:
-        self.sock.sendall(json.dumps(message).encode() + b"\n")
+    def send(self, message: Message) -> None:
+        self.sock.sendall(encode(message))
 
-    def handle(self, message: dict[str, Any]) -> None:
-        if message["op"] == "run":
-            if message.get("package"):
-                self.preload(message["package"])
-            _cache_related(message["flow_run"])
-            pid = self.spawn(message["flow_run"])
-            self.send({"op": "started", "flow_run_id": message["flow_run"]["id"], "pid": pid})
-        elif message["op"] == "preload":
-            self.preload(message["package"])
+    def handle(self, message: Message) -> None:
+        if not isinstance(message, Run):
+            raise ValueError(f"the zygote takes only Run messages, not {message!r}")
+        if message.package is not None:
+            self.preload(message.package)
+        _cache_related(message.flow_run)
+        pid = self.spawn(message.flow_run)
+        self.send(Started(message.flow_run["id"], pid))
 
     def serve(self) -> None:
         wake_r, wake_w = os.pipe()
@@ -311,7 +310,7 @@ class Zygote:
         selector = selectors.DefaultSelector()
         selector.register(self.sock, selectors.EVENT_READ, "sock")
         selector.register(wake_r, selectors.EVENT_READ, "wake")
-        self.send({"op": "ready", "pid": os.getpid()})
+        self.send(Ready(os.getpid()))
         while True:
             for key, _ in selector.select():
                 if key.data == "wake":
@@ -325,29 +324,7 @@ class Zygote:
                 self.buffer += chunk
                 while b"\n" in self.buffer:
                     line, self.buffer = self.buffer.split(b"\n", 1)
-                    self.handle(json.loads(line))
-
-
-def _dismissed(*_: object) -> None:
-    """The worker dismisses this job: cancel its remote backend runs, then end the group.
-
-    Runs as a signal handler in the job's main thread. Remote runs (a WES run) would
-    outlive the process group the worker kills; a cancel waits until the run is gone.
-    The job process then kills its own group (itself and every tool it started) without
-    recording a state: the worker records the run CANCELLED.
-    """
-    from prefect.logging.handlers import APILogWorker
-
-    from blocks.backend import cancel_remote_runs
-
-    cancelled = 0
-    try:
-        cancelled = cancel_remote_runs()
-    finally:
-        if cancelled:
-            with contextlib.suppress(Exception):
-                APILogWorker.drain_all(timeout=5)  # the cancel's log lines reach the flow run
-        os.killpg(0, signal.SIGKILL)
+                    self.handle(decode(line))
 
 
 def _run_job(flow_run_json: dict[str, Any]) -> int:

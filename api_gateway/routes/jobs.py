@@ -7,11 +7,12 @@ import datetime as dt
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from api_gateway.deps import BridgeDep, ContextDep
+from api_gateway.deps import ContextDep, JobsDep, LogsDep
 from api_gateway.models import JobList, JobLogs, Results, StatusInfo
-from api_gateway.prefect_bridge import JobFilters
 from api_gateway.views import job_list, job_logs, job_logs_text, render, status_info
-from engine.exceptions import InvalidParameter
+from core.exceptions import InvalidParameter
+from core.times import parse_time
+from ogc_prefect import JobFilters
 
 router = APIRouter(tags=["Jobs"])
 
@@ -26,12 +27,11 @@ def _instant(text: str) -> dt.datetime | None:
     if text in ("", ".."):
         return None
     try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
         raise InvalidParameter(
             f"datetime {text!r} is not RFC 3339, e.g. 2026-01-31T12:00:00Z or an interval a/b"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _interval(text: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -47,7 +47,7 @@ def _interval(text: str | None) -> tuple[dt.datetime | None, dt.datetime | None]
 @router.get("/jobs", response_model=JobList, summary="List the jobs")
 async def list_jobs(
     ctx: ContextDep,
-    bridge: BridgeDep,
+    jobs: JobsDep,
     processID: list[str] | None = Query(None, description="Only jobs of these processes."),
     status: list[str] | None = Query(None, description="Only jobs in these states."),
     type: list[str] | None = Query(None, description="Only jobs of this type (`process`)."),
@@ -90,26 +90,26 @@ async def list_jobs(
             limit=limit,
             offset=offset,
         )
-        records, more = await bridge.list_jobs(ctx.user, filters)
+        records, more = await jobs.list_jobs(ctx.user, filters)
     document = job_list(ctx, records, query=query, offset=offset, limit=limit, more=more)
     return render(ctx, "jobs.html", document)
 
 
 @router.get("/jobs/{jobId}", response_model=StatusInfo, summary="Status of a job")
-async def get_job(jobId: str, ctx: ContextDep, bridge: BridgeDep):
-    record = await bridge.get_job(ctx.user, jobId)
+async def get_job(jobId: str, ctx: ContextDep, jobs: JobsDep):
+    record = await jobs.get_job(ctx.user, jobId)
     return render(ctx, "job.html", status_info(ctx, record))
 
 
 @router.delete("/jobs/{jobId}", response_model=StatusInfo, summary="Dismiss a job")
-async def dismiss_job(jobId: str, ctx: ContextDep, bridge: BridgeDep):
-    record = await bridge.dismiss(ctx.user, jobId)
+async def dismiss_job(jobId: str, ctx: ContextDep, jobs: JobsDep):
+    record = await jobs.dismiss(ctx.user, jobId)
     return JSONResponse(status_info(ctx, record))
 
 
 @router.get("/jobs/{jobId}/results", response_model=Results, summary="Results of a job")
-async def get_results(jobId: str, ctx: ContextDep, bridge: BridgeDep):
-    return render(ctx, "results.html", await bridge.results(ctx.user, jobId), job_id=jobId)
+async def get_results(jobId: str, ctx: ContextDep, jobs: JobsDep):
+    return render(ctx, "results.html", await jobs.results(ctx.user, jobId), job_id=jobId)
 
 
 @router.get(
@@ -121,12 +121,12 @@ async def get_results(jobId: str, ctx: ContextDep, bridge: BridgeDep):
 async def get_job_logs(
     jobId: str,
     ctx: ContextDep,
-    bridge: BridgeDep,
+    logs: LogsDep,
     limit: int = Query(200, ge=1, le=200, description="Lines per page."),
     offset: int = Query(0, ge=0, description="Lines to skip (paging)."),
     f: str | None = Query(None, description="`json` (default), `text` or `html`."),
 ):
-    records, more = await bridge.job_logs(ctx.user, jobId, limit=limit, offset=offset)
+    records, more = await logs.job_logs(ctx.user, jobId, limit=limit, offset=offset)
     document = job_logs(ctx, jobId, records, offset=offset, limit=limit, more=more)
     accept = ctx.request.headers.get("accept", "")
     if f == "text" or (f is None and accept.startswith("text/plain")):

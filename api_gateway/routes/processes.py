@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api_gateway.deps import BridgeDep, ContextDep, SettingsDep
+from api_gateway.deps import ContextDep, JobsDep, ProcessesDep, SettingsDep
 from api_gateway.models import ExecuteRequest, ProcessDescription, ProcessList, Results, StatusInfo
 from api_gateway.packages import PACKAGE_MEDIA_TYPES, check_media_type, read_package
 from api_gateway.views import process_description, process_summary, render, status_info
-from engine.exceptions import InvalidParameter
+from core.exceptions import InvalidParameter
 
 router = APIRouter(tags=["Processes"])
 
@@ -36,8 +35,8 @@ _EXECUTE_BODY = {
 
 
 @router.get("/processes", response_model=ProcessList, summary="List the processes")
-async def list_processes(ctx: ContextDep, bridge: BridgeDep):
-    records = await bridge.list_processes(ctx.user)
+async def list_processes(ctx: ContextDep, processes: ProcessesDep):
+    records = await processes.list_processes(ctx.user)
     document = {
         "processes": [process_summary(ctx, r) for r in records],
         "links": [
@@ -68,14 +67,14 @@ async def list_processes(ctx: ContextDep, bridge: BridgeDep):
 async def deploy_process(
     request: Request,
     ctx: ContextDep,
-    bridge: BridgeDep,
+    processes: ProcessesDep,
     settings: SettingsDep,
     w: str | None = Query(None, description="Id of the Workflow of a $graph to deploy."),
 ):
     package = await read_package(
         request.headers.get("content-type"), await request.body(), w, settings
     )
-    record = await bridge.deploy(ctx.user, package)
+    record = await processes.deploy(ctx.user, package)
     href = f"{ctx.base}/processes/{record.process_id}"
     return JSONResponse(process_summary(ctx, record), status_code=201, headers={"Location": href})
 
@@ -83,8 +82,8 @@ async def deploy_process(
 @router.get(
     "/processes/{processId}", response_model=ProcessDescription, summary="Describe a process"
 )
-async def describe_process(processId: str, ctx: ContextDep, bridge: BridgeDep):
-    record = await bridge.get_process(ctx.user, processId)
+async def describe_process(processId: str, ctx: ContextDep, processes: ProcessesDep):
+    record = await processes.get_process(ctx.user, processId)
     return render(ctx, "process.html", process_description(ctx, record))
 
 
@@ -98,29 +97,29 @@ async def replace_process(
     processId: str,
     request: Request,
     ctx: ContextDep,
-    bridge: BridgeDep,
+    processes: ProcessesDep,
     settings: SettingsDep,
     w: str | None = Query(None, description="Id of the Workflow of a $graph to deploy."),
 ):
     # Part 2: an unsupported media type is refused before the process is even looked up.
     check_media_type(request.headers.get("content-type"))
-    await bridge.get_process(ctx.user, processId)
+    await processes.get_process(ctx.user, processId)
     package = await read_package(
         request.headers.get("content-type"), await request.body(), w or processId, settings
     )
-    await bridge.replace(ctx.user, processId, package)
+    await processes.replace(ctx.user, processId, package)
     return Response(status_code=204)
 
 
 @router.delete("/processes/{processId}", status_code=204, summary="Undeploy a process (Part 2)")
-async def undeploy_process(processId: str, ctx: ContextDep, bridge: BridgeDep):
-    await bridge.undeploy(ctx.user, processId)
+async def undeploy_process(processId: str, ctx: ContextDep, processes: ProcessesDep):
+    await processes.undeploy(ctx.user, processId)
     return Response(status_code=204)
 
 
 @router.get("/processes/{processId}/package", summary="The process's application package")
-async def get_package(processId: str, ctx: ContextDep, bridge: BridgeDep):
-    workflow = await bridge.package_source(ctx.user, processId)
+async def get_package(processId: str, ctx: ContextDep, processes: ProcessesDep):
+    workflow = await processes.package_source(ctx.user, processId)
     return JSONResponse(workflow, media_type="application/cwl+json")
 
 
@@ -158,31 +157,31 @@ def _prefers_async(request: Request) -> bool:
     },
 )
 async def execute_process(
-    processId: str, request: Request, ctx: ContextDep, bridge: BridgeDep, settings: SettingsDep
+    processId: str, request: Request, ctx: ContextDep, jobs: JobsDep, settings: SettingsDep
 ):
     # Real clients send no Content-Type: the body is read as JSON whatever it says.
     execute = _execute_request(await request.body())
     subscriber = execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None
-    record = await bridge.submit(
+    respond_async = _prefers_async(request)
+    record, results = await jobs.execute(
         ctx.user,
         processId,
         execute.inputs,
         execute.outputs,
         subscriber=subscriber,
         jobs_url=f"{ctx.base}/jobs",
+        wait_s=None if respond_async else settings.gateway.sync_execute_timeout_s,
     )
     location = f"{ctx.base}/jobs/{record.job_id}"
-    if _prefers_async(request):
+    if respond_async:
         return JSONResponse(
             status_info(ctx, record),
             status_code=201,
             headers={"Location": location, "Preference-Applied": "respond-async"},
         )
-    record = await bridge.wait(ctx.user, record.job_id, settings.sync_execute_timeout_s)
-    if record.status not in ("successful", "failed", "dismissed"):
+    if results is None:
         # Took longer than a synchronous request may wait: hand over the job instead.
         return JSONResponse(
             status_info(ctx, record), status_code=201, headers={"Location": location}
         )
-    results: dict[str, Any] = await bridge.results(ctx.user, record.job_id)
     return JSONResponse(results, status_code=200, headers={"Link": f'<{location}>; rel="monitor"'})

@@ -12,11 +12,12 @@ import datetime as dt
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from api_gateway.deps import BridgeDep, ContextDep
+from api_gateway.deps import ContextDep, SchedulesDep
 from api_gateway.models import Schedule, ScheduleCreate, ScheduleList, ScheduleUpdate
-from api_gateway.prefect_bridge import ScheduleSpec
 from api_gateway.views import render, schedule, schedule_list
-from engine.exceptions import InvalidParameter
+from core.exceptions import InvalidParameter
+from core.times import parse_time
+from ogc_prefect import ScheduleSpec
 
 router = APIRouter(prefix="/processes/{processId}/schedules", tags=["Schedules"])
 
@@ -25,12 +26,11 @@ def _anchor(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
     try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
         raise InvalidParameter(
             f"anchorDate {text!r} is not RFC 3339, e.g. 2026-01-31T02:00:00Z"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @router.post(
@@ -40,7 +40,9 @@ def _anchor(text: str | None) -> dt.datetime | None:
     summary="Create a reprocessing schedule",
     responses={201: {"description": "Schedule created; `Location` is its URL"}},
 )
-async def create_schedule(processId: str, body: ScheduleCreate, ctx: ContextDep, bridge: BridgeDep):
+async def create_schedule(
+    processId: str, body: ScheduleCreate, ctx: ContextDep, schedules: SchedulesDep
+):
     spec = ScheduleSpec(
         cron=body.cron,
         interval_s=body.interval,
@@ -51,7 +53,7 @@ async def create_schedule(processId: str, body: ScheduleCreate, ctx: ContextDep,
         outputs=body.outputs,
         subscriber=body.subscriber.model_dump(exclude_none=True) if body.subscriber else None,
     )
-    record = await bridge.create_schedule(ctx.user, processId, spec, jobs_url=f"{ctx.base}/jobs")
+    record = await schedules.create_schedule(ctx.user, processId, spec, jobs_url=f"{ctx.base}/jobs")
     document = schedule(ctx, record)
     return JSONResponse(
         document, status_code=201, headers={"Location": document["links"][0]["href"]}
@@ -59,14 +61,14 @@ async def create_schedule(processId: str, body: ScheduleCreate, ctx: ContextDep,
 
 
 @router.get("", response_model=ScheduleList, summary="List a process's schedules")
-async def list_schedules(processId: str, ctx: ContextDep, bridge: BridgeDep):
-    records = await bridge.list_schedules(ctx.user, processId)
+async def list_schedules(processId: str, ctx: ContextDep, schedules: SchedulesDep):
+    records = await schedules.list_schedules(ctx.user, processId)
     return render(ctx, "schedules.html", schedule_list(ctx, processId, records))
 
 
 @router.get("/{scheduleId}", response_model=Schedule, summary="Read a schedule")
-async def get_schedule(processId: str, scheduleId: str, ctx: ContextDep, bridge: BridgeDep):
-    record = await bridge.get_schedule(ctx.user, processId, scheduleId)
+async def get_schedule(processId: str, scheduleId: str, ctx: ContextDep, schedules: SchedulesDep):
+    record = await schedules.get_schedule(ctx.user, processId, scheduleId)
     return JSONResponse(schedule(ctx, record))
 
 
@@ -76,7 +78,7 @@ async def get_schedule(processId: str, scheduleId: str, ctx: ContextDep, bridge:
     summary='Change a schedule; `{"active": false}` pauses it, `true` resumes it',
 )
 async def update_schedule(
-    processId: str, scheduleId: str, body: ScheduleUpdate, ctx: ContextDep, bridge: BridgeDep
+    processId: str, scheduleId: str, body: ScheduleUpdate, ctx: ContextDep, schedules: SchedulesDep
 ):
     changes = body.model_dump(exclude_unset=True)
     if not changes:
@@ -92,13 +94,15 @@ async def update_schedule(
     for key in ("active", "timezone", "inputs"):
         if key in changes and changes[key] is None:
             raise InvalidParameter(f"`{key}` cannot be null")
-    record = await bridge.update_schedule(
+    record = await schedules.update_schedule(
         ctx.user, processId, scheduleId, changes, jobs_url=f"{ctx.base}/jobs"
     )
     return JSONResponse(schedule(ctx, record))
 
 
 @router.delete("/{scheduleId}", status_code=204, summary="Delete a schedule")
-async def delete_schedule(processId: str, scheduleId: str, ctx: ContextDep, bridge: BridgeDep):
-    await bridge.delete_schedule(ctx.user, processId, scheduleId)
+async def delete_schedule(
+    processId: str, scheduleId: str, ctx: ContextDep, schedules: SchedulesDep
+):
+    await schedules.delete_schedule(ctx.user, processId, scheduleId)
     return Response(status_code=204)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.exceptions import ContainerEngineError
+from core.exceptions import ContainerEngineError
 from infrastructure.containers.images import build_images
 from infrastructure.containers.podman import PodmanService
 

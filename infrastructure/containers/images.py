@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.exceptions import ContainerEngineError
+from core.exceptions import ContainerEngineError
 from infrastructure.containers.podman import PodmanService
 
 __all__ = ["BASE_IMAGE", "IMAGES", "build_images", "build_rootfs", "missing_images"]

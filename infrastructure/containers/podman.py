@@ -2,7 +2,7 @@
 
 Debian's podman 4.3 runs containers on these machines (2 cores, no systemd, cgroup v1)
 with ``runtime = "runc"``, the ``cgroupfs`` manager and lowered ``default_ulimits``
-(DESIGN §6). Everything podman keeps (configuration, image storage, run state, the API
+(docs/architecture.md §6). Everything podman keeps (configuration, image storage, run state, the API
 socket, the service's PID and log) lives under one folder, so a test session or a
 developer's stack never touches the machine's own podman storage.
 
@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.exceptions import ContainerEngineError
-from engine.processes import stop_process_group
+from core.exceptions import ContainerEngineError
+from core.processes import stop_process_group
 
 __all__ = ["PodmanService", "containers_conf", "storage_conf"]
 

@@ -243,7 +243,7 @@ start_toil() {
     chmod 600 "$HPC_HOME/wes-password"
     mkdir -p "$HPC_HOME/toil/workflows" "$HPC_HOME/toil/work"
     # Default options of every run; a run adds its own (workflow_engine_parameters).
-    # --no-container: DockerRequirement hints are ignored (no registry here, DESIGN §6).
+    # --no-container: DockerRequirement hints are ignored (no registry here, docs/architecture.md §6).
     # --statePollingWait=1: Toil asks Slurm about its jobs every second, not every minute.
     for opt in --batchSystem=slurm --no-container --statePollingWait=1 \
         --workDir="$HPC_HOME/toil/work" ${HPC_TOIL_OPTS:-}; do

@@ -57,6 +57,7 @@ def calrissian_engine(
         yield running
 
 
+@pytest.mark.usefixtures("app_packages")  # the file server serves convert-url-app.cwl
 def test_convert_url_through_the_ogc_api_on_calrissian_emulated(
     calrissian_engine: Engine,
     cluster: EmulatedKubernetes,

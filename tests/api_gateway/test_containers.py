@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import random
 import tempfile
+from pathlib import Path
 
 import requests
 
 from infrastructure.containers.podman import PodmanService
 from tests.blocks.test_cwltool_containers import png_size, running_containers
-from tests.conftest import PACKAGES, Engine, FileServer, tiny_png
+from tests.conftest import Engine, FileServer, tiny_png
 from tests.containers import geotiff, water_bodies_item
 from tests.ogc_schemas import validate
 from tests.s3_server import S3Server
@@ -34,10 +35,14 @@ def _run(api: str, process_id: str, inputs: dict, timeout: float = 120) -> dict:
 
 
 def test_convert_url_resizes_the_png_in_its_container(
-    container_engine: Engine, user: str, file_server: FileServer, stageout_s3: S3Server
+    app_packages: Path,
+    container_engine: Engine,
+    user: str,
+    file_server: FileServer,
+    stageout_s3: S3Server,
 ):
     api = container_engine.api(user)
-    deploy_body = json.loads((PACKAGES / "convert-url-deploy-request.json").read_text())
+    deploy_body = json.loads((app_packages / "convert-url-deploy-request.json").read_text())
     deploy_body["executionUnit"]["href"] = f"{file_server.url}/convert-url-app.cwl"
     deployed = requests.post(
         f"{api}/processes",
@@ -81,10 +86,10 @@ def test_an_absent_image_fails_the_job_naming_the_image(container_engine: Engine
 
 
 def test_water_bodies_is_described_from_its_package(
-    container_engine: Engine, user: str, file_server: FileServer
+    app_packages: Path, container_engine: Engine, user: str, file_server: FileServer
 ):
     api = container_engine.api(user)
-    process_id = deploy_cwl(api, (PACKAGES / WATER_BODIES).read_text())
+    process_id = deploy_cwl(api, (app_packages / WATER_BODIES).read_text())
     assert process_id == "water_bodies"
     process = requests.get(f"{api}/processes/water_bodies", timeout=30).json()
     validate(process, "process")
@@ -103,10 +108,14 @@ def test_water_bodies_is_described_from_its_package(
 
 
 def test_water_bodies_runs_end_to_end_in_its_stand_in_images(
-    container_engine: Engine, user: str, file_server: FileServer, stageout_s3: S3Server
+    app_packages: Path,
+    container_engine: Engine,
+    user: str,
+    file_server: FileServer,
+    stageout_s3: S3Server,
 ):
     api = container_engine.api(user)
-    deploy_cwl(api, (PACKAGES / WATER_BODIES).read_text())
+    deploy_cwl(api, (app_packages / WATER_BODIES).read_text())
     folder = file_server.root / f"stac-{user}"
     base = f"{file_server.url}/{folder.name}"
     items = [water_bodies_item(folder, name, base) for name in ("S2A_T32TMS_1", "S2B_T32TMS_2")]

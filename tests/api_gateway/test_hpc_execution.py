@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from tests.conftest import PACKAGES, Engine, FileServer, free_port
+from tests.conftest import Engine, FileServer, free_port
 from tests.hpc import HPC_BLOCK, Hpc, save_backend_block
 from tests.ogc_schemas import validate
 from tests.support import (
@@ -155,6 +155,7 @@ def run_job(api: str, process_id: str, inputs: dict) -> tuple[str, dict]:
     return created.json()["jobID"], final
 
 
+@pytest.mark.usefixtures("app_packages")  # the file server serves convert-url-app.cwl
 def test_convert_url_runs_as_slurm_jobs(
     hpc_engine: Engine, hpc: Hpc, user: str, file_server: FileServer, png_url: str
 ):
@@ -302,7 +303,7 @@ def test_deploy_refuses_an_unknown_execution_engine(api: str, engine_name: objec
         timeout=HTTP_TIMEOUT_S,
     )
     body = assert_ogc_exception(response, 400)
-    assert "executionEngine must be one of cwltool, toil" in body["detail"]
+    assert "executionEngine must be one of calrissian, cwltool, toil" in body["detail"]
 
 
 def test_deploy_on_toil_needs_a_configured_endpoint(api: str):
@@ -323,8 +324,8 @@ def test_a_missing_backend_block_fails_the_job_saying_so(api: str):
     assert "toil-wes-backend/no-such-site" in final["message"], final
 
 
-def test_packages_deploy_with_their_engine(api: str):
+def test_packages_deploy_with_their_engine(app_packages: Path, api: str):
     # The real package still deploys and describes the same with an engine named.
-    deploy_on(api, "cwltool", cwl=(PACKAGES / "convert-url-app.cwl").read_text())
+    deploy_on(api, "cwltool", cwl=(app_packages / "convert-url-app.cwl").read_text())
     described = requests.get(f"{api}/processes/convert-url", timeout=HTTP_TIMEOUT_S).json()
     assert set(described["inputs"]) == {"fn", "url", "size"}

@@ -6,12 +6,13 @@ Every process and error document is validated against the OGC schemas.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from tests.conftest import BOTH_ENGINES, MAX_REQUEST_BYTES, PACKAGES, Engine, FileServer
+from tests.conftest import BOTH_ENGINES, MAX_REQUEST_BYTES, Engine, FileServer
 from tests.ogc_schemas import validate
 from tests.support import (
     ECHO_CWL,
@@ -22,15 +23,15 @@ from tests.support import (
     wait_for_status,
 )
 
-WATER_BODIES = PACKAGES / "app-water-bodies-cloud-native.1.5.0.cwl"
-CONVERT_URL = PACKAGES / "convert-url-app.cwl"
+WATER_BODIES = "app-water-bodies-cloud-native.1.5.0.cwl"  # in the app_packages folder
+CONVERT_URL = "convert-url-app.cwl"
 
 
-def _bodies(file_server: FileServer) -> dict[str, tuple[str, bytes]]:
+def _bodies(file_server: FileServer, app_packages: Path) -> dict[str, tuple[str, bytes]]:
     """Deploy requests of the convert-url package, one per way of sending it."""
-    text = CONVERT_URL.read_text()
+    text = (app_packages / CONVERT_URL).read_text()
     as_json = json.dumps(yaml.safe_load(text))
-    href = f"{file_server.url}/{CONVERT_URL.name}"
+    href = f"{file_server.url}/{CONVERT_URL}"
 
     def package(unit: dict) -> bytes:
         return json.dumps({"executionUnit": unit}).encode()
@@ -65,8 +66,8 @@ def _bodies(file_server: FileServer) -> dict[str, tuple[str, bytes]]:
         "ogcapppkg-value-yaml",
     ],
 )
-def test_deploy_each_media_type(api: str, file_server: FileServer, way: str):
-    media_type, body = _bodies(file_server)[way]
+def test_deploy_each_media_type(app_packages: Path, api: str, file_server: FileServer, way: str):
+    media_type, body = _bodies(file_server, app_packages)[way]
     response = requests.post(
         f"{api}/processes", data=body, headers={"Content-Type": media_type}, timeout=60
     )
@@ -212,8 +213,8 @@ def test_undeploy(any_engine: Engine, user: str):
     deploy_cwl(api, ECHO_CWL)
 
 
-def test_w_selects_the_workflow_of_a_graph(api: str):
-    text = WATER_BODIES.read_bytes()
+def test_w_selects_the_workflow_of_a_graph(app_packages: Path, api: str):
+    text = (app_packages / WATER_BODIES).read_bytes()
     headers = {"Content-Type": "application/cwl+yaml"}
     root = requests.post(f"{api}/processes", data=text, headers=headers, timeout=60)
     assert root.status_code == 201, root.text
@@ -251,13 +252,16 @@ def test_w_selects_the_workflow_of_a_graph(api: str):
     assert "no_such_workflow" in body["detail"]
 
 
-def test_package_returns_the_cwl_as_deployed(engine: Engine, api: str, user: str):
-    deploy_cwl(api, CONVERT_URL.read_text(), media_type="application/cwl")
+def test_package_returns_the_cwl_as_deployed(
+    app_packages: Path, engine: Engine, api: str, user: str
+):
+    text = (app_packages / CONVERT_URL).read_text()
+    deploy_cwl(api, text, media_type="application/cwl")
     response = requests.get(f"{api}/processes/convert-url/package", timeout=30)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/cwl+json")
     package = response.json()
-    assert package == yaml.safe_load(CONVERT_URL.read_text())
+    assert package == yaml.safe_load(text)
 
     # What GET /package gives deploys as the same process elsewhere.
     elsewhere = engine.api(f"{user}-copy")

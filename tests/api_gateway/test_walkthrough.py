@@ -1,8 +1,10 @@
-"""The DESIGN §1 acceptance walkthrough, over real HTTP, on SQLite and on PostgreSQL.
+"""The acceptance walkthrough (README "Walkthrough with curl"), over real HTTP, on SQLite
+and on PostgreSQL.
 
-The real ``convert-url`` application package and request bodies from
-``shared/app-packages`` (package ``href`` and image URL rewritten to the loopback
-file server); the package's tool is the stand-in ``convert.sh`` from ``conftest``.
+The real ``convert-url`` application package and request bodies of the EOEPCA deployment
+guide, from the reference folder ``app-packages/`` (``tests.reference``; package ``href``
+and image URL rewritten to the loopback file server); the package's tool is the
+stand-in ``convert.sh`` from ``conftest``.
 Every JSON document the engine answers with is validated against the OGC schemas.
 """
 
@@ -14,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 import requests
 
-from tests.conftest import BOTH_ENGINES, PACKAGES, Engine, FileServer, tiny_png
+from tests.conftest import BOTH_ENGINES, Engine, FileServer, tiny_png
 from tests.ogc_schemas import validate
 from tests.support import P1_EXC, assert_ogc_exception, wait_for_status
 
@@ -25,7 +27,9 @@ def _local(url: str) -> Path:
 
 
 @BOTH_ENGINES
-def test_walkthrough(any_engine: Engine, user: str, file_server: FileServer, png_url: str):
+def test_walkthrough(
+    app_packages: Path, any_engine: Engine, user: str, file_server: FileServer, png_url: str
+):
     api = any_engine.api(user)
 
     landing = requests.get(f"{api}/", timeout=30)
@@ -41,7 +45,7 @@ def test_walkthrough(any_engine: Engine, user: str, file_server: FileServer, png
     assert listing.json()["processes"] == []
 
     # 2. deploy by href
-    deploy_body = json.loads((PACKAGES / "convert-url-deploy-request.json").read_text())
+    deploy_body = json.loads((app_packages / "convert-url-deploy-request.json").read_text())
     deploy_body["executionUnit"]["href"] = f"{file_server.url}/convert-url-app.cwl"
     deployed = requests.post(
         f"{api}/processes",
@@ -67,7 +71,7 @@ def test_walkthrough(any_engine: Engine, user: str, file_server: FileServer, png
     assert set(process["outputs"]) == {"converted_image"}
 
     # 4. execute asynchronously
-    execute_body = json.loads((PACKAGES / "convert-url-execute-request.json").read_text())
+    execute_body = json.loads((app_packages / "convert-url-execute-request.json").read_text())
     execute_body["inputs"]["url"] = png_url
     created = requests.post(
         f"{api}/processes/convert-url/execution",

@@ -1,11 +1,12 @@
 """The Calrissian backend's lifecycle against an EMULATED Kubernetes API (tests/k8s_api.py).
 
-There is no Kubernetes here (DESIGN §6). The stand-in speaks the API's HTTP on loopback
-(HTTPS, chunked watch streams, pod logs); the backend talks to it with the official
-client through a kubeconfig. The Job's container runs the real ``calrissian`` 0.18.1 from
-its own virtualenv (``infrastructure/calrissian/install.sh``) with in-cluster
-configuration pointing at the stand-in, and the pods Calrissian creates run in the
-session's podman service with locally built images.
+There is no Kubernetes here: no API server can run on these machines. The stand-in
+speaks the API's HTTP on loopback (HTTPS, chunked watch streams, pod logs); the backend
+talks to it with the official client through a kubeconfig. The Job's container runs the
+real ``calrissian`` 0.18.1 from its own virtualenv
+(``infrastructure/calrissian/install.sh``) with in-cluster configuration pointing at the
+stand-in, and the pods Calrissian creates run in the session's podman service with
+locally built images.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from typing import Any
 
 import pytest
 
-from blocks.backend import CwlJob
+import cwlpkg as cwl
+from blocks.backend import CwlJob, recorded_runs
 from blocks.calrissian import CalrissianBackend
-from flows import cwl
+from blocks.registry import stop_recorded_runs
+from core.settings import CalrissianSettings, Settings
 from infrastructure.containers.podman import PodmanService
 from tests.conftest import FileServer
 from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
-from tests.shared import APP_PACKAGES
 from tests.support import IMAGE_TOOL_CWL, LogLines, cwl_job
 
 NODE = {"oapip.test/pool": "processing"}
@@ -87,13 +89,14 @@ def _namespaces(k8s: EmulatedKubernetes) -> list[str]:
 
 
 def test_convert_url_runs_through_calrissian_emulated(
+    app_packages: Path,
     k8s: EmulatedKubernetes,
     tmp_path: Path,
     records: LogLines,
     file_server: FileServer,
     png_url: str,
 ):
-    doc = cwl.parse_document((APP_PACKAGES / "convert-url-app.cwl").read_bytes())
+    doc = cwl.parse_document((app_packages / "convert-url-app.cwl").read_bytes())
     job = _job(
         doc,
         "convert-url",
@@ -165,8 +168,7 @@ def test_failed_tool_keeps_the_namespace_when_asked_emulated(
     assert not outcome.success and "failed" in outcome.message
     assert "permanentFail" in outcome.message, outcome.message  # Calrissian's own words
     assert run.run_id in _namespaces(k8s)
-    assert run._reaper.wait(10) == 0  # the run ended here: the reaper left it alone
-    assert run.run_id in _namespaces(k8s)
+    assert not recorded_runs(job.workdir)  # the run ended here: nobody is to delete it
     assert any("permanentFail" in line or "exit" in line.lower() for line in records.lines)
     run.cancel()
     assert run.run_id not in _namespaces(k8s)
@@ -206,7 +208,8 @@ def test_dismiss_deletes_the_job_and_the_namespace_emulated(
 def test_a_killed_job_process_leaves_no_namespace_behind_emulated(
     k8s: EmulatedKubernetes, tmp_path: Path, records: LogLines
 ):
-    """The fast worker SIGKILLs a dismissed job's process: its reaper cleans up."""
+    """The fast worker SIGKILLs a dismissed job's process, then stops the runs it recorded:
+    the namespace the run recorded is deleted by a backend built from settings."""
     job = _job(
         _tool("eoepca/convert:latest", "sleep 120", "sleeper"),
         "sleeper",
@@ -217,9 +220,18 @@ def test_a_killed_job_process_leaves_no_namespace_behind_emulated(
     run = _backend(k8s, tmp_path).submit(job)
     namespace = run.run_id
     assert k8s.wait_for(lambda: bool(k8s.list("pods", namespace)), 60)
+    (recorded,) = recorded_runs(job.workdir)
+    assert (recorded.backend, recorded.handle) == ("calrissian", {"namespace": namespace})
 
-    # What the reaper sees when the job's process dies: its pipe closes without "done".
-    run._reaper.stdin.close()
+    # What the worker does once the job's process is gone (it never returned from the wait).
+    settings = Settings(calrissian=CalrissianSettings(kubeconfig=tmp_path / "kubeconfig"))
+    log = logging.getLogger(f"test.calrissian.stop.{id(records)}")
+    log.addHandler(records)
+    stopped = stop_recorded_runs(job.workdir, settings, log)
 
+    assert stopped == [f"calrissian run {namespace}"]
     assert k8s.wait_for(lambda: namespace not in _namespaces(k8s), 60), k8s.diagnostics()
-    assert run._reaper.wait(30) == 0
+    assert not recorded_runs(job.workdir)
+    assert any(
+        f"deleting the Calrissian job and namespace {namespace}" in line for line in records.lines
+    )

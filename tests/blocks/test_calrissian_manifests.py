@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+import cwlpkg as cwl
 from blocks.backend import CwlJob
-from blocks.calrissian import CalrissianBackend, unpack_results
+from blocks.calrissian import CalrissianBackend
 from blocks.calrissian_manifests import (
     RESULTS_MARK,
     CalrissianJobSpec,
@@ -28,27 +29,25 @@ from blocks.calrissian_manifests import (
     namespace_name,
     ship_local_inputs,
 )
-from flows import cwl
+from blocks.calrissian_results import unpack_results
 from tests.k8s_schema import assert_valid
-from tests.shared import APP_PACKAGES
 
 JOB_ID = "0b6c5e1a-3f2d-4c1e-9a6b-2f1d0c9e8a7b"
 
 
-def _packed(name: str, workflow_id: str) -> tuple[dict[str, Any], str]:
-    path = APP_PACKAGES / name
+def _packed(path: Path, workflow_id: str) -> tuple[dict[str, Any], str]:
     packed = cwl.pack(cwl.parse_document(path.read_bytes(), base_uri=path.as_uri()), workflow_id)
     return packed, cwl.entrypoint(packed)
 
 
 @pytest.fixture(scope="module")
-def convert_url() -> tuple[dict[str, Any], str]:
-    return _packed("convert-url-app.cwl", "convert-url")
+def convert_url(app_packages: Path) -> tuple[dict[str, Any], str]:
+    return _packed(app_packages / "convert-url-app.cwl", "convert-url")
 
 
 @pytest.fixture(scope="module")
-def water_bodies() -> tuple[dict[str, Any], str]:
-    return _packed("app-water-bodies-cloud-native.1.5.0.cwl", "water_bodies")
+def water_bodies(app_packages: Path) -> tuple[dict[str, Any], str]:
+    return _packed(app_packages / "app-water-bodies-cloud-native.1.5.0.cwl", "water_bodies")
 
 
 def _job(workflow: dict[str, Any], entrypoint: str, process_id: str, tmp_path: Path, **kw: Any):

@@ -1,6 +1,6 @@
 """The cwltool backend outside the fast worker: cwltool in a process group of its own.
 
-This is the path a stock Prefect worker takes (``python -m flows.cwl_runner`` in a new
+This is the path a stock Prefect worker takes (``python -m cwlpkg.runner`` in a new
 session); cancelling a run must take cwltool and every tool it started with it.
 """
 

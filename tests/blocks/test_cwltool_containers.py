@@ -18,7 +18,7 @@ import pytest
 
 from blocks.cwltool import CwltoolBackend
 from infrastructure.containers.podman import PodmanService
-from tests.conftest import PACKAGES, FileServer, container_env, tiny_png
+from tests.conftest import FileServer, container_env, tiny_png
 from tests.containers import geotiff, water_bodies_item
 from tests.support import IMAGE_TOOL_CWL, LogLines, cwl_job, poll
 
@@ -56,10 +56,14 @@ def _lines(logger: logging.Logger) -> list[str]:
 
 
 def test_convert_url_resizes_the_png_in_its_image(
-    backend: CwltoolBackend, records: logging.Logger, file_server: FileServer, tmp_path: Path
+    app_packages: Path,
+    backend: CwltoolBackend,
+    records: logging.Logger,
+    file_server: FileServer,
+    tmp_path: Path,
 ):
     url = file_server.add("wide.png", tiny_png(40, 20))
-    text = (PACKAGES / "convert-url-app.cwl").read_text()
+    text = (app_packages / "convert-url-app.cwl").read_text()
     run = backend.submit(
         cwl_job(text, {"fn": "resize", "url": url, "size": "50%"}, tmp_path / "job", records)
     )
@@ -104,12 +108,16 @@ def test_an_absent_image_fails_fast_naming_it_and_nothing_is_pulled(
 
 
 def test_water_bodies_scatters_over_items_and_bands_in_stand_in_images(
-    backend: CwltoolBackend, records: logging.Logger, file_server: FileServer, tmp_path: Path
+    app_packages: Path,
+    backend: CwltoolBackend,
+    records: logging.Logger,
+    file_server: FileServer,
+    tmp_path: Path,
 ):
     folder = file_server.root / f"items-{random.randint(0, 10**9)}"
     base = f"{file_server.url}/{folder.name}"
     items = [water_bodies_item(folder, name, base) for name in ("item-a", "item-b")]
-    text = (PACKAGES / "app-water-bodies-cloud-native.1.5.0.cwl").read_text()
+    text = (app_packages / "app-water-bodies-cloud-native.1.5.0.cwl").read_text()
     inputs = {"aoi": "10.001,45.971,10.039,45.999", "stac_items": items}
     run = backend.submit(cwl_job(text, inputs, tmp_path / "job", records))
     outcome = run.wait_for_completion()

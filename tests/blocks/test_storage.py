@@ -7,7 +7,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from blocks.storage import LocalResultStorage, results_key, storage_from_url
+from blocks.storage import LocalResultStorage, storage_from_url
+from core.naming import results_key
 
 
 def test_results_key_layout():

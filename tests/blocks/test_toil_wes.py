@@ -17,10 +17,10 @@ import pytest
 import requests
 
 from blocks.backend import CwlJob
+from blocks.registry import backend_for
 from blocks.toil_wes import ToilWesBackend
-from engine.exceptions import BackendAuthFailed, BackendUnreachable
-from engine.settings import Settings
-from flows.execution import backend_for
+from core.exceptions import BackendAuthFailed, BackendUnreachable
+from core.settings import Settings
 from tests.conftest import free_port
 from tests.hpc import Hpc
 from tests.support import poll

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import PACKAGES, Engine
+from tests.conftest import Engine
 from tests.support import deploy_cwl, execute_async, poll, wait_for_status
 
 
@@ -24,10 +25,12 @@ class Job:
 
 
 @pytest.fixture(scope="module")
-def job(engine: Engine, png_url: str) -> Job:
+def job(app_packages: Path, engine: Engine, png_url: str) -> Job:
     user = f"flows-{uuid.uuid4().hex[:8]}"
     api = engine.api(user)
-    deploy_cwl(api, (PACKAGES / "convert-url-app.cwl").read_text(), media_type="application/cwl")
+    deploy_cwl(
+        api, (app_packages / "convert-url-app.cwl").read_text(), media_type="application/cwl"
+    )
     created = execute_async(api, "convert-url", {"fn": "resize", "url": png_url, "size": "50%"})
     assert wait_for_status(created.headers["Location"], timeout=60)["status"] == "successful"
     return Job(user, created.json()["jobID"], engine.prefect_api_url)

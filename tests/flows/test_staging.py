@@ -20,8 +20,14 @@ import pytest
 
 from blocks.s3 import S3ResultStorage
 from blocks.storage import LocalResultStorage
-from engine.exceptions import StagingError
-from engine.settings import Settings
+from core.exceptions import StagingError
+from core.settings import (
+    ResultSettings,
+    Settings,
+    StageInSettings,
+    TransferSettings,
+    WorkspaceSettings,
+)
 from flows.stac import STAC_CATALOG
 from flows.staging import (
     Fetcher,
@@ -40,21 +46,32 @@ def _path(location: str) -> Path:
     return Path(unquote(urlparse(location).path))
 
 
-def _settings(stagein: S3Server, stageout: S3Server | None = None, **more: Any) -> Settings:
-    values: dict[str, Any] = {
-        "stagein_s3_endpoint": stagein.endpoint,
-        "stagein_s3_access_key": stagein.access_key,
-        "stagein_s3_secret_key": stagein.secret_key,
-        "staging_attempts": 2,
-        "staging_backoff_s": 0.05,
-    }
+def _settings(
+    stagein: S3Server,
+    stageout: S3Server | None = None,
+    *,
+    results: dict[str, Any] | None = None,
+    workspace: dict[str, Any] | None = None,
+) -> Settings:
+    """Settings for the staging functions: the stage-in server, the stage-out one, and
+    whatever ``results``/``workspace`` settings a test adds."""
+    results = dict(results or {})
     if stageout is not None:
-        values |= {
+        results |= {
             "s3_endpoint": stageout.endpoint,
             "s3_access_key": stageout.access_key,
             "s3_secret_key": stageout.secret_key,
         }
-    return Settings(**(values | more))
+    return Settings(
+        stagein=StageInSettings(
+            endpoint=stagein.endpoint,
+            access_key=stagein.access_key,
+            secret_key=stagein.secret_key,
+        ),
+        transfer=TransferSettings(attempts=2, backoff_s=0.05),
+        results=ResultSettings(**results),
+        workspace=WorkspaceSettings(**(workspace or {})),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +307,7 @@ def test_stac_is_published_on_local_storage_too(tmp_path: Path):
 
 
 def test_an_unknown_bucket_fails_clearly(tmp_path: Path, stageout_s3: S3Server):
-    settings = _settings(stageout_s3, stageout_s3, s3_bucket="no-such-results")
+    settings = _settings(stageout_s3, stageout_s3, results={"s3_bucket": "no-such-results"})
     storage = result_storage(settings, user="alice")
     with pytest.raises(StagingError, match="bucket 'no-such-results' does not exist"):
         storage.check()
@@ -315,14 +332,8 @@ def test_an_unreachable_stage_out_endpoint_fails_after_retries(stageout_s3: S3Se
 
 
 def _workspace_settings(stageout: S3Server, api: WorkspaceApiStandIn, **more: Any) -> Settings:
-    return _settings(
-        stageout,
-        stageout,
-        use_workspace_api=True,
-        workspace_api_url=api.url,
-        workspace_api_token="platform-token",
-        **more,
-    )
+    workspace = {"enabled": True, "api_url": api.url, "api_token": "platform-token", **more}
+    return _settings(stageout, stageout, workspace=workspace)
 
 
 def test_workspace_mode_writes_each_user_to_their_own_bucket(
@@ -364,7 +375,7 @@ def test_a_failed_workspace_lookup_fails_or_falls_back_as_configured(
         result_storage(_workspace_settings(stageout_s3, workspace_api), user=stranger)
     warnings: list[str] = []
     storage = result_storage(
-        _workspace_settings(stageout_s3, workspace_api, workspace_fallback=True),
+        _workspace_settings(stageout_s3, workspace_api, fallback=True),
         user=stranger,
         log=warnings.append,
     )

@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pystac
 import pytest
 import requests
 
-from tests.conftest import PACKAGES, Engine, FileServer, free_port, tiny_png
+from tests.conftest import Engine, FileServer, free_port, tiny_png
 from tests.ogc_schemas import validate
 from tests.s3_server import S3Server, WorkspaceApiStandIn
 from tests.support import ECHO_CWL, assert_ogc_exception, deploy_cwl, execute_async, poll
@@ -66,10 +67,12 @@ def _results(job_url: str) -> dict[str, Any]:
 
 
 def test_the_walkthrough_leaves_the_png_in_the_stage_out_bucket(
-    s3_engine: Engine, user: str, png_url: str, stageout_s3: S3Server
+    app_packages: Path, s3_engine: Engine, user: str, png_url: str, stageout_s3: S3Server
 ):
     api = s3_engine.api(user)
-    deploy_cwl(api, (PACKAGES / "convert-url-app.cwl").read_text(), media_type="application/cwl")
+    deploy_cwl(
+        api, (app_packages / "convert-url-app.cwl").read_text(), media_type="application/cwl"
+    )
     job_url, job_id = _job(
         execute_async(api, "convert-url", {"fn": "resize", "url": png_url, "size": "50%"})
     )

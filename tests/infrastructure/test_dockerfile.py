@@ -67,6 +67,6 @@ def test_the_copied_files_build_the_engine_with_its_data(tmp_path: Path):
     )
     wheel = next((tmp_path / "dist").glob("*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "engine/kubernetes_job_template.json" in names
+    assert "stack/kubernetes_job_template.json" in names
     assert "blocks/calrissian.py" in names and "worker/fast.py" in names
     assert any(n.startswith("api_gateway/templates/") for n in names)

@@ -3,7 +3,7 @@
 Rendered the way the prefect-kubernetes worker does it (``from_template_and_values`` then
 ``prepare_for_flow_run``), for several sets of job variables, and validated against the
 Kubernetes 1.32 schema in strict mode. The stock default template is checked too: it
-fails (DESIGN §6), which is why the engine ships its own.
+fails (docs/architecture.md §6), which is why the engine ships its own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 from prefect.client.schemas.objects import FlowRun
 from prefect_kubernetes.worker import KubernetesWorker, KubernetesWorkerJobConfiguration
 
-from engine.stack import kubernetes_job_template
+from stack.setup import kubernetes_job_template
 from tests.k8s_schema import assert_valid
 
 ROOT = Path(__file__).resolve().parents[2]

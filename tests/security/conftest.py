@@ -29,8 +29,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from engine.processes import stop_process_group
-from engine.stack import wait_for_http
+from core.processes import stop_process_group
+from stack.local import wait_for_http
 from tests.conftest import Engine, FileServer, _running_engine, free_port
 
 AUDIENCE = "oapip-gateway"
@@ -177,13 +177,15 @@ class OidcGateway:
 def oidc_gateway(
     engine: Engine, issuer: Issuer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OidcGateway]:
-    from engine.settings import Settings
-    from engine.stack import prefect_env
+    from core.settings import PrefectSettings, Settings
+    from stack.local import prefect_env
 
     port = free_port()
     log = tmp_path_factory.mktemp("oidc-gateway") / "gateway.log"
     env = {
-        **prefect_env(Settings(home=engine.home, prefect_api_url=engine.prefect_api_url)),
+        **prefect_env(
+            Settings(home=engine.home, prefect=PrefectSettings(api_url=engine.prefect_api_url))
+        ),
         "OAPIP_PORT": str(port),
         "OAPIP_OIDC_ISSUER": issuer.url,
         "OAPIP_OIDC_CLIENT_ID": AUDIENCE,

@@ -1,0 +1,118 @@
+"""Every naming convention that ties the engine's parts together, in one place.
+
+The gateway names Prefect objects, the flow and the worker read those names back, and
+the stack creates the objects they all refer to; each side takes the names from here.
+
+* a deployed process is a deployment ``<process id>@<user>`` of the flow
+  :data:`FLOW_NAME`, tagged :data:`TAG`, ``user:<user>`` and ``process:<id>``;
+* its package is a block document of type :data:`PACKAGE_BLOCK_TYPE` named by
+  :func:`package_block_name`;
+* a job is a flow run of that deployment with the same tags;
+* a fast worker claims a run by proposing Pending with the message :func:`claim_message`;
+* a job's results live below :func:`results_key` ``(prefix, job_id)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+__all__ = [
+    "ANONYMOUS",
+    "ENTRYPOINT",
+    "FAST_POOL_TYPE",
+    "FLOW_NAME",
+    "PACKAGE_BLOCK_TYPE",
+    "PROCESS_ID",
+    "RESULT_STORAGE_BLOCK",
+    "TAG",
+    "USER_NAME",
+    "claim_message",
+    "claimant",
+    "deployment_name",
+    "job_tags",
+    "package_block_name",
+    "process_of",
+    "results_key",
+    "user_of",
+    "user_tag",
+]
+
+FLOW_NAME = "ogc-execute"
+"""The one generic flow every deployed process runs."""
+ENTRYPOINT = "flows.execution:execute_process"
+"""Where workers import that flow from."""
+TAG = "oapip"
+"""Tag on every deployment and flow run the engine makes (its other runs are not jobs)."""
+PACKAGE_BLOCK_TYPE = "ogc-application-package"
+"""Block type slug of the documents that hold deployed packages."""
+RESULT_STORAGE_BLOCK = "local-file-system/oapip-results"
+"""Prefect's result storage of the flow (its returned results documents)."""
+FAST_POOL_TYPE = "oapip-fast"
+"""Work-pool type of the engine's own worker."""
+ANONYMOUS = "anonymous"
+"""The user of the unprefixed ``/ogc-api`` tree."""
+
+PROCESS_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+"""What a process id may be: it is part of a deployment name and of URLs."""
+USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
+"""What a user name may be: it is part of tags, deployment names and URLs."""
+
+_CLAIM = re.compile(r"^claimed by oapip-fast (?P<host>\S+):(?P<pid>\d+)$")
+
+
+def deployment_name(user: str, process_id: str) -> str:
+    """Prefect deployment name of ``user``'s process (``@`` cannot occur in either id)."""
+    return f"{process_id}@{user}"
+
+
+def user_tag(user: str) -> str:
+    """The tag that marks ``user``'s deployments and flow runs."""
+    return f"user:{user}"
+
+
+def job_tags(user: str, process_id: str) -> list[str]:
+    """Tags of ``user``'s deployment of ``process_id`` and of every job it runs."""
+    return [TAG, user_tag(user), f"process:{process_id}"]
+
+
+def _tag_value(tags: Iterable[str], key: str) -> str | None:
+    return next((t.split(":", 1)[1] for t in tags if t.startswith(f"{key}:")), None)
+
+
+def user_of(tags: Iterable[str]) -> str | None:
+    """The user named by a flow run's or deployment's tags."""
+    return _tag_value(tags, "user")
+
+
+def process_of(tags: Iterable[str]) -> str | None:
+    """The process id named by a flow run's or deployment's tags."""
+    return _tag_value(tags, "process")
+
+
+def package_block_name(owner: str, process_id: str) -> str:
+    """Block document name for ``owner``'s process ``process_id``.
+
+    Block names allow lowercase letters, digits and dashes only; a digest of the exact
+    pair keeps names of ids that differ only in case or punctuation apart.
+    """
+    digest = hashlib.sha256(f"{owner}\0{process_id}".encode()).hexdigest()[:10]
+    readable = re.sub(r"[^a-z0-9]+", "-", f"{owner}-{process_id}".lower()).strip("-")[:40]
+    return f"{readable}-{digest}"
+
+
+def claim_message(host: str, pid: int) -> str:
+    """The Pending-state message a fast worker claims a run with."""
+    return f"claimed by oapip-fast {host}:{pid}"
+
+
+def claimant(message: str | None) -> tuple[str, int] | None:
+    """The ``(host, pid)`` of the worker a :func:`claim_message` names, else None."""
+    match = _CLAIM.match(message or "")
+    return (match["host"], int(match["pid"])) if match else None
+
+
+def results_key(prefix: str, job_id: str, *parts: str) -> str:
+    """Key of a job's result object: ``<prefix>/<jobID>/<parts...>``."""
+    return "/".join([prefix.strip("/"), job_id, *(p.strip("/") for p in parts if p)])

@@ -1,0 +1,145 @@
+"""OGC API - Processes documents built the same way wherever the engine sends them.
+
+:func:`status_info` is a job's ``statusInfo``: the gateway serves it (``/jobs/{jobId}``,
+the job list, an asynchronous execute answer) and the flow posts it to a subscriber's
+callback URIs. Both give the same fields; only the links differ, because a callback's
+receiver is another server that needs only the job's status URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from core.times import format_time
+
+__all__ = ["REL", "status_info"]
+
+REL = "http://www.opengis.net/def/rel/ogc/1.0"
+"""Prefix of the OGC link relations (``…/results``, ``…/job-list``, ``…/execute``)."""
+
+
+def status_info(
+    *,
+    job_id: str,
+    process_id: str | None,
+    status: str,
+    message: str,
+    created: dt.datetime | None = None,
+    started: dt.datetime | None = None,
+    finished: dt.datetime | None = None,
+    updated: dt.datetime | None = None,
+    progress: int | None = None,
+    schedule_id: str | None = None,
+    jobs_url: str = "",
+    api_url: str | None = None,
+    prefect_ui: str | None = None,
+) -> dict[str, Any]:
+    """The OGC ``statusInfo`` of a job; times are RFC 3339 UTC, unset ones left out.
+
+    Args:
+        job_id, process_id, status, message: what the job is and how it stands
+            (``status``: accepted, running, successful, failed or dismissed).
+        created, started, finished, updated: the job's times.
+        progress: 0-100 (clipped to that range).
+        schedule_id: the reprocessing schedule that started the job, if one did.
+        jobs_url: the job list URL; the document links to ``<jobs_url>/<job id>``
+            (empty: no links).
+        api_url: the OGC API tree the gateway serves the job from; given, the document
+            also links to the job's HTML page, results, logs, process and schedule (and
+            ``jobs_url`` defaults to ``<api_url>/jobs``).
+        prefect_ui: the Prefect UI's URL; given, a ``monitor`` link opens the job there.
+    """
+    if api_url is not None:
+        jobs_url = jobs_url or f"{api_url}/jobs"
+    document: dict[str, Any] = {
+        "processID": process_id,
+        "type": "process",
+        "jobID": job_id,
+        "status": status,
+        "message": message,
+    }
+    times = {"created": created, "started": started, "finished": finished, "updated": updated}
+    for key, value in times.items():
+        if value is not None:
+            document[key] = format_time(value)
+    if progress is not None:
+        document["progress"] = max(0, min(100, int(progress)))
+    if schedule_id:
+        document["scheduleID"] = schedule_id
+    document["links"] = _status_links(
+        job_id, process_id, status, schedule_id, jobs_url, api_url, prefect_ui
+    )
+    return document
+
+
+def _status_links(
+    job_id: str,
+    process_id: str | None,
+    status: str,
+    schedule_id: str | None,
+    jobs_url: str,
+    api_url: str | None,
+    prefect_ui: str | None,
+) -> list[dict[str, str]]:
+    if not jobs_url:
+        return []
+    href = f"{jobs_url}/{job_id}"
+    links = [{"href": href, "rel": "self", "type": "application/json", "title": "job status"}]
+    if api_url is not None:
+        links += _api_links(href, api_url, process_id, status)
+    if prefect_ui is not None:
+        links.append(
+            {
+                "href": f"{prefect_ui}/runs/flow-run/{job_id}",
+                "rel": "monitor",
+                "type": "text/html",
+                "title": "the job in the Prefect UI",
+            }
+        )
+    if api_url is not None and schedule_id and process_id:
+        links.append(
+            {
+                "href": f"{api_url}/processes/{process_id}/schedules/{schedule_id}",
+                "rel": "related",
+                "type": "application/json",
+                "title": "the schedule that started this job",
+            }
+        )
+    return links
+
+
+def _api_links(
+    href: str, api_url: str, process_id: str | None, status: str
+) -> list[dict[str, str]]:
+    """The links to the job's other pages on the gateway (``href``: its status URL)."""
+    links = [
+        {
+            "href": f"{href}?f=html",
+            "rel": "alternate",
+            "type": "text/html",
+            "title": "job status (HTML)",
+        }
+    ]
+    if status == "successful":
+        links.append(
+            {
+                "href": f"{href}/results",
+                "rel": f"{REL}/results",
+                "type": "application/json",
+                "title": "results",
+            }
+        )
+    if process_id:
+        links.append(
+            {
+                "href": f"{api_url}/processes/{process_id}",
+                "rel": "up",
+                "type": "application/json",
+                "title": "process",
+            }
+        )
+    links.append(
+        {"href": f"{href}/logs", "rel": "logs", "type": "application/json", "title": "job logs"}
+    )
+    return links

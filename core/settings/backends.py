@@ -1,0 +1,170 @@
+"""Settings of the execution backends: cwltool (containers), Toil WES, Calrissian,
+and flow runs as Kubernetes Jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from core.settings.base import Group, config
+
+__all__ = [
+    "CalrissianSettings",
+    "ExecutionSettings",
+    "KubernetesPoolSettings",
+    "ToilSettings",
+]
+
+
+class ExecutionSettings(Group):
+    """Where and how CWL runs, and what one job may ask for."""
+
+    model_config = config("OAPIP_")
+
+    engine: str = Field(
+        validation_alias=AliasChoices("OAPIP_EXECUTION_ENGINE", "engine"),
+        default="cwltool",
+        description="Backend that runs CWL when a process does not name one: `cwltool` "
+        "on the worker, `toil` on an HPC site through Toil WES (`OAPIP_TOIL_WES_URL`), "
+        "`calrissian` on Kubernetes, or a backend of `OAPIP_BACKEND_MODULES`. Checked "
+        "against the backends that exist when the stack is set up and when a job runs.",
+    )
+    backend_modules: list[str] = Field(
+        default_factory=list,
+        description="Python modules that add execution backends, as a JSON list: each is "
+        "imported (by the gateway, the worker and each job) and registers its "
+        "`ExecutionBackend` classes with `blocks.registry.register`; processes then name "
+        "a backend by its `engine` in `executionEngine`.",
+        examples=[["site_backends.htcondor"]],
+    )
+    allow_no_container: bool = Field(
+        default=True,
+        description="Run tools whose DockerRequirement is only a hint without a container "
+        ". A DockerRequirement under `requirements` always needs "
+        "a container engine.",
+    )
+    container_engine: Literal["docker", "podman", "none"] = Field(
+        default="none",
+        description="Container engine cwltool uses for DockerRequirement "
+        ". `none` runs tools on the host.",
+    )
+    container_pull: bool = Field(
+        default=True,
+        description="Pull an image a tool names when the engine does not hold it. "
+        "`false`: a missing image fails the job at once (machines without a registry).",
+    )
+    container_network: str | None = Field(
+        default=None,
+        description="Network mode of containers whose tool has network access (`--net`), "
+        "e.g. `host` to reach servers on the host's loopback. Unset: the engine's default.",
+        examples=["host"],
+    )
+    max_job_ram_mib: int = Field(
+        default=1024,
+        ge=1,
+        description="Most RAM one job may ask for, MiB: a package whose ResourceRequirement "
+        "`ramMin` is larger is refused at deploy (400).",
+    )
+    max_job_cores: float = Field(
+        default=2,
+        gt=0,
+        description="Most cores one job may ask for: a package whose ResourceRequirement "
+        "`coresMin` is larger is refused at deploy (400).",
+    )
+
+
+class ToilSettings(Group):
+    """The Toil WES backend (an HPC site)."""
+
+    model_config = config("OAPIP_TOIL_")
+
+    wes_url: str | None = Field(
+        default=None,
+        description="Toil WES endpoint of the HPC site, ending with `/ga4gh/wes/v1/`. "
+        "Needed when any process runs on `toil`.",
+        examples=["https://hpc.example.org/ga4gh/wes/v1/"],
+    )
+    wes_user: str | None = Field(
+        default=None,
+        description="User name for basic authentication at the Toil WES endpoint.",
+    )
+    wes_password: SecretStr | None = Field(
+        default=None,
+        description="Password for basic authentication at the Toil WES endpoint.",
+    )
+
+
+class CalrissianSettings(Group):
+    """The Calrissian backend (Kubernetes)."""
+
+    model_config = config("OAPIP_CALRISSIAN_")
+
+    kubeconfig: Path | None = Field(
+        validation_alias=AliasChoices("OAPIP_KUBECONFIG", "kubeconfig"),
+        default=None,
+        description="Kubeconfig of the cluster Calrissian jobs run on. Unset: the in-cluster "
+        "service account.",
+    )
+    image: str = Field(
+        default="terradue/calrissian:0.18.1",
+        description="Image of each job's Calrissian Job.",
+    )
+    storage_class: str | None = Field(
+        default=None,
+        description="ReadWriteMany StorageClass of job volumes. Unset: the cluster default.",
+    )
+    keep_namespace_on_failure: bool = Field(
+        default=False,
+        description="Keep a failed job's namespace for inspection.",
+    )
+    node_selector_key: str | None = Field(
+        validation_alias=AliasChoices(
+            "NODE_SELECTOR_KEY", "OAPIP_NODE_SELECTOR_KEY", "node_selector_key"
+        ),
+        default=None,
+        description="Node label key the Calrissian pods must run on (with the value).",
+    )
+    node_selector_value: str | None = Field(
+        validation_alias=AliasChoices(
+            "NODE_SELECTOR_VALUE", "OAPIP_NODE_SELECTOR_VALUE", "node_selector_value"
+        ),
+        default=None,
+        description="Value of that node label.",
+    )
+    image_pull_secrets: str = Field(
+        validation_alias=AliasChoices("OAPIP_IMAGE_PULL_SECRETS", "image_pull_secrets"),
+        default="",
+        description="Comma-separated image-pull secret names for Calrissian jobs.",
+    )
+    max_ram_mib: int = Field(
+        default=1024,
+        ge=1024,
+        description="Calrissian's RAM budget per job when the CWL asks for less, MiB.",
+    )
+    max_cores: int = Field(
+        default=2,
+        ge=1,
+        description="Calrissian's core budget per job when the CWL asks for less.",
+    )
+
+
+class KubernetesPoolSettings(Group):
+    """Flow runs as Kubernetes Jobs (a `kubernetes` work pool)."""
+
+    model_config = config("OAPIP_JOB_")
+
+    image: str | None = Field(
+        default=None,
+        description="Image of the flow-run Jobs of a kubernetes work pool (`oapip setup "
+        "--worker kubernetes`). Unset: `oapip-prefect:0.1.0`.",
+    )
+    namespace: str | None = Field(
+        default=None,
+        description="Namespace of those Jobs. Unset: `oapip`.",
+    )
+    service_account: str | None = Field(
+        default=None,
+        description="Service account of those Jobs. Unset: `oapip-job`.",
+    )

@@ -1,0 +1,140 @@
+"""An execute request's inputs: validate them against a process, build the job order.
+
+``validate_inputs`` checks the ``inputs`` of an OGC execute request against the process
+description (:func:`cwlpkg.describe.input_schema`) and unwraps OGC qualified values;
+``job_order`` turns the validated inputs into the input object cwltool (or any CWL
+runner) reads, with ``File``/``Directory`` references as CWL file objects. Every error
+a user can fix is raised as ``InvalidInput`` with a message meant for them.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema.exceptions import best_match
+
+from core.exceptions import InvalidInput
+from cwlpkg import _structure
+from cwlpkg.describe import input_schema
+
+__all__ = ["job_order", "validate_inputs"]
+
+# Keys of an OGC qualified input value (``{"value": ..., "mediaType": ...}``).
+_QUALIFIED_KEYS = {"value", "mediaType", "encoding", "schema"}
+
+_FORMATS = FormatChecker(formats=())
+
+
+@_FORMATS.checks("uri")
+def _is_uri(value: object) -> bool:
+    """An absolute URI: a scheme is enough (s3://, https://, file://, ...)."""
+    return not isinstance(value, str) or bool(urllib.parse.urlsplit(value).scheme)
+
+
+def validate_inputs(description: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """Check an execute request's ``inputs`` against a process description.
+
+    Accepts OGC qualified values (``{"value": x, "mediaType": ...}`` becomes ``x``,
+    also inside arrays) and references (``{"href": url}``) where the schema allows
+    them (File/Directory). Returns the inputs with qualified values unwrapped;
+    defaults are not filled in. Raises ``InvalidInput`` naming every unknown,
+    missing or ill-typed input at once (``errors`` maps input id to message).
+    """
+    if not isinstance(inputs, Mapping):
+        raise InvalidInput("The execute request's `inputs` must be a JSON object")
+    schema = input_schema(description)
+    properties = schema["properties"]
+    errors: dict[str, str] = {}
+    normalized: dict[str, Any] = {}
+    for name, raw in inputs.items():
+        if name not in properties:
+            expected = ", ".join(properties) or "none"
+            errors[name] = f"unknown input (this process takes: {expected})"
+            continue
+        value = _unqualified(raw)
+        if isinstance(value, list):
+            value = [_unqualified(item) for item in value]
+        validator = Draft202012Validator(properties[name], format_checker=_FORMATS)
+        error = best_match(validator.iter_errors(value))
+        if error is not None:
+            errors[name] = _input_error(error)
+        else:
+            normalized[name] = value
+    for name in schema["required"]:
+        if name not in inputs:
+            errors[name] = "required input is missing"
+    if errors:
+        summary = "; ".join(f"{name}: {message}" for name, message in errors.items())
+        raise InvalidInput(f"Invalid inputs: {summary}", errors=errors)
+    return normalized
+
+
+def job_order(doc: dict[str, Any], workflow_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A cwltool job order (input object) for ``workflow_id`` from validated inputs.
+
+    File/Directory values (a URL or ``{"href": url}``) become ``{"class": "File"|
+    "Directory", "location": url}``, element-wise in arrays and field-wise in
+    records; values already in CWL form and all other values pass unchanged, as do
+    values of unions of several non-null types (which member is meant is ambiguous).
+    """
+    process = _structure.find_process(doc, workflow_id)
+    types = _structure.schema_defs(process)
+    params = dict(_structure.params(process.get("inputs")))
+    return {
+        name: _cwl_value(params.get(name, {}).get("type"), value, types)
+        for name, value in inputs.items()
+    }
+
+
+# ---------------------------------------------------------------------------
+# Helpers: request values -> CWL values
+
+
+def _unqualified(value: Any) -> Any:
+    """OGC qualified value ``{"value": x, "mediaType": ...}`` -> ``x``."""
+    if isinstance(value, Mapping) and "value" in value and set(value) <= _QUALIFIED_KEYS:
+        return value["value"]
+    return value
+
+
+def _input_error(error: ValidationError) -> str:
+    where = f"at {error.json_path}: " if error.absolute_path else ""
+    if error.validator in ("oneOf", "anyOf"):
+        kinds = sorted({str(branch.get("type", "any value")) for branch in error.validator_value})
+        return f"{where}{error.instance!r} is not valid: expected {' or '.join(kinds)}"
+    return f"{where}{error.message}"
+
+
+def _cwl_value(cwl_type: Any, value: Any, types: Mapping[str, Any]) -> Any:
+    if isinstance(cwl_type, str):
+        if cwl_type.endswith("?"):
+            return _cwl_value(cwl_type[:-1], value, types)
+        if cwl_type.endswith("[]"):
+            return _cwl_value({"type": "array", "items": cwl_type[:-2]}, value, types)
+        if cwl_type in _structure.FILE_TYPES:
+            return _location(_structure.FILE_TYPES[cwl_type], value)
+        named = types.get(_structure.short_name(cwl_type))
+        return _cwl_value(named, value, types) if named is not None else value
+    if isinstance(cwl_type, list):
+        members = [t for t in cwl_type if t != "null"]
+        return _cwl_value(members[0], value, types) if len(members) == 1 else value
+    if isinstance(cwl_type, Mapping):
+        if cwl_type.get("type") == "array" and isinstance(value, list):
+            return [_cwl_value(cwl_type.get("items"), item, types) for item in value]
+        if cwl_type.get("type") == "record" and isinstance(value, Mapping):
+            fields = dict(_structure.params(cwl_type.get("fields"), key="name"))
+            return {
+                k: _cwl_value(fields.get(k, {}).get("type"), v, types) for k, v in value.items()
+            }
+    return value
+
+
+def _location(cls: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return {"class": cls, "location": value}
+    if isinstance(value, Mapping) and "href" in value and "class" not in value:
+        return {"class": cls, "location": value["href"]}
+    return value

@@ -1,0 +1,293 @@
+"""Jobs: a job is a flow run of its process's deployment; the flow-run id is the job id.
+
+Status, times, progress and results are read from the flow run, its state, its task runs,
+its progress artifact and its persisted result: there is no job table of our own.
+Another user's job answers exactly like a job that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+import httpx
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+    DeploymentFilter,
+    DeploymentFilterTags,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelling
+
+from core.exceptions import JobFailed, NoSuchJob, NoSuchProcess, ResultNotReady, ServiceUnavailable
+from core.naming import TAG, deployment_name, job_tags, user_tag
+from ogc_prefect.client import PREFECT_PAGE, UNAVAILABLE, PrefectApi
+from ogc_prefect.mapping import (
+    FINAL_STATUSES,
+    JobFilters,
+    JobRecord,
+    ProcessRecord,
+    dismissed,
+    duration_ok,
+    execute_progress,
+    job_record,
+    phase_progress,
+    run_parameters,
+    state_types,
+)
+from ogc_prefect.processes import Processes
+from ogc_prefect.rest import RETRY_CODES
+
+__all__ = ["Jobs"]
+
+_PROCESS_MAX_AGE_S = 2.0  # how old a cached process may be when a job of it is submitted
+
+
+class Jobs:
+    """Execute (submit) jobs, read, list, wait for and dismiss them, and read their results."""
+
+    def __init__(self, api: PrefectApi, processes: Processes) -> None:
+        self.api = api
+        self.processes = processes
+
+    async def execute(
+        self,
+        user: str,
+        process_id: str,
+        inputs: dict[str, Any],
+        outputs: dict[str, Any] | None,
+        *,
+        subscriber: dict[str, Any] | None = None,
+        jobs_url: str = "",
+        wait_s: float | None = None,
+    ) -> tuple[JobRecord, dict[str, Any] | None]:
+        """Validate ``inputs`` and create the job's flow run; with ``wait_s``, wait that
+        many seconds at most for the job to end.
+
+        Returns the job's status and, when it ended within ``wait_s``, its results
+        (``JobFailed``, ``ResultNotReady`` when it failed or was dismissed); without
+        ``wait_s``, or while it still runs, no results. ``jobs_url`` is the job list URL
+        the callbacks to ``subscriber`` link to.
+        """
+        record = await self.processes.get_process(user, process_id, max_age_s=_PROCESS_MAX_AGE_S)
+        parameters = run_parameters(record.description, inputs, outputs, subscriber, jobs_url)
+        job = await self._create_run(user, record, parameters)
+        if wait_s is None:
+            return job, None
+        job = await self.wait(user, job.job_id, wait_s)
+        if job.status not in FINAL_STATUSES:
+            return job, None
+        return job, await self.results(user, job.job_id)
+
+    async def _create_run(
+        self, user: str, process: ProcessRecord, parameters: dict[str, Any]
+    ) -> JobRecord:
+        """Create the flow run of one job of ``process``; its first status."""
+        process_id = process.process_id
+        async with self.api.writes:
+            try:
+                flow_run = await self.api.rest.create_flow_run_from_deployment(
+                    process.deployment_id,
+                    parameters=parameters,
+                    tags=job_tags(user, process_id),
+                    name=process_id,
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 404:
+                    self.processes.forget(user, process_id)
+                    raise NoSuchProcess(f"process {process_id!r} was undeployed") from None
+                if exc.response.status_code not in RETRY_CODES:
+                    raise
+                raise ServiceUnavailable(UNAVAILABLE) from exc
+            except httpx.TransportError as exc:
+                raise ServiceUnavailable(UNAVAILABLE) from exc
+        self.api.log_later(
+            flow_run.id,
+            f"job created through the OGC API by user {user!r} for process {process_id!r}"
+            + (" with callbacks to the subscriber" if "subscriber" in parameters else ""),
+        )
+        return job_record(flow_run, 0, self.api.secrets)
+
+    async def flow_run(self, user: str, job_id: str) -> FlowRun:
+        """The flow run of ``user``'s job ``job_id``; ``NoSuchJob`` for another user's."""
+        try:
+            run_id = uuid.UUID(job_id)
+        except ValueError:
+            raise NoSuchJob(f"no job {job_id!r}: job ids are UUIDs") from None
+        try:
+            flow_run = await self.api.call(self.api.client.read_flow_run, run_id)
+        except ObjectNotFound:
+            flow_run = None
+        # Another user's job answers exactly like a job that does not exist.
+        if flow_run is None or user_tag(user) not in flow_run.tags or TAG not in flow_run.tags:
+            raise NoSuchJob(f"no job {job_id!r} for user {user!r}")
+        return flow_run
+
+    async def get_job(self, user: str, job_id: str) -> JobRecord:
+        """The status of ``user``'s job, with its progress while it runs."""
+        flow_run = await self.flow_run(user, job_id)
+        progress = None
+        if flow_run.state and flow_run.state.type == StateType.RUNNING:
+            progress = await self._progress(flow_run)
+        return job_record(flow_run, progress, self.api.secrets)
+
+    async def list_jobs(self, user: str, filters: JobFilters) -> tuple[list[JobRecord], bool]:
+        """A page of ``user``'s jobs, newest first, and whether more follow."""
+        flow_run_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=[TAG, user_tag(user)]))
+        if filters.process_ids:
+            deployments = await self.api.call(
+                self.api.client.read_deployments,
+                deployment_filter=DeploymentFilter(
+                    tags=DeploymentFilterTags(all_=[TAG, user_tag(user)])
+                ),
+            )
+            wanted = {deployment_name(user, p) for p in filters.process_ids}
+            ids = [d.id for d in deployments if d.name in wanted]
+            if not ids:
+                return [], False
+            flow_run_filter.deployment_id = FlowRunFilterDeploymentId(any_=ids)
+        if filters.statuses:
+            flow_run_filter.state = FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=state_types(filters.statuses))
+            )
+        # A schedule's runs wait in Prefect ahead of their time; one becomes a job when its
+        # time comes, so runs expected later than now are not listed.
+        now = dt.datetime.now(dt.UTC)
+        before = min(filters.created_before, now) if filters.created_before else now
+        flow_run_filter.expected_start_time = FlowRunFilterExpectedStartTime(
+            after_=filters.created_after, before_=before
+        )
+        if filters.min_duration_s is None and filters.max_duration_s is None:
+            return await self._page(flow_run_filter, filters)
+        return await self._scan(flow_run_filter, filters)
+
+    async def dismiss(self, user: str, job_id: str) -> JobRecord:
+        """Cancel a queued or running job; delete a finished one (and its record)."""
+        flow_run = await self.flow_run(user, job_id)
+        state = flow_run.state
+        if state and state.is_final():
+            if state.type != StateType.CANCELLED:
+                await self.api.call(self.api.client.delete_flow_run, flow_run.id)
+            return dismissed(job_record(flow_run, None, self.api.secrets))
+        await self.api.call(
+            self.api.client.set_flow_run_state,
+            flow_run.id,
+            Cancelling(message="dismissed by the user"),
+            force=True,
+        )
+        flow_run = await self.flow_run(user, job_id)
+        return job_record(flow_run, None, self.api.secrets)
+
+    async def results(self, user: str, job_id: str) -> dict[str, Any]:
+        """The results document of a successful job: ``JobFailed`` for a failed one,
+        ``ResultNotReady`` for one that has not finished or was dismissed."""
+        flow_run = await self.flow_run(user, job_id)
+        record = job_record(flow_run, None, self.api.secrets)
+        if record.status == "failed":
+            raise JobFailed(record.message)
+        if record.status != "successful":
+            raise ResultNotReady(
+                f"job {job_id} is {record.status}; it has no results yet"
+                if record.status != "dismissed"
+                else f"job {job_id} was dismissed"
+            )
+        result = await flow_run.state.aresult(raise_on_failure=False)
+        return result if isinstance(result, dict) else {}
+
+    async def wait(self, user: str, job_id: str, timeout_s: float) -> JobRecord:
+        """Poll a job until it ends, at most ``timeout_s`` seconds; its last status.
+
+        Polls after 50 ms, then 1.5 times longer each time up to 1 s: a short job is
+        answered at once, a long one costs Prefect a read a second.
+        """
+        deadline = time.monotonic() + timeout_s
+        delay = 0.05
+        while True:
+            record = await self.get_job(user, job_id)
+            if record.status in FINAL_STATUSES or time.monotonic() >= deadline:
+                return record
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def _progress(self, flow_run: FlowRun) -> int:
+        """Progress of a running job, 0-100 (see :func:`ogc_prefect.mapping.phase_progress`)."""
+        task_runs = await self.api.call(
+            self.api.client.read_task_runs,
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])),
+        )
+        progress = phase_progress(task_runs)
+        if progress is not None:
+            return progress
+        artifacts = await self.api.call(
+            self.api.client.read_artifacts,
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]),
+                type=ArtifactFilterType(any_=["progress"]),
+            ),
+            sort=ArtifactSort.UPDATED_DESC,
+            limit=1,
+        )
+        return execute_progress(float(artifacts[0].data) if artifacts else 0.0)
+
+    async def _read_runs(
+        self, flow_run_filter: FlowRunFilter, *, limit: int, offset: int
+    ) -> list[FlowRun]:
+        return await self.api.call(
+            self.api.client.read_flow_runs,
+            flow_run_filter=flow_run_filter,
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def _page(
+        self, flow_run_filter: FlowRunFilter, filters: JobFilters
+    ) -> tuple[list[JobRecord], bool]:
+        """A page of runs Prefect filters whole; read in parts of at most PREFECT_PAGE."""
+        runs: list[FlowRun] = []
+        while len(runs) <= filters.limit:
+            want = min(PREFECT_PAGE, filters.limit + 1 - len(runs))
+            part = await self._read_runs(
+                flow_run_filter, limit=want, offset=filters.offset + len(runs)
+            )
+            runs.extend(part)
+            if len(part) < want:
+                break
+        records = [job_record(r, None, self.api.secrets) for r in runs]
+        return records[: filters.limit], len(records) > filters.limit
+
+    async def _scan(
+        self, flow_run_filter: FlowRunFilter, filters: JobFilters
+    ) -> tuple[list[JobRecord], bool]:
+        """A page of runs of a duration: not a Prefect filter, so scan pages and keep the
+        matching runs."""
+        matched: list[JobRecord] = []
+        scan_offset, skipped = 0, 0
+        while True:
+            runs = await self._read_runs(flow_run_filter, limit=PREFECT_PAGE, offset=scan_offset)
+            for run in runs:
+                if not duration_ok(run, filters):
+                    continue
+                if skipped < filters.offset:
+                    skipped += 1
+                    continue
+                matched.append(job_record(run, None, self.api.secrets))
+                if len(matched) > filters.limit:
+                    return matched[: filters.limit], True
+            if len(runs) < PREFECT_PAGE:
+                return matched, False
+            scan_offset += PREFECT_PAGE
