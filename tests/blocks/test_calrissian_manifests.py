@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import tarfile
 from io import BytesIO
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -32,9 +30,9 @@ from blocks.calrissian_manifests import (
     ship_local_inputs,
 )
 from blocks.calrissian_results import unpack_results
-from core.settings import Settings
 from tests.k8s_schema import assert_valid
 from tests.pod_security import pod_spec_of, violations
+from tests.support import settings_from
 
 JOB_ID = "0b6c5e1a-3f2d-4c1e-9a6b-2f1d0c9e8a7b"
 
@@ -341,9 +339,7 @@ def test_no_secret_of_the_engine_reaches_a_job_namespace(tmp_path: Path):
         "OAPIP_CALRISSIAN_ENGINE_ROLE": "oapip-job-engine",
         "OAPIP_CALRISSIAN_ENGINE_ACCOUNT": "eoepca:oapip-worker",
     }
-    with mock.patch.dict(os.environ, secrets, clear=True):
-        settings = Settings()
-    backend = CalrissianBackend.from_settings(settings)
+    backend = CalrissianBackend.from_settings(settings_from(secrets))
     workflow = {"class": "CommandLineTool", "id": "main"}
     spec = backend.job_spec(_job(workflow, "#main", "p", tmp_path))
     objects = [*job_manifests(spec, workflow, "#main", {}), collector_pod_manifest(spec)]

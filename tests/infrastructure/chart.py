@@ -30,6 +30,7 @@ from prefect_kubernetes.worker import KubernetesWorker, KubernetesWorkerJobConfi
 
 from core.settings import Settings
 from stack.setup import kubernetes_job_template
+from tests.support import settings_from
 
 __all__ = [
     "CHART",
@@ -155,7 +156,7 @@ def _in_environment(env: dict[str, str], make: Any) -> Any:
 
 def engine_settings(env: dict[str, str]) -> Settings:
     """The engine's own settings object, as a process with environment ``env`` reads it."""
-    return _in_environment(env, Settings)
+    return settings_from(env)
 
 
 def prefect_settings(env: dict[str, str]) -> prefect.settings.Settings:

@@ -9,22 +9,20 @@ fails (docs/architecture.md §6), which is why the engine ships its own.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import yaml
 from prefect.client.schemas.objects import FlowRun
 from prefect_kubernetes.worker import KubernetesWorker, KubernetesWorkerJobConfiguration
 
-from core.settings import Settings
 from core.settings.table import secret_names
 from stack.setup import kubernetes_job_template
 from tests.k8s_schema import assert_valid
 from tests.pod_security import violations
+from tests.support import settings_from
 
 ROOT = Path(__file__).resolve().parents[2]
 VALUE_SETS: dict[str, dict[str, Any]] = {
@@ -91,9 +89,7 @@ def test_site_settings_shape_the_jobs():
         "OAPIP_JOB_DATA_CLAIM": "oapip-data",
         "OAPIP_HOME": "/var/lib/oapip",
     }
-    with mock.patch.dict(os.environ, env, clear=True):
-        settings = Settings()
-    manifest = _render(kubernetes_job_template(settings), {})
+    manifest = _render(kubernetes_job_template(settings_from(env)), {})
     assert_valid([manifest])
     pod = manifest["spec"]["template"]["spec"]
     container = pod["containers"][0]
