@@ -28,6 +28,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect_kubernetes.settings import KubernetesSettings
 from prefect_kubernetes.worker import KubernetesWorker, KubernetesWorkerJobConfiguration
 
+from blocks.backend import CwlJob
+from blocks.calrissian import CalrissianBackend
+from blocks.calrissian_manifests import job_manifests
 from core.settings import Settings
 from stack.setup import kubernetes_job_template
 from tests.support import settings_from
@@ -39,6 +42,7 @@ __all__ = [
     "containers",
     "engine_settings",
     "flow_run_job",
+    "job_objects",
     "prefect_settings",
     "render",
 ]
@@ -202,3 +206,19 @@ def flow_run_job(
     manifest = config.job_manifest
     manifest["metadata"]["name"] = "flow-run"
     return manifest
+
+
+def job_objects(objects: list[dict[str, Any]], workdir: Path) -> list[dict[str, Any]]:
+    """What the engine creates for one Calrissian job, with the settings the chart gives
+    the fast worker (a long process id: the namespace name is cut to 63 characters)."""
+    worker = next(c for c in containers(objects) if c.name == "Deployment/oapip-worker/worker")
+    backend = CalrissianBackend.from_settings(engine_settings(worker.env))
+    job = CwlJob(
+        job_id="0b6c5e1a-3f2d-4c1e-9a6b-2f1d0c9e8a7b",
+        process_id="a-rather-long-process-identifier-for-water-bodies",
+        workflow={"class": "CommandLineTool", "id": "main"},
+        entrypoint="#main",
+        job_order={},
+        workdir=workdir,
+    )
+    return job_manifests(backend.job_spec(job), job.workflow, "#main", {})

@@ -9,16 +9,12 @@ then match conditions, then every validation) with its CEL expressions evaluated
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import celpy
 import pytest
 
-from blocks.backend import CwlJob
-from blocks.calrissian import CalrissianBackend
-from blocks.calrissian_manifests import job_manifests
-from tests.infrastructure.chart import containers, engine_settings, render
+from tests.infrastructure.chart import job_objects, render
 from tests.infrastructure.values import VALUE_SETS
 
 ENGINE = "system:serviceaccount:eoepca:oapip-worker"
@@ -31,21 +27,10 @@ def policies() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def job_objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """The Namespace and RoleBindings the engine creates for one job, with the chart's
     settings."""
-    objects = render(VALUE_SETS["defaults"])
-    worker = next(c for c in containers(objects) if c.name == "Deployment/oapip-worker/worker")
-    backend = CalrissianBackend.from_settings(engine_settings(worker.env))
-    job = CwlJob(
-        job_id="0b6c5e1a-3f2d-4c1e-9a6b-2f1d0c9e8a7b",
-        process_id="water-bodies-detection-with-a-long-name",
-        workflow={"class": "CommandLineTool", "id": "main"},
-        entrypoint="#main",
-        job_order={},
-        workdir=Path(tmp_path_factory.mktemp("job")),
-    )
-    created = job_manifests(backend.job_spec(job), job.workflow, "#main", {})
+    created = job_objects(render(VALUE_SETS["defaults"]), tmp_path_factory.mktemp("job"))
     bindings = [o for o in created if o["kind"] == "RoleBinding"]
     return {"namespace": created[0], "engine": bindings[0], "calrissian": bindings[1]}
 
@@ -89,40 +74,37 @@ def _admits(
     return True
 
 
-def _namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"metadata": {"name": name, "labels": labels or {}}}
-
-
-def test_the_engine_creates_and_deletes_its_job_namespaces(policies, job_objects):
-    namespace = job_objects["namespace"]
-    assert _admits(policies, user=ENGINE, operation="CREATE", resource="namespaces", obj=namespace)
-    assert _admits(policies, user=ENGINE, operation="DELETE", resource="namespaces", old=namespace)
-    for binding in (job_objects["engine"], job_objects["calrissian"]):
-        assert _admits(
-            policies,
-            user=ENGINE,
-            operation="CREATE",
-            resource="rolebindings",
-            obj=binding,
-            namespace=namespace,
-        )
-
-
-def test_a_stolen_engine_token_touches_no_other_namespace(policies, job_objects):
-    system = _namespace("kube-system", {"kubernetes.io/metadata.name": "kube-system"})
-    assert not _admits(policies, user=ENGINE, operation="DELETE", resource="namespaces", old=system)
-    assert not _admits(
-        policies, user=ENGINE, operation="UPDATE", resource="namespaces", obj=system, old=system
-    )
-    binding = job_objects["engine"]
-    assert not _admits(
+def _binds(policies: list, binding: dict[str, Any], namespace: dict[str, Any]) -> bool:
+    """Whether the engine may create ``binding`` in ``namespace``."""
+    return _admits(
         policies,
         user=ENGINE,
         operation="CREATE",
         resource="rolebindings",
         obj=binding,
-        namespace=system,
+        namespace=namespace,
     )
+
+
+def _namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": labels or {}}}
+
+
+def test_the_engine_creates_and_deletes_its_job_namespaces(policies, job):
+    namespace = job["namespace"]
+    assert _admits(policies, user=ENGINE, operation="CREATE", resource="namespaces", obj=namespace)
+    assert _admits(policies, user=ENGINE, operation="DELETE", resource="namespaces", old=namespace)
+    assert _binds(policies, job["engine"], namespace)
+    assert _binds(policies, job["calrissian"], namespace)
+
+
+def test_a_stolen_engine_token_touches_no_other_namespace(policies, job):
+    system = _namespace("kube-system", {"kubernetes.io/metadata.name": "kube-system"})
+    assert not _admits(policies, user=ENGINE, operation="DELETE", resource="namespaces", old=system)
+    assert not _admits(
+        policies, user=ENGINE, operation="UPDATE", resource="namespaces", obj=system, old=system
+    )
+    assert not _binds(policies, job["engine"], system)
 
 
 @pytest.mark.parametrize(
@@ -153,20 +135,12 @@ def test_the_engine_creates_no_other_namespace(policies, name: str, labels: dict
     )
 
 
-def test_the_engine_binds_no_other_role_even_in_its_namespace(policies, job_objects):
+def test_the_engine_binds_no_other_role_even_in_its_namespace(policies, job):
     binding = {
-        **job_objects["engine"],
-        "roleRef": {**job_objects["engine"]["roleRef"], "name": "cluster-admin"},
+        **job["engine"],
+        "roleRef": {**job["engine"]["roleRef"], "name": "cluster-admin"},
     }
-    namespace = job_objects["namespace"]
-    assert not _admits(
-        policies,
-        user=ENGINE,
-        operation="CREATE",
-        resource="rolebindings",
-        obj=binding,
-        namespace=namespace,
-    )
+    assert not _binds(policies, binding, job["namespace"])
 
 
 def test_the_policies_fence_the_engine_only(policies):

@@ -21,15 +21,12 @@ import pytest
 from prefect.server.api.server import create_api_app
 from prefect.settings import PREFECT_SERVER_API_AUTH_STRING, temporary_settings
 
-from blocks.backend import CwlJob
-from blocks.calrissian import CalrissianBackend
-from blocks.calrissian_manifests import job_manifests
 from tests.infrastructure.chart import (
     CHART,
     NAMESPACE,
     containers,
-    engine_settings,
     flow_run_job,
+    job_objects,
     prefect_settings,
     render,
 )
@@ -180,19 +177,8 @@ def test_the_engine_can_run_a_job_with_what_the_chart_grants(tmp_path):
     """Each object the engine creates for a Calrissian job is covered: the namespace and
     the first RoleBinding by the cluster grant, the rest by the engine's job role that
     binding gives it, and the admission policy admits the namespace and the bindings."""
-    values = VALUE_SETS["node-selector"]
-    objects = render(values)
-    worker = next(c for c in containers(objects) if c.name == "Deployment/oapip-worker/worker")
-    backend = CalrissianBackend.from_settings(engine_settings(worker.env))
-    job = CwlJob(
-        job_id="0b6c5e1a-3f2d-4c1e-9a6b-2f1d0c9e8a7b",
-        process_id="a-rather-long-process-identifier-for-water-bodies",
-        workflow={"class": "CommandLineTool", "id": "main"},
-        entrypoint="#main",
-        job_order={},
-        workdir=tmp_path,
-    )
-    created = job_manifests(backend.job_spec(job), job.workflow, "#main", {})
+    objects = render(VALUE_SETS["node-selector"])
+    created = job_objects(objects, tmp_path)
     roles = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ClusterRole"}
 
     def allowed(role: str, kind: str) -> bool:
