@@ -18,7 +18,6 @@ object and a gzipped tar of the results to its log, read with the client's pod-l
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -36,12 +35,22 @@ from blocks.calrissian_manifests import (
     namespace_name,
     ship_local_inputs,
 )
-from blocks.calrissian_pods import PodChecks, is_calrissian_pod, job_outcome
+from blocks.calrissian_pods import (
+    PodChecks,
+    api_reason,
+    is_calrissian_pod,
+    job_outcome,
+    refused_by_rbac,
+)
 from blocks.calrissian_results import forward_log, unpack_results, usage_summary
 from core.exceptions import BackendError
+from core.retry import Backoff, retry
 from core.settings import Settings
 
 __all__ = ["CalrissianBackend"]
+
+# How long a create refused by RBAC (403) is repeated: a new RoleBinding counts ~1 s later.
+_RBAC_PROPAGATION = Backoff(first_s=0.2, factor=2.0, max_s=1.0, attempts=None, deadline_s=10.0)
 
 
 class CalrissianBackend(ExecutionBackend):
@@ -143,6 +152,26 @@ class CalrissianBackend(ExecutionBackend):
         ge=1,
         description="Length of one watch request before it is renewed, seconds.",
     )
+    run_as_user: int = Field(
+        default=1001, ge=1, description="Numeric user of the Calrissian pod and its tool pods."
+    )
+    engine_role: str | None = Field(
+        default=None,
+        description="ClusterRole bound to `engine_account` first in each job namespace.",
+        examples=["oapip-job-engine"],
+    )
+    engine_account: str | None = Field(
+        default=None, description="The engine's ServiceAccount, `<namespace>:<name>`."
+    )
+    pod_role: str | None = Field(
+        default=None,
+        description="ClusterRole of Calrissian's pod rights. Unset: a Role of the namespace.",
+        examples=["oapip-job-calrissian"],
+    )
+    blocked_cidrs: list[str] = Field(
+        default_factory=lambda: ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"],
+        description="Addresses no pod of a job namespace may reach (its NetworkPolicy).",
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -164,6 +193,12 @@ class CalrissianBackend(ExecutionBackend):
             ],
             default_max_ram_mib=calrissian.max_ram_mib,
             default_max_cores=calrissian.max_cores,
+            namespace_prefix=calrissian.namespace_prefix,
+            run_as_user=calrissian.run_as_user,
+            engine_role=calrissian.engine_role,
+            engine_account=calrissian.engine_account,
+            pod_role=calrissian.pod_role,
+            blocked_cidrs=list(calrissian.blocked_cidrs),
         )
 
     def api_client(self) -> Any:
@@ -204,6 +239,11 @@ class CalrissianBackend(ExecutionBackend):
             image_pull_secrets=tuple(self.image_pull_secrets),
             active_deadline_s=self.job_timeout_s,
             extra_args=tuple(self.calrissian_args),
+            run_as_user=self.run_as_user,
+            engine_role=self.engine_role,
+            engine_account=self.engine_account,
+            pod_role=self.pod_role,
+            blocked_cidrs=tuple(self.blocked_cidrs),
         )
 
     def submit(self, job: CwlJob) -> BackendRun:
@@ -243,6 +283,7 @@ class _CalrissianRun(BackendRun):
         self._core = client.CoreV1Api(api)
         self._batch = client.BatchV1Api(api)
         self._rbac = client.RbacAuthorizationV1Api(api)
+        self._networking = client.NetworkingV1Api(api)
         self._outputs: dict[str, Any] = {}
         self._pods = PodChecks(backend.unschedulable_timeout_s)
 
@@ -258,6 +299,9 @@ class _CalrissianRun(BackendRun):
             "PersistentVolumeClaim": lambda body: (
                 self._core.create_namespaced_persistent_volume_claim(ns, body)
             ),
+            "NetworkPolicy": lambda body: self._networking.create_namespaced_network_policy(
+                ns, body
+            ),
             "ConfigMap": lambda body: self._core.create_namespaced_config_map(ns, body),
             "Job": lambda body: self._batch.create_namespaced_job(ns, body),
             "Pod": lambda body: self._core.create_namespaced_pod(ns, body),
@@ -270,14 +314,18 @@ class _CalrissianRun(BackendRun):
         from urllib3.exceptions import HTTPError
 
         for manifest in manifests:
-            try:
-                self._creator(manifest["kind"])(manifest)
+            try:  # the engine's binding, created first, may take a moment to count
+                retry(
+                    lambda manifest=manifest: self._creator(manifest["kind"])(manifest),
+                    backoff=_RBAC_PROPAGATION,
+                    retryable=refused_by_rbac,
+                )
             except (ApiException, HTTPError) as exc:
                 _delete_namespace(self._api, self._spec.namespace, self._job.logger)
                 self._forget()
                 raise BackendError(
                     f"Unable to create {manifest['kind']} {manifest['metadata']['name']!r} "
-                    f"for job {self._spec.job_id}: {_reason(exc)}"
+                    f"for job {self._spec.job_id}: {api_reason(exc)}"
                 ) from exc
         self._job.logger.info(
             "Calrissian job created in namespace %s (%d MiB RAM, %d cores, %d MiB volume)",
@@ -304,7 +352,7 @@ class _CalrissianRun(BackendRun):
         except BackendError as exc:
             outcome = RunOutcome(False, exc.detail)
         except (ApiException, HTTPError) as exc:
-            outcome = RunOutcome(False, f"Kubernetes API error: {_reason(exc)}")
+            outcome = RunOutcome(False, f"Kubernetes API error: {api_reason(exc)}")
         except BaseException:
             self.cancel()
             raise
@@ -380,7 +428,7 @@ class _CalrissianRun(BackendRun):
                 name, self._spec.namespace, container="calrissian"
             )
         except ApiException as exc:
-            self._job.logger.warning("no log of pod %s: %s", name, _reason(exc))
+            self._job.logger.warning("no log of pod %s: %s", name, api_reason(exc))
             return ""
         return forward_log(text, self._job.logger, self._job.on_step)
 
@@ -444,17 +492,6 @@ def _delete_namespace(
         client.CoreV1Api(api).delete_namespace(namespace, propagation_policy="Background")
     except ApiException as exc:
         if exc.status != 404:
-            logger.warning("could not delete namespace %s: %s", namespace, _reason(exc))
+            logger.warning("could not delete namespace %s: %s", namespace, api_reason(exc))
     except HTTPError as exc:
         logger.warning("could not delete namespace %s: %s", namespace, exc)
-
-
-def _reason(exc: Exception) -> str:
-    status = getattr(exc, "status", None)
-    body = getattr(exc, "body", None)
-    if body:
-        try:
-            return f"HTTP {status}: {json.loads(body).get('message', body)}"
-        except (ValueError, AttributeError):
-            return f"HTTP {status}: {body}"
-    return str(exc)

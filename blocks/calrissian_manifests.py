@@ -1,15 +1,22 @@
 """The Kubernetes objects one Calrissian job needs, as plain manifests (pure functions).
 
 For each job the backend creates, in this order (the reference, zoo-calrissian-runner,
-creates the same set):
+creates the same set, less what :mod:`blocks.calrissian_access` adds to contain tools):
 
-    Namespace           oapip-<workflow id>-<job id>, at most 63 characters, DNS-safe
-    ServiceAccount      calrissian: the identity of the Job and of the pods it starts
-    Role + RoleBinding  pods create/get/list/watch/delete, pods/log get, in that namespace
+    Namespace           oapip-<workflow id>-<job id>, at most 63 characters, DNS-safe,
+                        labelled for Pod Security admission (``baseline`` enforced)
+    RoleBinding         the engine's own rights in the namespace (with ``engine_role``)
+    NetworkPolicy       no ingress; egress to DNS and anywhere but cloud metadata
+    ServiceAccounts     calrissian (Calrissian's pod), calrissian-tool (tools: no token)
+    Role(Binding)       pods create/get/list/watch/delete, pods/log get, for calrissian only
     PersistentVolumeClaim  ReadWriteMany work volume: inputs, tmp, outputs, logs, report
     ConfigMap           the packed CWL, the job order, the node selector of the tool pods
     ConfigMap           small local input files (binaryData), copied onto the volume
-    Job (batch/v1)      one pod running `calrissian` with the job's RAM and core budget
+    Job (batch/v1)      one pod running `calrissian` with the job's RAM and core budget,
+                        non-root with seccomp ``RuntimeDefault`` and a read-only root
+
+No Secret ever goes into a job namespace and no container there gets one: the engine's
+credentials (S3, Workspace, Toil WES, Prefect) stay with the engine.
 
 Every function here returns a ``dict`` that validates against the Kubernetes 1.32 schema
 in strict mode (tests/blocks/test_calrissian_manifests.py); nothing here talks to a
@@ -27,6 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from blocks.calrissian_access import (
+    CALRISSIAN_ACCOUNT,
+    CONTAINER_SECURITY,
+    TOOL_ACCOUNT,
+    engine_binding,
+    namespace_labels,
+    network_policy,
+    pod_rights,
+    pod_security_context,
+    service_accounts,
+)
 
 __all__ = [
     "INPUTS_DIR",
@@ -49,10 +68,14 @@ RESULTS_DIR = f"{WORK_DIR}/results"
 INPUTS_DIR = f"{WORK_DIR}/inputs"
 _CONFIG_DIR = "/etc/oapip"
 _INPUTS_CONFIG_DIR = "/etc/oapip-inputs"
-_SERVICE_ACCOUNT = "calrissian"
 _MANAGED_BY = {"app.kubernetes.io/managed-by": "oapip", "app.kubernetes.io/component": "job"}
 # A ConfigMap holds at most 1 MiB; leave room for keys and metadata.
 MAX_SHIPPED_INPUT_BYTES = 900 * 1024
+# copy-inputs and collect: a shell copying files (or tar | base64), no more.
+_SMALL = {
+    "requests": {"cpu": "100m", "memory": "64Mi"},
+    "limits": {"cpu": "500m", "memory": "256Mi"},
+}
 RESULTS_MARK = "----- oapip results (base64 tar.gz) -----"
 """Line of the ``collect`` pod's log between the CWL output object and the results archive."""
 
@@ -82,6 +105,11 @@ class CalrissianJobSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     active_deadline_s: int | None = None
     extra_args: tuple[str, ...] = ()
+    run_as_user: int = 1001
+    engine_role: str | None = None
+    engine_account: str | None = None
+    pod_role: str | None = None
+    blocked_cidrs: tuple[str, ...] = ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")
 
 
 # --- names and sizes ---------------------------------------------------------------------
@@ -227,54 +255,27 @@ def _metadata(spec: CalrissianJobSpec, name: str, namespaced: bool = True) -> di
 
 
 def _namespace(spec: CalrissianJobSpec) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": _metadata(spec, spec.namespace, False),
-    }
+    meta = _metadata(spec, spec.namespace, False)
+    meta["labels"].update(namespace_labels())
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
-def _service_account(spec: CalrissianJobSpec) -> dict[str, Any]:
-    manifest: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": _metadata(spec, _SERVICE_ACCOUNT),
-    }
-    if spec.image_pull_secrets:
-        manifest["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
-    return manifest
+def _access(spec: CalrissianJobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the engine's binding, created before anything else; then the network policy,
+    accounts and Calrissian's pod rights)."""
 
+    def meta(name: str) -> dict[str, Any]:
+        return _metadata(spec, name)
 
-def _role(spec: CalrissianJobSpec) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _metadata(spec, "calrissian-pod-manager"),
-        "rules": [
-            {
-                "apiGroups": [""],
-                "resources": ["pods"],
-                "verbs": ["create", "get", "list", "watch", "delete"],
-            },
-            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-        ],
-    }
-
-
-def _role_binding(spec: CalrissianJobSpec) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": _metadata(spec, "calrissian-pod-manager"),
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "Role",
-            "name": "calrissian-pod-manager",
-        },
-        "subjects": [
-            {"kind": "ServiceAccount", "name": _SERVICE_ACCOUNT, "namespace": spec.namespace}
-        ],
-    }
+    first = []
+    if spec.engine_role and spec.engine_account:
+        first.append(engine_binding(meta, spec.engine_role, spec.engine_account))
+    rest = [
+        network_policy(meta, spec.blocked_cidrs),
+        *service_accounts(meta, spec.image_pull_secrets),
+        *pod_rights(meta, spec.namespace, spec.pod_role),
+    ]
+    return first, rest
 
 
 def _volume_claim(spec: CalrissianJobSpec) -> dict[str, Any]:
@@ -328,7 +329,7 @@ def calrissian_args(spec: CalrissianJobSpec, entrypoint: str) -> list[str]:
         "--tool-logs-basepath",
         f"{WORK_DIR}/logs",
         "--pod-serviceaccount",
-        _SERVICE_ACCOUNT,
+        TOOL_ACCOUNT,
     ]
     if spec.node_selector:
         args += ["--pod-nodeselectors", f"{_CONFIG_DIR}/node-selectors.yaml"]
@@ -344,10 +345,12 @@ def _job(spec: CalrissianJobSpec, entrypoint: str, has_inputs: bool) -> dict[str
     mounts = [
         {"name": "wdir", "mountPath": WORK_DIR},
         {"name": "workflow", "mountPath": _CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "wdir", "persistentVolumeClaim": {"claimName": "calrissian-wdir"}},
         {"name": "workflow", "configMap": {"name": "calrissian-workflow"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
     ]
     init_containers = []
     if has_inputs:
@@ -368,7 +371,8 @@ def _job(spec: CalrissianJobSpec, entrypoint: str, has_inputs: bool) -> dict[str
                     {"name": "wdir", "mountPath": WORK_DIR},
                     {"name": "inputs", "mountPath": _INPUTS_CONFIG_DIR, "readOnly": True},
                 ],
-                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                "resources": _SMALL,
+                "securityContext": CONTAINER_SECURITY,
             }
         )
     container = {
@@ -389,12 +393,15 @@ def _job(spec: CalrissianJobSpec, entrypoint: str, has_inputs: bool) -> dict[str
         # Calrissian itself is a Python process; the tools' budget is in its arguments.
         "resources": {
             "requests": {"cpu": "250m", "memory": "256Mi"},
-            "limits": {"memory": "1Gi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
         },
+        "securityContext": CONTAINER_SECURITY,
     }
     pod_spec: dict[str, Any] = {
-        "serviceAccountName": _SERVICE_ACCOUNT,
+        "serviceAccountName": CALRISSIAN_ACCOUNT,
+        "automountServiceAccountToken": True,  # Calrissian creates the tool pods
         "restartPolicy": "Never",
+        "securityContext": pod_security_context(spec.run_as_user),
         "containers": [container],
         "volumes": volumes,
     }
@@ -429,8 +436,10 @@ def collector_pod_manifest(spec: CalrissianJobSpec) -> dict[str, Any]:
         "tar -czf - results $(ls -d usage-report.json logs 2>/dev/null) | base64"
     )
     pod_spec: dict[str, Any] = {
-        "serviceAccountName": _SERVICE_ACCOUNT,
+        "serviceAccountName": TOOL_ACCOUNT,
+        "automountServiceAccountToken": False,
         "restartPolicy": "Never",
+        "securityContext": pod_security_context(spec.run_as_user),
         "containers": [
             {
                 "name": "collect",
@@ -438,7 +447,8 @@ def collector_pod_manifest(spec: CalrissianJobSpec) -> dict[str, Any]:
                 "imagePullPolicy": spec.image_pull_policy,
                 "command": ["sh", "-c", script],
                 "volumeMounts": [{"name": "wdir", "mountPath": WORK_DIR, "readOnly": True}],
-                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                "resources": _SMALL,
+                "securityContext": CONTAINER_SECURITY,
             }
         ],
         "volumes": [{"name": "wdir", "persistentVolumeClaim": {"claimName": "calrissian-wdir"}}],
@@ -453,11 +463,6 @@ def collector_pod_manifest(spec: CalrissianJobSpec) -> dict[str, Any]:
         "metadata": _metadata(spec, "collect"),
         "spec": pod_spec,
     }
-
-
-def _node_selector_yaml(selector: Mapping[str, str]) -> str:
-    # JSON is YAML: no YAML dumper needed for a flat string map.
-    return json.dumps(dict(selector), indent=2) + "\n"
 
 
 def job_manifests(
@@ -477,12 +482,13 @@ def job_manifests(
         "job.json": json.dumps(job_order, indent=1),
     }
     if spec.node_selector:
-        data["node-selectors.yaml"] = _node_selector_yaml(spec.node_selector)
+        # JSON is YAML: no YAML dumper needed for a flat string map.
+        data["node-selectors.yaml"] = json.dumps(dict(spec.node_selector), indent=2) + "\n"
+    first, access = _access(spec)
     manifests = [
         _namespace(spec),
-        _service_account(spec),
-        _role(spec),
-        _role_binding(spec),
+        *first,
+        *access,
         _volume_claim(spec),
         _config_map(spec, "calrissian-workflow", data, {}),
     ]

@@ -1,16 +1,18 @@
 """What the Kubernetes objects of a Calrissian job say, read off the client's models
-without calling the API: whether the Job has ended, and whether a pod is stuck for good.
+without calling the API: whether the Job has ended, whether a pod is stuck for good, and
+what a failed call's error means.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from blocks.backend import RunOutcome
 from core.exceptions import BackendError
 
-__all__ = ["PodChecks", "is_calrissian_pod", "job_outcome"]
+__all__ = ["PodChecks", "api_reason", "is_calrissian_pod", "job_outcome", "refused_by_rbac"]
 
 # Waiting reasons that never resolve by themselves: the job fails with the reason.
 _STUCK_REASONS = frozenset(
@@ -80,3 +82,22 @@ class PodChecks:
                     raise BackendError(f"pod {name} is unschedulable: {condition.message or ''}")
                 return
         self._unschedulable_since.pop(name, None)
+
+
+def api_reason(exc: Exception) -> str:
+    """What the API server said about a failed call: its status and message."""
+    status = getattr(exc, "status", None)
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            return f"HTTP {status}: {json.loads(body).get('message', body)}"
+        except (ValueError, AttributeError):
+            return f"HTTP {status}: {body}"
+    return str(exc)
+
+
+def refused_by_rbac(exc: Exception) -> bool:
+    """Whether a failed call was refused by RBAC (403), not by Pod Security admission."""
+    return getattr(exc, "status", None) == 403 and "PodSecurity" not in str(
+        getattr(exc, "body", "")
+    )

@@ -28,6 +28,7 @@ __all__ = [
     "RESULT_STORAGE_BLOCK",
     "TAG",
     "USER_NAME",
+    "WORKER_ALIVE_FILE",
     "claim_message",
     "claimant",
     "deployment_name",
@@ -51,6 +52,8 @@ RESULT_STORAGE_BLOCK = "local-file-system/oapip-results"
 """Prefect's result storage of the flow (its returned results documents)."""
 FAST_POOL_TYPE = "oapip-fast"
 """Work-pool type of the engine's own worker."""
+WORKER_ALIVE_FILE = "worker.alive"
+"""File in ``OAPIP_HOME`` the fast worker touches every 30 s (its pod's liveness probe)."""
 ANONYMOUS = "anonymous"
 """The user of the unprefixed ``/ogc-api`` tree."""
 

@@ -8,13 +8,13 @@ job template its type needs) and the generic flow.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 from core.naming import FAST_POOL_TYPE, FLOW_NAME, RESULT_STORAGE_BLOCK
 from core.settings import Settings
+from core.settings.table import secret_names
 
 __all__ = ["kubernetes_job_template", "setup"]
 
@@ -35,26 +35,51 @@ _FAST_TEMPLATE = {
 }
 
 
-def kubernetes_job_template(defaults: dict[str, str | None] | None = None) -> dict[str, Any]:
+def kubernetes_job_template(settings: Settings | None = None) -> dict[str, Any]:
     """Base job template of a ``kubernetes`` work pool: flow runs as Jobs in the engine's image.
 
     prefect-kubernetes' default with ``completions``/``parallelism`` moved from the pod spec
-    to the Job spec (where the Kubernetes schema has them), a non-root security context
-    and the engine's defaults (image, namespace, service account, resources).
-    ``prefect work-pool create --base-job-template`` takes the same file. ``defaults``
-    replaces the default of job variables (``image``, ``namespace``,
-    ``service_account_name``); unset values keep the file's.
+    to the Job spec (where the Kubernetes schema has them), the Pod Security ``restricted``
+    profile, a read-only root with volumes for what is written, and resource limits.
+    ``prefect work-pool create --base-job-template`` takes the file as it is. With
+    ``settings`` (``OAPIP_JOB_*``), the image, namespace and service account are its, and
+    each Job gets the engine's settings: the ConfigMap's keys (``envFrom``), every secret
+    setting from the Secret by key (the Job object holds references, never values), and
+    the shared data volume at ``<OAPIP_HOME>/data``.
     """
     template = json.loads((Path(__file__).parent / "kubernetes_job_template.json").read_text())
-    for name, value in (defaults or {}).items():
+    if settings is None:
+        return template
+    pool = settings.kubernetes_pool
+    defaults = {"image": pool.image, "namespace": pool.namespace}
+    defaults["service_account_name"] = pool.service_account
+    for name, value in defaults.items():
         if value:
             template["variables"]["properties"][name]["default"] = value
+    pod = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if pool.config_map:
+        container["envFrom"] = [{"configMapRef": {"name": pool.config_map}}]
+    if pool.secret:
+        # prefect-kubernetes puts the pool's `env` variable before these entries.
+        container["env"] = [
+            {
+                "name": name,
+                "valueFrom": {"secretKeyRef": {"name": pool.secret, "key": name, "optional": True}},
+            }
+            for name in [*secret_names(), "PREFECT_API_AUTH_STRING"]
+        ]
+    if pool.data_claim:
+        pod["volumes"].append(
+            {"name": "data", "persistentVolumeClaim": {"claimName": pool.data_claim}}
+        )
+        container["volumeMounts"].append({"name": "data", "mountPath": str(settings.home / "data")})
     return template
 
 
 async def _setup(settings: Settings, pool_type: str) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectAlreadyExists
     from prefect.filesystems import LocalFileSystem
     from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
@@ -76,21 +101,16 @@ async def _setup(settings: Settings, pool_type: str) -> None:
             LocalFileSystem,
         ):
             await block_class.register_type_and_schema(client=client)
-        storage = LocalFileSystem(basepath=str(settings.home / "prefect-results"))
+        results = settings.prefect.results_dir or settings.home / "prefect-results"
+        storage = LocalFileSystem(basepath=str(results))
         await storage.save(RESULT_STORAGE_BLOCK.split("/")[1], overwrite=True, client=client)
         if pool_type == FAST_POOL_TYPE:
             template = _FAST_TEMPLATE
         elif pool_type == "kubernetes":
-            template = kubernetes_job_template(
-                {
-                    "image": settings.kubernetes_pool.image,
-                    "namespace": settings.kubernetes_pool.namespace,
-                    "service_account_name": settings.kubernetes_pool.service_account,
-                }
-            )
+            template = kubernetes_job_template(settings)
         else:
             template = await get_default_base_job_template_for_infrastructure_type(pool_type)
-        with contextlib.suppress(ObjectAlreadyExists):
+        try:
             await client.create_work_pool(
                 WorkPoolCreate(
                     name=settings.prefect.work_pool,
@@ -98,6 +118,11 @@ async def _setup(settings: Settings, pool_type: str) -> None:
                     base_job_template=template or {},
                 )
             )
+        except ObjectAlreadyExists:
+            if pool_type == "kubernetes":  # the Jobs follow the settings (a chart upgrade)
+                await client.update_work_pool(
+                    settings.prefect.work_pool, WorkPoolUpdate(base_job_template=template)
+                )
         await client.create_flow_from_name(FLOW_NAME)
 
 

@@ -4,8 +4,12 @@ No Kubernetes API server can be installed on these machines (docs/architecture.m
 double speaks the real API's HTTP — JSON objects, Status errors, list and ``?watch=true``
 streams sent chunked, ``pods/{name}/log`` with ``follow`` — over HTTPS for what the
 backend and Calrissian use: namespaces, serviceaccounts, configmaps,
-persistentvolumeclaims, pods, roles, rolebindings and batch/v1 jobs. It is a stand-in,
-and the tests that use it say so in their names (``*_emulated``).
+persistentvolumeclaims, pods, roles, rolebindings, networkpolicies and batch/v1 jobs. It
+is a stand-in, and the tests that use it say so in their names (``*_emulated``).
+
+Pod Security admission is enforced as the API server does it: a pod (Calrissian's tool
+pods included) that breaks the level of its namespace's
+``pod-security.kubernetes.io/enforce`` label is refused with 403 (tests/pod_security.py).
 
 It also plays kubelet and Job controller: a Job gets one Pod; a Pod "runs":
 
@@ -17,9 +21,10 @@ It also plays kubelet and Job controller: a Job gets one Pod; a Pod "runs":
   not hold leaves the pod waiting in ``ErrImagePull``/``ImagePullBackOff``, and a node
   selector the emulated node's labels do not satisfy leaves it unschedulable.
 
-RBAC is not enforced; volumes are folders under the double's root. A local container's
-mount points (``/calrissian``, ``/etc/oapip``) are created, empty, on the host once; what
-is mounted on them is only visible inside that container's mount namespace.
+RBAC and NetworkPolicies are not enforced; volumes are folders under the double's root. A
+local container's mount points (``/calrissian``, ``/etc/oapip``) are created, empty, on
+the host once; what is mounted on them is only visible inside that container's mount
+namespace.
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-__all__ = ["CALRISSIAN_IMAGE", "EmulatedKubernetes", "calrissian_bin"]
+from tests.pod_security import violations
+
+__all__ = ["CALRISSIAN_IMAGE", "ApiError", "EmulatedKubernetes", "calrissian_bin"]
 
 CALRISSIAN_IMAGE = "terradue/calrissian:0.18.1"
 """The image the tests name for Calrissian: its containers run from Calrissian's venv."""
@@ -64,6 +71,7 @@ _KINDS = {
     "roles": ("rbac.authorization.k8s.io/v1", "Role"),
     "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     "jobs": ("batch/v1", "Job"),
+    "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicy"),
 }
 _SA_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 
@@ -178,6 +186,7 @@ class EmulatedKubernetes:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.events: list[tuple[int, str, str, str, dict[str, Any]]] = []
         self.requests: list[tuple[str, str]] = []
+        self.refused_pods: list[tuple[str, list[str]]] = []
         self._version = 0
         self._changed = threading.Condition()
         self._running: dict[tuple[str, str], _RunningPod] = {}
@@ -280,6 +289,8 @@ class EmulatedKubernetes:
             if ns_obj is None or ns_obj["status"]["phase"] == "Terminating":
                 raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
             meta["namespace"] = namespace
+            if plural == "pods":
+                self._admit(ns_obj, body)
         key = (plural, namespace if plural != "namespaces" else "", name)
         if key in self.objects:
             raise ApiError(409, "AlreadyExists", f'{plural} "{name}" already exists')
@@ -303,6 +314,20 @@ class EmulatedKubernetes:
         elif plural == "jobs":
             self._start_job(namespace, body)
         return body
+
+    def _admit(self, namespace: dict[str, Any], pod: dict[str, Any]) -> None:
+        """Pod Security admission: refuse a pod that breaks its namespace's enforced level."""
+        labels = namespace["metadata"].get("labels") or {}
+        level = labels.get("pod-security.kubernetes.io/enforce", "privileged")
+        problems = violations(pod["spec"], level, pod["metadata"])
+        if problems:
+            self.refused_pods.append((pod["metadata"]["name"], problems))
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'pods "{pod["metadata"]["name"]}" is forbidden: violates PodSecurity '
+                f'"{level}:latest": {"; ".join(problems)}',
+            )
 
     def update(
         self, plural: str, namespace: str, name: str, change: Callable[[dict], None]

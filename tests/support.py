@@ -8,19 +8,23 @@ test controls exactly how long a job runs and how it ends.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import requests
 
 import cwlpkg as cwl
 from blocks.backend import CwlJob
+from core.settings import Settings
 from tests.ogc_schemas import validate_if_available
 
 __all__ = [
+    "settings_from",
     "ECHO_CWL",
     "IMAGE_TOOL_CWL",
     "LogLines",
@@ -277,3 +281,9 @@ def cwl_job(
         workdir=workdir,
         logger=logger or logging.getLogger("test.cwl"),
     )
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    """The engine's settings as a process whose whole environment is ``env`` reads them."""
+    with mock.patch.dict(os.environ, env, clear=True):
+        return Settings()

@@ -49,7 +49,7 @@ from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNam
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed, Pending, Scheduled
 
-from core.naming import PACKAGE_BLOCK_TYPE, claim_message, claimant
+from core.naming import PACKAGE_BLOCK_TYPE, WORKER_ALIVE_FILE, claim_message, claimant
 from core.secrets import install_log_redaction
 from core.settings import Settings, get_settings
 from ogc_prefect.rest import PrefectRest, Refused
@@ -388,6 +388,7 @@ class FastWorker:
                     asyncio.create_task(self.cancel(run.id))
 
     async def _heartbeat_loop(self) -> None:
+        alive = self.settings.home / WORKER_ALIVE_FILE
         while True:
             with contextlib.suppress(Exception):
                 await self.client.send_worker_heartbeat(
@@ -395,6 +396,10 @@ class FastWorker:
                     self.name,
                     heartbeat_interval_seconds=HEARTBEAT_S,
                 )
+            # A liveness probe reads the file's age: the loop turns, answered or not (a
+            # Prefect outage is no reason to restart the worker and kill its jobs).
+            with contextlib.suppress(OSError):
+                alive.touch()
             await asyncio.sleep(HEARTBEAT_S)
 
     async def run(self) -> None:

@@ -3,10 +3,11 @@ and flow runs as Kubernetes Jobs."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from core.settings.base import Group, config
 
@@ -148,6 +149,49 @@ class CalrissianSettings(Group):
         ge=1,
         description="Calrissian's core budget per job when the CWL asks for less.",
     )
+    namespace_prefix: str = Field(
+        default="oapip",
+        description="Start of every job namespace's name, `<prefix>-<process>-<job id>` (the "
+        "Helm chart's admission policy lets the engine create and delete only those).",
+    )
+    run_as_user: int = Field(
+        default=1001,
+        ge=1,
+        description="Numeric user (and group) the Calrissian pod runs as: the user of "
+        "Calrissian's image. Calrissian runs its tool pods as the same user.",
+    )
+    engine_role: str | None = Field(
+        default=None,
+        description="ClusterRole the engine binds, in each new job namespace and before "
+        "anything else, to its own ServiceAccount (`OAPIP_CALRISSIAN_ENGINE_ACCOUNT`): its "
+        "rights there. Unset: the engine's own rights cover job namespaces (a kubeconfig).",
+        examples=["oapip-job-engine"],
+    )
+    engine_account: str | None = Field(
+        default=None,
+        description="The engine's ServiceAccount as `<namespace>:<name>`, bound to "
+        "`OAPIP_CALRISSIAN_ENGINE_ROLE` in each job namespace.",
+        examples=["eoepca:oapip-worker"],
+    )
+    pod_role: str | None = Field(
+        default=None,
+        description="ClusterRole bound, in each job namespace, to Calrissian's ServiceAccount "
+        "(pods and their logs there). Unset: a Role with those rights is created in the "
+        "namespace, which needs the engine to hold them itself.",
+        examples=["oapip-job-calrissian"],
+    )
+    blocked_cidrs: list[str] = Field(
+        default_factory=lambda: ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"],
+        description="Addresses job pods may not reach (JSON list of CIDRs, in each job "
+        "namespace's NetworkPolicy): cloud metadata by default; add the cluster's pod, "
+        "service and node ranges to keep tools inside the internet.",
+        examples=['["169.254.0.0/16", "10.0.0.0/8"]'],
+    )
+
+    @field_validator("blocked_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(cidr, strict=False)) for cidr in cidrs]
 
 
 class KubernetesPoolSettings(Group):
@@ -167,4 +211,24 @@ class KubernetesPoolSettings(Group):
     service_account: str | None = Field(
         default=None,
         description="Service account of those Jobs. Unset: `oapip-job`.",
+    )
+    config_map: str | None = Field(
+        default=None,
+        description="ConfigMap whose keys become the environment of every flow-run Job "
+        "(`envFrom`): the engine's settings. The Helm chart names its own.",
+        examples=["oapip-config"],
+    )
+    secret: str | None = Field(
+        default=None,
+        description="Secret the flow-run Jobs take the engine's secret settings from, key by "
+        "key (S3 and Workspace credentials, Toil WES password, Prefect API auth string); a "
+        "key the Secret lacks is left unset.",
+        examples=["oapip-secrets"],
+    )
+    data_claim: str | None = Field(
+        default=None,
+        description="PersistentVolumeClaim (ReadWriteMany) shared with the gateway, mounted "
+        "in flow-run Jobs at `<OAPIP_HOME>/prefect-results` (results documents) and "
+        "`<OAPIP_HOME>/results` (local result store). Unset: none.",
+        examples=["oapip-data"],
     )

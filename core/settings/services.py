@@ -4,6 +4,7 @@ the gateway's limits, OIDC and callbacks."""
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
 
@@ -48,6 +49,13 @@ class PrefectSettings(Group):
         validation_alias=AliasChoices("OAPIP_WORK_POOL", "work_pool"),
         default="oapip",
         description="Prefect work pool that every process deployment targets.",
+    )
+    results_dir: Path | None = Field(
+        default=None,
+        description="Folder of the flows' persisted results (the OGC results documents the "
+        "gateway reads back): on a volume the workers, their jobs and the gateway share when "
+        "they run apart. Unset: `<OAPIP_HOME>/prefect-results`.",
+        examples=["/var/lib/oapip/data/prefect-results"],
     )
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from core.settings import Settings
 from core.settings.base import Group
 
-__all__ = ["env_name", "settings_table", "update_readme"]
+__all__ = ["env_name", "secret_names", "settings_table", "update_readme"]
 
 
 def env_name(group: type[Group], name: str, field: FieldInfo) -> str:
@@ -22,6 +23,24 @@ def env_name(group: type[Group], name: str, field: FieldInfo) -> str:
     if alias is not None and getattr(alias, "choices", None):
         return str(alias.choices[0])
     return f"{group.model_config.get('env_prefix', '')}{name}".upper()
+
+
+def _groups() -> list[type[Group]]:
+    return [Settings] + [
+        field.annotation
+        for field in Settings.model_fields.values()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, Group)
+    ]
+
+
+def secret_names() -> list[str]:
+    """The environment variables of every secret setting (``SecretStr`` fields), sorted."""
+    names = []
+    for group in _groups():
+        for name, field in group.model_fields.items():
+            if SecretStr in (field.annotation, *get_args(field.annotation)):
+                names.append(env_name(group, name, field))
+    return sorted(names)
 
 
 def _rows(group: type[Group]) -> list[str]:
@@ -43,10 +62,9 @@ def _rows(group: type[Group]) -> list[str]:
 
 def settings_table() -> str:
     """Every setting as a Markdown table, component by component."""
-    rows = ["| variable | default | meaning |", "|---|---|---|", *_rows(Settings)]
-    for field in Settings.model_fields.values():
-        if isinstance(field.annotation, type) and issubclass(field.annotation, Group):
-            rows.extend(_rows(field.annotation))
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for group in _groups():
+        rows.extend(_rows(group))
     return "\n".join(rows)
 
 

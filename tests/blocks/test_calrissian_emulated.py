@@ -26,7 +26,7 @@ from blocks.registry import stop_recorded_runs
 from core.settings import CalrissianSettings, Settings
 from infrastructure.containers.podman import PodmanService
 from tests.conftest import FileServer
-from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
+from tests.k8s_api import CALRISSIAN_IMAGE, ApiError, EmulatedKubernetes
 from tests.support import IMAGE_TOOL_CWL, LogLines, cwl_job
 
 NODE = {"oapip.test/pool": "processing"}
@@ -123,6 +123,42 @@ def test_convert_url_runs_through_calrissian_emulated(
     assert any(line.startswith("Calrissian usage:") for line in records.lines), records.lines
     assert (job.outdir / "usage-report.json").exists()
     assert namespace not in _namespaces(k8s)  # cleaned up
+    # Calrissian's own tool pods were admitted under the namespace's enforced Pod Security
+    # level (the emulated API refuses a pod that breaks it), as the tools' account.
+    created = [o for _, t, p, ns, o in k8s.events if (t, p, ns) == ("ADDED", "pods", namespace)]
+    tools = [o for o in created if o["metadata"]["name"] != "collect" and not _job_pod(o)]
+    assert tools and not k8s.refused_pods, k8s.refused_pods
+    assert {o["spec"]["serviceAccountName"] for o in tools} == {"calrissian-tool"}
+    (ns_object,) = [o for _, t, p, _, o in k8s.events if (t, p) == ("ADDED", "namespaces")]
+    assert ns_object["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    added = {(p, o["metadata"]["name"]) for _, t, p, ns, o in k8s.events if ns == namespace}
+    assert ("networkpolicies", "job-isolation") in added
+
+
+def _job_pod(pod: dict[str, Any]) -> bool:
+    return "job-name" in (pod["metadata"].get("labels") or {})
+
+
+def test_a_pod_breaking_the_namespace_level_is_refused_emulated(
+    k8s: EmulatedKubernetes, tmp_path: Path, records: LogLines
+):
+    """The emulated API enforces Pod Security admission like a real one: the check the
+    test above relies on refuses a privileged pod in a job namespace."""
+    tool = _tool("eoepca/convert:latest", "sleep 60", "sleeper")
+    job = _job(tool, "sleeper", {}, tmp_path / "job", records)
+    run = _backend(k8s, tmp_path).submit(job)
+    privileged = {
+        "metadata": {"name": "escape"},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "busybox", "securityContext": {"privileged": True}}
+            ],
+            "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+        },
+    }
+    with pytest.raises(ApiError, match="violates PodSecurity"):
+        k8s.create("pods", run.run_id, privileged)
+    run.cancel()
 
 
 def test_image_pull_failure_fails_the_job_with_the_reason_emulated(

@@ -31,6 +31,8 @@ from blocks.calrissian_manifests import (
 )
 from blocks.calrissian_results import unpack_results
 from tests.k8s_schema import assert_valid
+from tests.pod_security import pod_spec_of, violations
+from tests.support import settings_from
 
 JOB_ID = "0b6c5e1a-3f2d-4c1e-9a6b-2f1d0c9e8a7b"
 
@@ -83,6 +85,14 @@ VALUE_SETS = {
         "calrissian_image": "registry.example.org/calrissian:0.18.1",
         "namespace_prefix": "proc",
     },
+    # As the Helm chart sets the engine up: cluster roles bound in each job namespace.
+    "helm-chart-roles": {
+        "engine_role": "oapip-job-engine",
+        "engine_account": "eoepca:oapip-worker",
+        "pod_role": "oapip-job-calrissian",
+        "blocked_cidrs": ["169.254.0.0/16", "10.0.0.0/8", "fd00:ec2::254/128"],
+        "run_as_user": 2000,
+    },
 }
 
 
@@ -97,7 +107,7 @@ def test_every_manifest_validates_strictly(
     spec = backend.job_spec(job)
     manifests = job_manifests(spec, workflow, entrypoint, job.job_order)
     manifests.append(collector_pod_manifest(spec))
-    assert assert_valid(manifests) == 8
+    assert assert_valid(manifests) == 10
 
 
 def test_shipped_inputs_validate_and_are_copied_onto_the_volume(convert_url, tmp_path: Path):
@@ -228,3 +238,114 @@ def test_the_backend_spec_follows_the_site_settings(tmp_path: Path):
         _job({"class": "CommandLineTool"}, "#main", "p", tmp_path)
     )
     assert isinstance(spec, CalrissianJobSpec) and spec.resources.max_ram_mib == 2048
+
+
+def _objects(tmp_path: Path, **values: Any) -> tuple[CalrissianJobSpec, list[dict[str, Any]]]:
+    workflow = {"class": "CommandLineTool", "id": "main"}
+    spec = CalrissianBackend(**values).job_spec(_job(workflow, "#main", "p", tmp_path))
+    manifests = job_manifests(spec, workflow, "#main", {}, {"f0-in": b"data"})
+    return spec, [*manifests, collector_pod_manifest(spec)]
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_engine_pods_meet_restricted_and_the_namespace_enforces_baseline(
+    values: dict[str, Any], tmp_path: Path
+):
+    """Calrissian's pod, copy-inputs and collect pass `restricted`; the namespace makes
+    the cluster enforce `baseline` on every pod in it (Calrissian's tool pods can meet no
+    more: it sets only runAsUser/runAsGroup on them) and warn about `restricted`."""
+    spec, objects = _objects(tmp_path, **values)
+    namespace = objects[0]
+    assert namespace["kind"] == "Namespace"
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+    assert labels["app.kubernetes.io/managed-by"] == "oapip"
+    pods = [pod_spec_of(o) for o in objects if pod_spec_of(o)]
+    assert len(pods) == 2
+    for metadata, pod in pods:
+        assert violations(pod, "restricted", metadata) == []
+        assert pod["securityContext"]["runAsUser"] == spec.run_as_user
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
+            assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+
+
+def test_tools_run_under_an_account_with_no_token_and_no_rights(tmp_path: Path):
+    spec, objects = _objects(tmp_path, **VALUE_SETS["helm-chart-roles"])
+    job = next(o for o in objects if o["kind"] == "Job")
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    tool_account = args[args.index("--pod-serviceaccount") + 1]
+    assert (
+        tool_account == "calrissian-tool" != job["spec"]["template"]["spec"]["serviceAccountName"]
+    )
+    accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
+    assert accounts[tool_account]["automountServiceAccountToken"] is False
+    bound = [s["name"] for o in objects if o["kind"] == "RoleBinding" for s in o["subjects"]]
+    assert tool_account not in bound and "calrissian" in bound
+    collect = objects[-1]["spec"]
+    assert collect["serviceAccountName"] == tool_account
+    assert collect["automountServiceAccountToken"] is False
+
+
+def test_the_engine_binds_its_rights_first_and_calrissian_to_the_pod_role(tmp_path: Path):
+    _, objects = _objects(tmp_path, **VALUE_SETS["helm-chart-roles"])
+    kinds = [o["kind"] for o in objects]
+    assert kinds[:3] == ["Namespace", "RoleBinding", "NetworkPolicy"]
+    engine = objects[1]
+    assert engine["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "oapip-job-engine",
+    }
+    assert engine["subjects"] == [
+        {"kind": "ServiceAccount", "name": "oapip-worker", "namespace": "eoepca"}
+    ]
+    calrissian = [o for o in objects if o["kind"] == "RoleBinding"][1]
+    assert calrissian["roleRef"]["name"] == "oapip-job-calrissian"
+    assert "Role" not in kinds  # no Role: the engine needs no pod rights of its own
+    assert kinds.index("NetworkPolicy") < kinds.index("Job")
+
+
+def test_job_pods_get_no_ingress_and_no_metadata_address(tmp_path: Path):
+    _, objects = _objects(tmp_path, **VALUE_SETS["helm-chart-roles"])
+    (policy,) = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in spec  # every pod of the namespace: nothing may connect to it
+    dns, everywhere = spec["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53} and "to" not in dns
+    blocks = {peer["ipBlock"]["cidr"]: peer["ipBlock"].get("except") for peer in everywhere["to"]}
+    assert blocks == {
+        "0.0.0.0/0": ["169.254.0.0/16", "10.0.0.0/8"],
+        "::/0": ["fd00:ec2::254/128"],
+    }
+
+
+def test_no_secret_of_the_engine_reaches_a_job_namespace(tmp_path: Path):
+    """The engine's credentials (S3, Workspace, Toil WES, Prefect) never go into a job
+    namespace: no Secret object, no secret reference, no value anywhere in the objects."""
+    secrets = {
+        "S3_ACCESS_KEY": "s3-access-0001",
+        "S3_SECRET_KEY": "s3-secret-0002",
+        "STAGEIN_S3_SECRET_KEY": "stagein-secret-0003",
+        "OAPIP_TOIL_WES_URL": "https://hpc.example.org/ga4gh/wes/v1/",
+        "OAPIP_TOIL_WES_USER": "wes-user-0004",
+        "OAPIP_TOIL_WES_PASSWORD": "wes-password-0005",
+        "OAPIP_WORKSPACE_API_TOKEN": "workspace-token-0006",
+        "PREFECT_API_AUTH_STRING": "admin:prefect-0007",
+        "OAPIP_CALRISSIAN_ENGINE_ROLE": "oapip-job-engine",
+        "OAPIP_CALRISSIAN_ENGINE_ACCOUNT": "eoepca:oapip-worker",
+    }
+    backend = CalrissianBackend.from_settings(settings_from(secrets))
+    workflow = {"class": "CommandLineTool", "id": "main"}
+    spec = backend.job_spec(_job(workflow, "#main", "p", tmp_path))
+    objects = [*job_manifests(spec, workflow, "#main", {}), collector_pod_manifest(spec)]
+    text = json.dumps(objects)
+    for name, value in secrets.items():
+        if "-000" in value:
+            assert value not in text, name
+    assert "Secret" not in {o["kind"] for o in objects}
+    assert "secretKeyRef" not in text and "envFrom" not in text

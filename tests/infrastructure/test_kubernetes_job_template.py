@@ -18,8 +18,11 @@ import yaml
 from prefect.client.schemas.objects import FlowRun
 from prefect_kubernetes.worker import KubernetesWorker, KubernetesWorkerJobConfiguration
 
+from core.settings.table import secret_names
 from stack.setup import kubernetes_job_template
 from tests.k8s_schema import assert_valid
+from tests.pod_security import violations
+from tests.support import settings_from
 
 ROOT = Path(__file__).resolve().parents[2]
 VALUE_SETS: dict[str, dict[str, Any]] = {
@@ -73,20 +76,43 @@ def test_rendered_job_validates_strictly(values: dict[str, Any]):
     assert pod["containers"][0]["args"] == ["prefect", "flow-run", "execute"]
 
 
-def test_site_defaults_replace_the_template_defaults():
-    template = kubernetes_job_template(
-        {
-            "image": "registry.example.org/oapip:1",
-            "namespace": "eoepca",
-            "service_account_name": None,
-        }
-    )
-    manifest = _render(template, {})
+def test_site_settings_shape_the_jobs():
+    """With the engine's settings (``OAPIP_JOB_*``, as the Helm chart gives them to
+    ``oapip setup --worker kubernetes``) each Job gets the image, namespace and account,
+    the ConfigMap of settings, each secret setting by reference, and the data volume."""
+    env = {
+        "OAPIP_JOB_IMAGE": "registry.example.org/oapip:1",
+        "OAPIP_JOB_NAMESPACE": "eoepca",
+        "OAPIP_JOB_SERVICE_ACCOUNT": "oapip-flow-run",
+        "OAPIP_JOB_CONFIG_MAP": "oapip-config",
+        "OAPIP_JOB_SECRET": "oapip-secrets",
+        "OAPIP_JOB_DATA_CLAIM": "oapip-data",
+        "OAPIP_HOME": "/var/lib/oapip",
+    }
+    manifest = _render(kubernetes_job_template(settings_from(env)), {})
     assert_valid([manifest])
     pod = manifest["spec"]["template"]["spec"]
+    container = pod["containers"][0]
     assert manifest["metadata"]["namespace"] == "eoepca"
-    assert pod["containers"][0]["image"] == "registry.example.org/oapip:1"
-    assert pod["serviceAccountName"] == "oapip-job"
+    assert container["image"] == "registry.example.org/oapip:1"
+    assert pod["serviceAccountName"] == "oapip-flow-run"
+    assert container["envFrom"] == [{"configMapRef": {"name": "oapip-config"}}]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert set(refs) >= {*secret_names(), "PREFECT_API_AUTH_STRING"}
+    assert all(r["name"] == "oapip-secrets" and r["key"] == n for n, r in refs.items())
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "oapip-data"
+    assert {"name": "data", "mountPath": "/var/lib/oapip/data"} in container["volumeMounts"]
+    assert violations(pod, "restricted", manifest["spec"]["template"]["metadata"]) == []
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_jobs_pass_the_restricted_profile_with_limits(values: dict[str, Any]):
+    manifest = _render(kubernetes_job_template(), values)
+    template = manifest["spec"]["template"]
+    assert violations(template["spec"], "restricted", template["metadata"]) == []
+    resources = template["spec"]["containers"][0]["resources"]
+    assert {"cpu", "memory"} <= resources["limits"].keys() <= resources["requests"].keys()
 
 
 def test_stock_default_template_fails_strict_validation():

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 import psutil
 import pytest
 import requests
 
+from core.naming import WORKER_ALIVE_FILE
 from tests.conftest import BOTH_ENGINES, Engine
 from tests.ogc_schemas import validate
 from tests.support import (
@@ -25,6 +27,7 @@ from tests.support import (
     sleep_cwl,
     wait_for_status,
 )
+from worker.fast import HEARTBEAT_S
 
 
 def _figure() -> str:
@@ -196,3 +199,10 @@ def test_a_crashed_job_does_not_touch_the_job_running_beside_it(api: str):
     finally:
         for process in _sleepers(figure) + _sleepers(neighbour_figure):
             process.kill()
+
+
+def test_the_worker_shows_it_is_alive_for_a_liveness_probe(engine: Engine):
+    """The Helm chart's liveness probe of the worker pod reads the age of this file."""
+    alive = engine.home / WORKER_ALIVE_FILE
+    poll(alive.exists, timeout=60, what=f"{alive} (worker log: {engine.log_tail()})")
+    assert time.time() - alive.stat().st_mtime < 2 * HEARTBEAT_S

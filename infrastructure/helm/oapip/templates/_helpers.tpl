@@ -1,9 +1,9 @@
 {{/* Name of the release's objects: <release>-oapip, or the release name if it has "oapip". */}}
 {{- define "oapip.fullname" -}}
 {{- if contains "oapip" .Release.Name -}}
-{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-oapip" .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-oapip" .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 
@@ -30,6 +30,10 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- default (printf "%s-secrets" (include "oapip.fullname" .)) .Values.secrets.existingSecret -}}
 {{- end -}}
 
+{{- define "oapip.dataClaim" -}}
+{{- default (printf "%s-data" (include "oapip.fullname" .)) .Values.data.existingClaim -}}
+{{- end -}}
+
 {{- define "oapip.prefectApiUrl" -}}
 {{ printf "http://%s-prefect:%d/api" (include "oapip.fullname" .) (int .Values.prefect.port) }}
 {{- end -}}
@@ -42,7 +46,29 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 {{- end -}}
 
-{{/* Pod-level security: the engine's image runs as uid 10001 (Dockerfile). */}}
+{{/* ServiceAccount of one component: include "oapip.account" (list . "gateway") */}}
+{{- define "oapip.account" -}}
+{{- printf "%s-%s" (include "oapip.fullname" (index . 0)) (index . 1) -}}
+{{- end -}}
+
+{{/* The account that runs flows, and so creates job namespaces: the fast worker, or the
+flow-run Jobs of the kubernetes worker. */}}
+{{- define "oapip.flowAccount" -}}
+{{- include "oapip.account" (list . (ternary "flow-run" "worker" (eq .Values.worker.type "kubernetes"))) -}}
+{{- end -}}
+
+{{/* Start of job namespaces' names: short enough that `<prefix>-<process>-<job UUID>`
+keeps it whole within 63 characters (blocks/calrissian_manifests.namespace_name). */}}
+{{- define "oapip.namespacePrefix" -}}
+{{- default (include "oapip.fullname" .) .Values.calrissian.namespacePrefix | trunc 20 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* A cluster-scoped name, unique per release and namespace. */}}
+{{- define "oapip.clusterName" -}}
+{{- printf "%s-%s-%s" (include "oapip.fullname" (index . 0)) (index . 0).Release.Namespace (index . 1) -}}
+{{- end -}}
+
+{{/* Pod-level security, Pod Security "restricted": the engine's image runs as uid 10001. */}}
 {{- define "oapip.podSecurity" -}}
 securityContext:
   runAsNonRoot: true
@@ -70,18 +96,34 @@ tolerations:
 {{- define "oapip.containerSecurity" -}}
 securityContext:
   allowPrivilegeEscalation: false
-  readOnlyRootFilesystem: false
+  readOnlyRootFilesystem: true
   capabilities:
     drop: [ALL]
 {{- end -}}
 
-{{/* Environment of the gateway, the workers and setup: engine settings and secrets. */}}
-{{- define "oapip.env" -}}
+{{/* The engine's secret settings (core/settings: every SecretStr field, by its variable). */}}
+{{- define "oapip.secretSettings" -}}
+OAPIP_TOIL_WES_PASSWORD OAPIP_WORKSPACE_API_TOKEN S3_ACCESS_KEY S3_SECRET_KEY STAGEIN_S3_ACCESS_KEY STAGEIN_S3_SECRET_KEY
+{{- end -}}
+
+{{/* Environment of a Prefect client (gateway, setup, Prefect's worker): the engine's
+settings and the Prefect API credentials, no other secret. */}}
+{{- define "oapip.env.client" -}}
 envFrom:
   - configMapRef:
       name: {{ include "oapip.fullname" . }}-config
 env:
-{{- range $key := list "S3_ACCESS_KEY" "S3_SECRET_KEY" "STAGEIN_S3_ACCESS_KEY" "STAGEIN_S3_SECRET_KEY" }}
+  - name: PREFECT_API_AUTH_STRING
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "oapip.secretName" . }}
+        key: PREFECT_API_AUTH_STRING
+{{- end -}}
+
+{{/* Environment of what runs flows (the fast worker): also every secret setting. */}}
+{{- define "oapip.env.engine" -}}
+{{ include "oapip.env.client" . }}
+{{- range $key := splitList " " (include "oapip.secretSettings" .) }}
   - name: {{ $key }}
     valueFrom:
       secretKeyRef:
@@ -89,4 +131,28 @@ env:
         key: {{ $key }}
         optional: true
 {{- end }}
+{{- end -}}
+
+{{/* What the engine writes: /tmp and OAPIP_HOME on emptyDirs (the root is read-only),
+results on the shared data volume. include "oapip.volumeMounts" (list . readOnlyData) */}}
+{{- define "oapip.volumeMounts" -}}
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
+  - name: home
+    mountPath: /var/lib/oapip
+  - name: data
+    mountPath: /var/lib/oapip/data
+    readOnly: {{ index . 1 }}
+{{- end -}}
+
+{{- define "oapip.volumes" -}}
+volumes:
+  - name: tmp
+    emptyDir: {}
+  - name: home
+    emptyDir: {}
+  - name: data
+    persistentVolumeClaim:
+      claimName: {{ include "oapip.dataClaim" . }}
 {{- end -}}

@@ -1,0 +1,188 @@
+"""Every value the chart takes reaches the engine under the name the engine reads.
+
+For each value set, each container of each workload (the flow-run Job of the kubernetes
+worker included: the work pool's job template rendered as Prefect would) has its
+environment resolved as the kubelet would, and the engine's own ``Settings`` object, and
+Prefect's, are built from it: the values must come out. The names can no longer drift:
+the chart's list of secret settings is checked against the engine's ``SecretStr`` fields.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from typing import Any
+
+import pytest
+
+from blocks.calrissian import CalrissianBackend
+from core.naming import RESULT_STORAGE_BLOCK
+from core.settings.table import secret_names
+from tests.infrastructure.chart import (
+    CHART,
+    Container,
+    containers,
+    engine_settings,
+    flow_run_job,
+    prefect_settings,
+    render,
+)
+from tests.infrastructure.values import (
+    EXISTING_SECRETS,
+    VALUE_SETS,
+    expected_settings,
+    secret_values,
+)
+
+_ENGINE_ROLES = {"gateway", "setup", "worker", "prefect-job"}
+"""Containers running the engine's code (or Prefect's worker in its image)."""
+
+
+def _engine_containers(values: dict[str, Any]) -> list[Container]:
+    objects = render(values)
+    found = containers(objects, EXISTING_SECRETS)
+    if values.get("worker", {}).get("type") == "kubernetes":
+        job = flow_run_job(objects, EXISTING_SECRETS)
+        found += [
+            c for c in containers([*objects, job], EXISTING_SECRETS) if c.workload == "Job/flow-run"
+        ]
+    return [c for c in found if c.spec["name"] in _ENGINE_ROLES]
+
+
+def _runs_flows(container: Container, values: dict[str, Any]) -> bool:
+    """Whether ``container`` runs flows: the fast worker, or each flow-run Job."""
+    kubernetes = values.get("worker", {}).get("type") == "kubernetes"
+    return container.name == (
+        "Job/flow-run/prefect-job" if kubernetes else "Deployment/oapip-worker/worker"
+    )
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_every_value_reaches_every_engine_container(values: dict[str, Any]):
+    expected = expected_settings(values)
+    engine = _engine_containers(values)
+    names = {c.name for c in engine}
+    assert {"Deployment/oapip-gateway/gateway", "Deployment/oapip-worker/setup"} <= names
+    if values.get("worker", {}).get("type") == "kubernetes":
+        assert "Job/flow-run/prefect-job" in names
+    for container in engine:
+        settings = engine_settings(container.env)
+        got = {path: operator.attrgetter(path)(settings) for path in expected}
+        got = {k: str(v) if k in ("home", "prefect.results_dir") else v for k, v in got.items()}
+        assert got == expected, container.name
+        if values.get("NODE_SELECTOR_KEY"):
+            backend = CalrissianBackend.from_settings(settings)
+            assert backend.node_selector == {values["NODE_SELECTOR_KEY"]: "true"}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_secrets_reach_only_what_runs_flows(values: dict[str, Any]):
+    """The S3, Workspace and Toil credentials reach the process that runs flows (the fast
+    worker, or each flow-run Job) and no other; the Prefect API credentials reach every
+    Prefect client; the database URL only the Prefect server."""
+    given = secret_values(values)
+    fields = {
+        "S3_ACCESS_KEY": "results.s3_access_key",
+        "S3_SECRET_KEY": "results.s3_secret_key",
+        "STAGEIN_S3_ACCESS_KEY": "stagein.access_key",
+        "STAGEIN_S3_SECRET_KEY": "stagein.secret_key",
+        "OAPIP_WORKSPACE_API_TOKEN": "workspace.api_token",
+        "OAPIP_TOIL_WES_PASSWORD": "toil.wes_password",
+    }
+    assert sorted(fields) == secret_names()
+    for container in _engine_containers(values):
+        settings = engine_settings(container.env)
+        flows = _runs_flows(container, values)
+        for name, path in fields.items():
+            secret = operator.attrgetter(path)(settings)
+            value = secret.get_secret_value() if secret is not None else None
+            assert value == (given.get(name) if flows else None), (container.name, name)
+        auth = prefect_settings(container.env).api.auth_string
+        assert auth is not None and auth.get_secret_value() == given["PREFECT_API_AUTH_STRING"]
+        assert "DATABASE_URL" not in container.env
+        assert not any("db-0006" in v or "s3cr3t" in v for v in container.env.values())
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_prefect_settings_arrive_where_prefect_runs(values: dict[str, Any]):
+    objects = render(values)
+    given = secret_values(values)
+    everything = containers(objects, EXISTING_SECRETS)
+    (server,) = [c for c in everything if c.spec["name"] == "prefect-server"]
+    prefect = prefect_settings(server.env)
+    assert prefect.server.api.auth_string.get_secret_value() == given["PREFECT_API_AUTH_STRING"]
+    database = prefect.server.database.connection_url.get_secret_value()
+    existing = values.get("secrets", {}).get("existingSecret")
+    if existing:
+        assert database == EXISTING_SECRETS[existing]["DATABASE_URL"]
+    elif values["postgresql"].get("bundled", True):
+        assert database == "postgresql+asyncpg://prefect:s3cr3t%2F%2B@oapip-postgresql:5432/prefect"
+    else:
+        assert database == values["postgresql"]["external"]["url"]
+    for container in _engine_containers(values):
+        prefect = prefect_settings(container.env)
+        assert prefect.api.url == "http://oapip-prefect:4200/api"
+        assert prefect.results.default_storage_block == RESULT_STORAGE_BLOCK
+        assert str(prefect.home).startswith("/var/lib/oapip/")
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_results_go_to_s3_or_the_shared_volume_never_a_pod_layer(values: dict[str, Any]):
+    """What runs flows writes the results documents (and files, without S3) on the shared
+    volume; the gateway reads them there."""
+    engine = _engine_containers(values)
+    writers = [c for c in engine if _runs_flows(c, values)]
+    readers = [c for c in engine if c.spec["name"] == "gateway"]
+    assert len(writers) == 1 and len(readers) == 1
+    for container in writers + readers:
+        settings = engine_settings(container.env)
+        places = [str(settings.prefect.results_dir)]
+        if settings.results_url.startswith("file://"):
+            places.append(settings.results_url.removeprefix("file://"))
+        for place in places:
+            volume = container.mount_of(place)
+            assert volume is not None, (container.name, place)
+            assert volume["persistentVolumeClaim"]["claimName"] == "oapip-data"
+            assert volume["readOnly"] is (container in readers)
+
+
+def test_the_charts_secret_settings_are_the_engines():
+    """The chart's list of secret settings is the engine's: a new SecretStr field fails
+    here until the chart passes it on (templates/_helpers.tpl, oapip.secretSettings)."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    match = re.search(r'define "oapip.secretSettings" -}}\n(.+)\n', helpers)
+    assert match is not None
+    assert sorted(match.group(1).split()) == secret_names()
+    values = (CHART / "values.yaml").read_text()
+    for name in secret_names():
+        assert f'  {name}: ""' in values, name
+
+
+def test_every_configmap_key_is_a_setting_someone_reads():
+    """No ConfigMap key the engine ignores: each is a field's variable of the engine's
+    settings, one of Prefect's, or an operator's name the engine aliases."""
+    from core.settings.table import _groups, env_name
+
+    known = {
+        env_name(group, name, field)
+        for group in _groups()
+        for name, field in group.model_fields.items()
+    }
+    aliases = set()
+    for group in _groups():
+        for field in group.model_fields.values():
+            choices = getattr(field.validation_alias, "choices", None) or []
+            aliases.update(str(c) for c in choices if str(c).isupper())
+    config = next(o for o in render(VALUE_SETS["kubernetes-worker"]) if o["kind"] == "ConfigMap")
+    for key in config["data"]:
+        assert key in known | aliases or key.startswith("PREFECT_") or key == "DO_NOT_TRACK", key
+
+
+def test_readme_names_every_value():
+    """The README's values table names each top-level value of values.yaml."""
+    import yaml
+
+    readme = (CHART.parents[2] / "README.md").read_text()
+    section = readme.split("### Kubernetes (Helm)", 1)[1].split("\n## ", 1)[0]
+    for key in yaml.safe_load((CHART / "values.yaml").read_text()):
+        assert f"`{key}" in section, key
