@@ -1,4 +1,5 @@
-"""The gateway's app factory: routers under ``/ogc-api`` and ``/{user}/ogc-api``."""
+"""The gateway's app factory: routers under ``/ogc-api`` and ``/{user}/ogc-api``, the WPS
+under ``/wps`` and ``/{user}/wps``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
@@ -16,6 +17,9 @@ from api_gateway.auth import OidcVerifier
 from api_gateway.errors import install_error_handlers, ogc_exception
 from api_gateway.packages import warm_up
 from api_gateway.routes import jobs, landing, processes, schedules
+from api_gateway.wps import exception_response, is_wps_path
+from api_gateway.wps import router as wps_router
+from core.exceptions import PayloadTooLarge
 from core.secrets import install_log_redaction, secret_values
 from core.settings import Settings, get_settings
 from ogc_prefect import PrefectApi
@@ -40,12 +44,16 @@ class _BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        too_large = ogc_exception(
-            413,
-            "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/payload-too-large",
-            "Payload too large",
-            f"the request body is larger than {self.limit} bytes",
-        )
+        detail = f"the request body is larger than {self.limit} bytes"
+        if is_wps_path(scope["path"]):
+            too_large = exception_response(Request(scope), PayloadTooLarge(detail), detail)
+        else:
+            too_large = ogc_exception(
+                413,
+                "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/payload-too-large",
+                "Payload too large",
+                detail,
+            )
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await too_large(scope, receive, send)
         seen = 0
@@ -104,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/ogc-api")
         app.include_router(router, prefix="/{user}/ogc-api")
     app.include_router(landing.router, include_in_schema=False)
+    app.include_router(wps_router, prefix="/wps")
+    app.include_router(wps_router, prefix="/{user}/wps")
 
     @app.get("/swagger-ui/oapip/", include_in_schema=False)
     async def swagger_ui():

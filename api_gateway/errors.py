@@ -1,4 +1,5 @@
-"""The one place errors become HTTP responses: OGC exception JSON for every 4xx/5xx."""
+"""The one place errors become HTTP responses: OGC exception JSON for every 4xx/5xx, and
+OWS ExceptionReports on the WPS's paths (``api_gateway/wps/exceptions.py``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api_gateway.wps.exceptions import exception_response, is_wps_path
 from core.exceptions import EngineError, InvalidInput, Unauthorized
 from core.secrets import redact
 
@@ -37,7 +39,7 @@ def ogc_exception(
     return JSONResponse(body, status_code=status, media_type="application/json")
 
 
-async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
+async def _engine_error(request: Request, exc: EngineError) -> Response:
     extra: dict[str, Any] = {"instance": request.url.path}
     secrets = getattr(request.app.state, "secrets", [])
     if isinstance(exc, InvalidInput) and exc.errors:
@@ -45,7 +47,10 @@ async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
     detail = redact(exc.detail, secrets)
     if exc.status >= 500 and exc.status != 503:
         logger.error("%s %s failed: %s", request.method, request.url.path, detail)
-    response = ogc_exception(exc.status, exc.type_uri, exc.title, detail, **extra)
+    if is_wps_path(request.url.path):
+        response = exception_response(request, exc, detail)
+    else:
+        response = ogc_exception(exc.status, exc.type_uri, exc.title, detail, **extra)
     if isinstance(exc, Unauthorized):
         # RFC 6750: a missing token gets the bare challenge, a bad one says why.
         challenge = 'Bearer realm="ogc-api"'
@@ -55,11 +60,13 @@ async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
     return response
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     problems = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         problems.append(f"{where or 'body'}: {error.get('msg')}")
+    if is_wps_path(request.url.path):
+        return exception_response(request, exc, "; ".join(problems), status=400)
     return ogc_exception(
         400,
         "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/invalid-parameter",
@@ -69,13 +76,15 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     )
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     name, title = _GENERIC.get(exc.status_code, ("server-error", "Error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no resource at {request.url.path}; the API is described at /api"
     if exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
+    if is_wps_path(request.url.path):
+        return exception_response(request, exc, detail, status=exc.status_code)
     response = ogc_exception(
         exc.status_code,
         f"http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/{name}",
@@ -88,24 +97,30 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return response
 
 
-async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+async def _too_deep(request: Request, exc: RecursionError) -> Response:
     # JSON nested thousands of levels deep, in any body: the client's mistake or attack.
+    detail = "the request body is nested too deeply"
+    if is_wps_path(request.url.path):
+        return exception_response(request, exc, detail, status=400)
     return ogc_exception(
         400,
         "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/invalid-parameter",
         "Invalid parameter",
-        "the request body is nested too deeply",
+        detail,
         instance=request.url.path,
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    detail = "the server failed to handle this request; it has been logged"
+    if is_wps_path(request.url.path):
+        return exception_response(request, exc, detail)
     return ogc_exception(
         500,
         "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/server-error",
         "Server error",
-        "the server failed to handle this request; it has been logged",
+        detail,
         instance=request.url.path,
     )
 

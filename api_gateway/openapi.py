@@ -4,8 +4,9 @@ FastAPI writes OpenAPI 3.1 (JSON Schema 2020-12: ``{"type": "null"}`` in ``anyOf
 ``const``, ``examples``); this turns it into the 3.0 dialect and declares the ``{user}``
 path parameter, which the routes read through a dependency rather than a signature.
 It also declares what every error really is: an OGC exception (RFC 7807), as the
-``default`` response of every operation, in place of FastAPI's 422 (never sent: request
-validation errors are 400). With an OIDC issuer, the bearer scheme is declared too.
+``default`` response of every operation (the WPS's: an OWS ExceptionReport), in place of
+FastAPI's 422 (never sent: request validation errors are 400). With an OIDC issuer, the
+bearer scheme is declared too.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def openapi_30(app: FastAPI) -> dict[str, Any]:
                         media["schema"] = _schema_30(media["schema"])
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
-            responses["default"] = _ERROR_RESPONSE
+            # The WPS declares its own (an ExceptionReport); every other error is JSON.
+            responses.setdefault("default", _ERROR_RESPONSE)
             if "bearer" in components.get("securitySchemes", {}) and not _public(path):
                 operation["security"] = [{"bearer": []}]
             if path.startswith("/{user}/"):

@@ -79,6 +79,7 @@ def _alternates(href: str, title: str) -> list[dict[str, str]]:
 
 def landing_page(ctx: OgcContext) -> dict[str, Any]:
     base = ctx.base
+    wps = base.removesuffix("/ogc-api") + "/wps"
     return {
         "title": "OGC API - Processes on Prefect",
         "description": "Deploy, run and monitor CWL application packages (OGC API - Processes "
@@ -115,6 +116,15 @@ def landing_page(ctx: OgcContext) -> dict[str, Any]:
                 "type": "application/json",
                 "title": "jobs",
             },
+            *(
+                {
+                    "href": f"{wps}?service=WPS&request=GetCapabilities&AcceptVersions={version}",
+                    "rel": "related",
+                    "type": "text/xml",
+                    "title": f"the same processes and jobs through OGC WPS {version}",
+                }
+                for version in ("1.0.0", "2.0.0")
+            ),
             {"href": ctx.prefect_ui, "rel": "related", "type": "text/html", "title": "Prefect UI"},
         ],
     }

@@ -13,7 +13,9 @@
     ├── UnsupportedMediaType          415  deploy/replace body of a type we do not read
     ├── InvalidParameter              400  a query parameter, header or body is wrong
     │   ├── InvalidPackage            the application package does not load or validate
-    │   └── InvalidInput              execute inputs do not match the process description
+    │   ├── InvalidInput              execute inputs do not match the process description
+    │   └── OwsException              a WPS request the service cannot answer, with its OWS
+    │                                 exception code (MissingParameterValue, …) and locator
     ├── PayloadTooLarge               413
     ├── JobFailed                     500  results asked of a failed job: the failure is the answer
     ├── ServiceUnavailable            503  Prefect (or another service) did not answer in time
@@ -51,6 +53,7 @@ __all__ = [
     "NoSuchProcess",
     "NoSuchSchedule",
     "NotFound",
+    "OwsException",
     "PayloadTooLarge",
     "ResultNotReady",
     "ServiceUnavailable",
@@ -167,6 +170,24 @@ class InvalidInput(InvalidParameter):
     def __init__(self, detail: str, errors: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.errors = errors or {}
+
+
+class OwsException(InvalidParameter):
+    """A WPS request that cannot be answered, said as an OWS exception.
+
+    ``code`` is the OWS/WPS exception code (``MissingParameterValue``,
+    ``InvalidParameterValue``, ``OperationNotSupported``, ``VersionNegotiationFailed``,
+    ``NoSuchProcess``, ``NoSuchInput``, ...), ``locator`` the parameter, input or job it is
+    about. The WPS answers it as an ``ows:ExceptionReport`` (``api_gateway/wps``); it is
+    never raised on the OGC API.
+    """
+
+    title = "Invalid WPS request"
+
+    def __init__(self, code: str, detail: str, locator: str | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.locator = locator
 
 
 class PayloadTooLarge(EngineError):

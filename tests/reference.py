@@ -1,11 +1,15 @@
 """Reference material the tests hold the engine against, found through one setting.
 
-Two folders of files nobody on this project wrote:
+Three folders of files nobody on this project wrote:
 
 * ``app-packages/``: real EOEPCA application packages (CWL) and the request bodies of the
   EOEPCA deployment guide's walkthrough;
 * ``ogcapi-processes/``: the official OGC API - Processes schemas and examples (Part 1
-  1.0, Part 2 DRU), and the test package of the Part 2 ETS.
+  1.0, Part 2 DRU), and the test package of the Part 2 ETS;
+* ``wps-schemas/``: the official XML schemas of WPS 1.0.0 and 2.0 and of the OWS Common
+  versions they import (1.1.0, 2.0), laid out by URL (:data:`LAYOUT`). The W3C schemas
+  they import (xlink, xml, XMLSchema) come from the ``xmlschema`` package, or from
+  ``www.w3.org/`` in that folder when it has them (``tests/wps_schemas.py``).
 
 They are looked for in ``$OAPIP_REFERENCE_DIR`` (default: ``shared/`` beside the
 repository, as CI provides it). A folder missing there (or missing a file the tests
@@ -39,6 +43,7 @@ import pytest
 __all__ = [
     "APP_PACKAGES",
     "CACHE",
+    "LAYOUT",
     "OGC_SCHEMAS",
     "ROOT",
     "SETTING",
@@ -50,6 +55,8 @@ __all__ = [
     "locate",
     "ogc_schemas",
     "reference_dir",
+    "wps_schemas",
+    "WPS_SCHEMAS",
 ]
 
 SETTING = "OAPIP_REFERENCE_DIR"
@@ -57,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".reference"
 APP_PACKAGES = "app-packages"
 OGC_SCHEMAS = "ogcapi-processes"
+WPS_SCHEMAS = "wps-schemas"
 # Per request: a machine without internet access fails fast instead of hanging the run.
 TIMEOUT_S = 10
 
@@ -93,6 +101,22 @@ def _under(folder: str, repo_folder: str, names: str, suffix: str) -> dict[str, 
     }
 
 
+def _by_url(folder: str, names: str) -> dict[str, str]:
+    """``{schemas.opengis.net/folder/name.xsd: <repository path>}`` for each name, from the
+    copy of schemas.opengis.net in highsource/ogc-schemas."""
+    return {
+        f"schemas.opengis.net/{folder}/{name}.xsd": (
+            f"schemas/src/main/resources-original/ogc/{folder}/{name}.xsd"
+        )
+        for name in names.split()
+    }
+
+
+_OWS = (
+    "ows19115subset owsAll owsCommon owsContents owsDataIdentification owsDomainType "
+    "owsExceptionReport owsGetCapabilities owsGetResourceByID owsInputOutputData owsManifest "
+    "owsOperationsMetadata owsServiceIdentification owsServiceProvider"
+)
 _GUIDE_EXAMPLES = "scripts/processing/oapip/examples"
 _PART1 = "part1-1.0__commit-81898e9"
 _MASTER = "master__part1-2.0-draft_part2-dru_part3_part4"
@@ -195,6 +219,49 @@ SOURCES: dict[str, list[Source]] = {
             },
         ),
     ],
+    # A verbatim 2019 copy of schemas.opengis.net (the WPS schemas last changed in 2015);
+    # every file the two WPS schemas include or import, but the W3C ones.
+    WPS_SCHEMAS: [
+        Source(
+            "highsource/ogc-schemas",
+            "18ce89928006eee08ed7e5a6ce6ea016436a444b",
+            files={
+                **_by_url(
+                    "wps/1.0.0",
+                    "wpsAll wpsDescribeProcess_request wpsDescribeProcess_response "
+                    "wpsExecute_request wpsExecute_response wpsGetCapabilities_request "
+                    "wpsGetCapabilities_response",
+                ),
+                **_by_url(
+                    "wps/1.0.0/common",
+                    "DescriptionType ProcessBriefType ProcessVersion RequestBaseType "
+                    "ResponseBaseType WSDL",
+                ),
+                **_by_url(
+                    "wps/2.0",
+                    "dataTypes processDescription processProfile wps wpsCommon "
+                    "wpsDescribeProcess wpsDismiss wpsExecute wpsGetCapabilities "
+                    "wpsGetResult wpsGetStatus",
+                ),
+                **_by_url("ows/1.1.0", _OWS),
+                **_by_url("ows/2.0", _OWS + " owsAdditionalParameters"),
+            },
+        ),
+    ],
+}
+
+#: What each folder must look like when it is put under ``$OAPIP_REFERENCE_DIR``.
+LAYOUT = {
+    APP_PACKAGES: "the files of the table in its README.md",
+    OGC_SCHEMAS: "the files of the table in its README.md",
+    WPS_SCHEMAS: (
+        "wps-schemas/schemas.opengis.net/{wps/1.0.0,wps/1.0.0/common,wps/2.0,ows/1.1.0,"
+        "ows/2.0}/*.xsd, copied as they are from http://schemas.opengis.net/ (or from "
+        "github.com/highsource/ogc-schemas at 18ce899, folder "
+        "schemas/src/main/resources-original/ogc/); optionally "
+        "wps-schemas/www.w3.org/{1999/xlink.xsd,2001/xml.xsd,2001/XMLSchema.xsd,"
+        "2001/datatypes.xsd}"
+    ),
 }
 
 
@@ -214,8 +281,14 @@ def ogc_schemas() -> Path:
     return _require(OGC_SCHEMAS)
 
 
+def wps_schemas() -> Path:
+    """The ``wps-schemas`` folder; skips the calling test when it cannot be had."""
+    return _require(WPS_SCHEMAS)
+
+
 def find(kind: str) -> Path | None:
-    """The reference folder ``kind`` (``APP_PACKAGES`` or ``OGC_SCHEMAS``), or None.
+    """The reference folder ``kind`` (``APP_PACKAGES``, ``OGC_SCHEMAS``, ``WPS_SCHEMAS``),
+    or None.
 
     Tried once per test session: the folder under the setting, then the cache, then a
     fetch into the cache.
@@ -249,8 +322,9 @@ def locate(kind: str, reference: Path, cache: Path) -> Path | str:
         first = SOURCES[kind][0]
         return (
             f"reference material {kind}/ is not in {reference} (set {SETTING} to the folder "
-            f"that holds it; default: shared/ beside the repository) and could not be "
-            f"fetched from github.com/{first.repo} and others: {type(exc).__name__}: {exc}"
+            f"that holds it; default: shared/ beside the repository; layout: {LAYOUT[kind]}) "
+            f"and could not be fetched from github.com/{first.repo} and others: "
+            f"{type(exc).__name__}: {exc}"
         )
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import urljoin, urlparse
 
 import pytest
 
 from tests import reference
 from tests.ogc_schemas import SCHEMA_FILES
+from tests.wps_schemas import MAIN
 
 
 def _stand_in_github(kind: str, folder: Path) -> dict[str, bytes]:
@@ -29,11 +31,18 @@ def _stand_in_github(kind: str, folder: Path) -> dict[str, bytes]:
     return answers
 
 
-@pytest.mark.parametrize("kind", [reference.APP_PACKAGES, reference.OGC_SCHEMAS])
+_FOLDERS = {
+    reference.APP_PACKAGES: reference.app_packages,
+    reference.OGC_SCHEMAS: reference.ogc_schemas,
+    reference.WPS_SCHEMAS: reference.wps_schemas,
+}
+
+
+@pytest.mark.parametrize("kind", list(_FOLDERS))
 def test_a_missing_folder_is_fetched_into_the_cache_once(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = reference.app_packages() if kind == reference.APP_PACKAGES else reference.ogc_schemas()
+    folder = _FOLDERS[kind]()
     answers = _stand_in_github(kind, folder)
     asked: list[str] = []
     monkeypatch.setattr(reference, "_download", lambda url: asked.append(url) or answers[url])
@@ -67,18 +76,20 @@ def test_the_folder_under_the_setting_comes_first(
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("kind", list(_FOLDERS))
 def test_without_the_folder_or_the_network_the_reason_names_the_setting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def offline(url: str) -> bytes:
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(reference, "_download", offline)
 
-    reason = reference.locate(reference.APP_PACKAGES, tmp_path / "empty", tmp_path / "cache")
+    reason = reference.locate(kind, tmp_path / "empty", tmp_path / "cache")
 
     assert isinstance(reason, str)
     assert f"set {reference.SETTING} to the folder" in reason
+    assert reference.LAYOUT[kind] in reason  # what to put there
     assert "Name or service not known" in reason
     assert list((tmp_path / "cache").iterdir()) == []  # nothing half-fetched is kept
 
@@ -102,3 +113,25 @@ def test_the_fetch_list_holds_every_schema_the_validator_can_reach() -> None:
 # The file part of a ``$ref`` (YAML or JSON spelling): ``$ref: '../x.yaml#/a'`` -> ``../x.yaml``.
 # (A property *named* ``$ref``, its schema on the lines below, gives an empty match.)
 _REF = re.compile(r"""["']?\$ref["']?[ \t]*:[ \t]*["']?([^"'#\s]*)""")
+
+
+_XSD_REF = re.compile(r"""<(?:\w+:)?(?:include|import)\b[^>]*?schemaLocation=["']([^"']+)["']""")
+
+
+def test_the_fetch_list_holds_every_wps_schema_the_validator_reaches() -> None:
+    """Every OGC file an include or import chain from the two WPS schemas names (the W3C
+    ones come from the xmlschema package)."""
+    root = reference.wps_schemas()
+    listed = {path for source in reference.SOURCES[reference.WPS_SCHEMAS] for path in source.files}
+    todo = [f"http://{path}" for path in MAIN.values()]
+    reached: set[str] = set()
+    while todo:
+        url = todo.pop()
+        parsed = urlparse(url)
+        if url in reached or parsed.netloc != "schemas.opengis.net":
+            continue
+        reached.add(url)
+        text = (root / parsed.netloc / parsed.path.lstrip("/")).read_text(encoding="utf-8")
+        todo.extend(urljoin(url, location) for location in _XSD_REF.findall(text))
+    paths = {url.removeprefix("http://") for url in reached}
+    assert paths <= listed, sorted(paths - listed)

@@ -44,6 +44,13 @@ def test_landing_page(engine: Engine, user: str, prefixed: bool):
     # Every advertised link answers.
     for rel in (f"{REL}/conformance", f"{REL}/processes", f"{REL}/job-list", "service-desc"):
         assert requests.get(links[rel], timeout=30).status_code == 200, rel
+    wps = [link for link in landing["links"] if link.get("type") == "text/xml"]
+    wps_url = api.removesuffix("/ogc-api") + "/wps"
+    assert [link["href"].split("?")[0] for link in wps] == [wps_url, wps_url]
+    for link in wps:
+        capabilities = requests.get(link["href"], timeout=30)
+        assert capabilities.status_code == 200, capabilities.text
+        assert b"Capabilities" in capabilities.content
 
 
 @pytest.mark.parametrize("prefixed", [True, False], ids=["user", "unprefixed"])
@@ -80,6 +87,9 @@ def test_api_is_an_openapi_30_document(api: str):
     ):
         assert f"/{{user}}/ogc-api{path}" in paths, path
         assert f"/ogc-api{path}" in paths, path
+    for path in ("/wps", "/wps/jobs/{jobId}"):
+        assert f"/{{user}}{path}" in paths and path in paths, path
+    assert {"get", "post"} <= set(document["paths"]["/{user}/wps"])
     operations = document["paths"]["/{user}/ogc-api/processes"]
     assert {"get", "post"} <= set(operations)
     assert "application/ogcapppkg+json" in operations["post"]["requestBody"]["content"]
