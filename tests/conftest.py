@@ -46,7 +46,11 @@ from tests.s3_server import (  # noqa: F401 (fixtures)
 )
 
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-LOOPBACK_NETWORKS = '["127.0.0.0/8", "::1/128"]'
+# The tests' own servers (file server, callback receivers, moto) listen on 127.0.0.1, which
+# the outbound guard refuses unless listed: the stacks list it. Only it: the hostile-tenant
+# tests attack other loopback addresses (127.0.0.2), which stay refused, and the engine's
+# own services (Prefect API, gateway, S3 endpoints) are refused whatever is listed.
+LOOPBACK_NETWORKS = '["127.0.0.1/32", "::1/128"]'
 # Small, so the 413 test needs no huge body; larger than every package the tests send.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
@@ -215,8 +219,8 @@ def _running_engine(
         "OAPIP_PORT": str(port),
         "OAPIP_PREFECT_PORT": str(prefect_port),
         "OAPIP_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
-        # Packages come from the loopback file server, which the default refuses.
-        "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+        # Packages and inputs come from the loopback file server, which the default refuses.
+        "OAPIP_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
         # The hostile-input tests' slow href server must not hold a test for 20 s.
         "OAPIP_PACKAGE_FETCH_TIMEOUT_S": "5",
         # Schedule tests use intervals of a few seconds; production keeps a 60 s minimum.

@@ -8,7 +8,7 @@ import pytest
 from pydantic import Field, SecretStr
 
 from core.secrets import MASK, install_log_redaction, redact, secret_values
-from core.settings import ExecutionSettings, GatewaySettings, OidcSettings, Settings
+from core.settings import ExecutionSettings, OidcSettings, OutboundSettings, Settings
 
 
 class _WithSecrets(Settings):
@@ -55,10 +55,8 @@ def test_symmetric_or_no_algorithms_are_refused(algorithms: list[str]):
 
 def test_allowed_networks_must_be_networks():
     with pytest.raises(ValueError):
-        GatewaySettings(package_href_allowed_networks=["not-a-network"])
-    assert GatewaySettings(
-        package_href_allowed_networks=["10.0.0.0/8"]
-    ).package_href_allowed_networks
+        OutboundSettings(allowed_networks=["not-a-network"])
+    assert OutboundSettings(allowed_networks=["10.0.0.0/8"]).allowed_networks
 
 
 def test_resource_maxima_refuse_numbers_not_expressions():
