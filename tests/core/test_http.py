@@ -319,9 +319,7 @@ def test_httpx_refuses_before_connecting(twins: int):
         client.get(f"http://127.0.0.2:{twins}/", timeout=5)
 
 
-def test_requests_ignores_proxies_from_the_environment(
-    twins: int, monkeypatch: pytest.MonkeyPatch
-):
+def test_requests_ignores_proxies_from_the_environment(twins: int, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.2:9")
     with http.guarded_session(_guard()) as session:
         assert session.get(f"http://127.0.0.1:{twins}/", timeout=5).ok
