@@ -1,37 +1,28 @@
 """Outbound requests on a user's behalf: the one guard for every URL a user makes the
 engine fetch or call.
 
-A server that fetches the URLs its users send must not become a way into the networks it
-sits in: the engine's own Prefect API, its gateway, its S3 endpoints, a cloud's metadata
-service, whatever listens on its loopback or its private network. Every such request goes
-through a :class:`Guard`, whatever library makes it:
+A server that fetches its users' URLs must not become a way into the networks it sits
+in (its own Prefect API, gateway and S3 endpoints, a cloud's metadata service, whatever
+listens on its loopback or private network). Every such request goes through a
+:class:`Guard`, whatever library makes it: :func:`fetch` (httpx, async: deploy
+``href``s), :func:`guarded_session` (requests: stage-in, STAC), :class:`GuardedTransport`
+(httpx: callbacks), and :meth:`Guard.check` for URLs known at submit (a 400 at once).
 
-* :func:`fetch` (httpx, async): a deploy ``href``, with size and time limits;
-* :func:`guarded_session` (requests): stage-in downloads, their redirects, STAC documents
-  and assets (``flows/staging.py``, ``flows/stac.py``);
-* :class:`GuardedTransport` (httpx, sync): callbacks to a subscriber (``flows/callbacks.py``);
-* :meth:`Guard.check` before a request exists: URLs known when a job is submitted
-  (``ogc_prefect/jobs.py``), so they are refused with a 400 at once.
+The guard works where the connection is opened: it resolves the host once, checks every
+address, and connects only to the addresses it checked, while the ``Host`` header, TLS
+SNI and the certificate check keep the URL's name. DNS rebinding gains nothing, and
+every redirect is a new connection, checked again. It refuses, in the same words
+whatever the reason (a refusal tells nothing about what is there):
 
-The guard works where the connection is opened, not on the URL: it resolves the host
-once, checks every address the name has, and the connection goes to the address it
-checked, while the ``Host`` header, TLS SNI and the certificate check keep the URL's
-name. A name that answers differently the second time (DNS rebinding) gains nothing, and
-every redirect is a new connection, checked again.
-
-What it refuses (the same words for every reason, so a refusal tells nothing about what
-is there):
-
-* anything but ``http``/``https`` (``s3://`` is read only through the stage-in endpoint the
-  operator configured, never through here);
-* addresses that are not public (loopback, private, link-local, CGNAT, multicast,
-  reserved, unspecified, and IPv6 forms that embed such an IPv4 address), unless inside a
-  network the operator lists (``OAPIP_ALLOWED_NETWORKS``);
-* whatever the operator lists: cloud metadata services (:data:`METADATA_ADDRESSES`) and
-  the engine's own services (the settings' Prefect API, gateway, S3 endpoints, database,
-  WES and Workspace API): on this host, their ports on any of its addresses; elsewhere,
-  their whole non-public address. A service on a public address is reached like any
-  public host (it must check its callers anyway).
+* anything but ``http``/``https`` (``s3://`` is read only from the operator's stage-in
+  endpoint, never through here);
+* non-public addresses (loopback, private, link-local, CGNAT, multicast, reserved,
+  unspecified, and IPv6 forms carrying such an IPv4 address), unless inside a network
+  the operator lists (``OAPIP_ALLOWED_NETWORKS``);
+* whatever is listed: cloud metadata (:data:`METADATA_ADDRESSES`) and the engine's own
+  services in its settings (Prefect API, gateway, S3 endpoints, database, WES, Workspace
+  API): on this host, their ports at any of its addresses; elsewhere, their whole
+  non-public address. A service on a public address is reached like any public host.
 
 Failures are the small tree below, each with the URL (or ``host:port``) it concerns; the
 caller words them for its own users.
@@ -206,9 +197,8 @@ def _endpoint(url: str | None) -> tuple[str, int | None] | None:
     return parts.hostname, port or _DEFAULT_PORTS.get(parts.scheme)
 
 
-def _addresses(host: str, port: int | None) -> list[Address]:
-    """Every address ``host`` resolves to (raises ``OSError`` when it does not)."""
-    infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+def _addresses(infos: list[Any]) -> list[Address]:
+    """The addresses of ``getaddrinfo`` answers (an IPv6 zone dropped)."""
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
@@ -258,34 +248,35 @@ class Guard:
                 return True
         return False
 
-    def _pick(self, where: str, port: int, addresses: list[Address]) -> str:
+    def _pick(self, where: str, port: int, addresses: list[Address]) -> list[str]:
+        """``addresses`` (once each), once none is refused (``AddressRefused``)."""
         for address in addresses:
             if self.refuses(address, port):
                 raise AddressRefused(where, str(address))
-        return str(addresses[0])
+        return list(dict.fromkeys(map(str, addresses)))
 
-    def resolve(self, host: str, port: int, *, url: str | None = None) -> str:
-        """The address to connect to for ``host``:``port``: the first it resolves to, once
-        every one of them is allowed. ``AddressRefused`` or ``UnknownHost`` name ``url``
-        (default ``host:port``)."""
+    def resolve(self, host: str, port: int, *, url: str | None = None) -> list[str]:
+        """The addresses to connect to for ``host``:``port``, in the resolver's order,
+        once every one it resolves to is allowed: a connection tries them in turn and
+        goes nowhere else. ``AddressRefused`` or ``UnknownHost`` name ``url`` (default
+        ``host:port``)."""
         where = url or f"{host}:{port}"
         try:
-            addresses = _addresses(host, port)
-        except (OSError, ValueError, UnicodeError) as exc:
+            infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
             raise UnknownHost(where, f"cannot resolve {host}: {exc}") from exc
-        return self._pick(where, port, addresses)
+        return self._pick(where, port, _addresses(infos))
 
-    async def aresolve(self, host: str, port: int, *, url: str | None = None) -> str:
+    async def aresolve(self, host: str, port: int, *, url: str | None = None) -> list[str]:
         """:meth:`resolve` without blocking the event loop."""
         where = url or f"{host}:{port}"
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host.strip("[]"), port, type=socket.SOCK_STREAM
             )
-            addresses = [ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos]
-        except (OSError, ValueError, UnicodeError) as exc:
+        except (OSError, UnicodeError) as exc:
             raise UnknownHost(where, f"cannot resolve {host}: {exc}") from exc
-        return self._pick(where, port, addresses)
+        return self._pick(where, port, _addresses(infos))
 
     @staticmethod
     def host_and_port(url: str) -> tuple[str, int]:
@@ -313,7 +304,7 @@ def _guard(allowed_networks: tuple[str, ...], services: tuple[str | None, ...]) 
     for endpoint in filter(None, map(_endpoint, services)):
         host, port = endpoint
         try:
-            resolved = _addresses(host, port)
+            resolved = _addresses(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
         except (OSError, UnicodeError):
             continue  # no address now: nothing to connect to either
         for address in (a for found in resolved for a in _embedded(found)):
@@ -339,24 +330,28 @@ class _PinnedConnection(HTTPConnection):
     guard: ClassVar[Guard]
 
     def _new_conn(self) -> socket.socket:
-        address = self.guard.resolve(self.host, self.port)
-        try:
-            return create_connection(
-                (address, self.port),
-                self.timeout,
-                source_address=self.source_address,
-                socket_options=self.socket_options,
-            )
-        except TimeoutError as exc:
+        failure: OSError | None = None
+        for address in self.guard.resolve(self.host, self.port):
+            try:
+                return create_connection(
+                    (address, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except OSError as exc:  # the next address, as socket.create_connection does
+                failure = exc
+        if isinstance(failure, TimeoutError):
             raise ConnectTimeoutError(
                 self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
-            ) from exc
-        except OSError as exc:
-            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+            ) from failure
+        raise NewConnectionError(
+            self, f"Failed to establish a new connection: {failure}"
+        ) from failure
 
 
 class _GuardedAdapter(HTTPAdapter):
-    """requests' adapter whose connection pools open only :class:`_PinnedConnection`\\ s."""
+    """requests' adapter whose connection pools open only :class:`_PinnedConnection`s."""
 
     def __init__(self, guard: Guard) -> None:
         self._guard = guard
@@ -408,7 +403,13 @@ class _PinnedBackend(httpcore.SyncBackend):
         self._guard = guard
 
     def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
-        return super().connect_tcp(self._guard.resolve(host, port), port, *args, **kwargs)
+        failure: Exception | None = None
+        for address in self._guard.resolve(host, port):
+            try:
+                return super().connect_tcp(address, port, *args, **kwargs)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"no address for {host}")
 
 
 class _AsyncPinnedBackend(httpcore.AnyIOBackend):
@@ -416,8 +417,13 @@ class _AsyncPinnedBackend(httpcore.AnyIOBackend):
         self._guard = guard
 
     async def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
-        address = await self._guard.aresolve(host, port)
-        return await super().connect_tcp(address, port, *args, **kwargs)
+        failure: Exception | None = None
+        for address in await self._guard.aresolve(host, port):
+            try:
+                return await super().connect_tcp(address, port, *args, **kwargs)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"no address for {host}")
 
 
 class GuardedTransport(httpx.HTTPTransport):

@@ -1,7 +1,7 @@
 """Where the files of a package and of a job's inputs may come from: URLs, never the host.
 
 A user writes File and Directory values in two places: the inputs of an execute request
-and the ``default``\\ s (or ``InitialWorkDirRequirement`` listings) of a package. Either
+and the ``default`` values (or ``InitialWorkDirRequirement`` listings) of a package. Either
 may name a ``location`` (or a ``path``) that cwltool would read from the engine's disk
 (``file:///…``, ``/etc/…``, a relative name resolved next to the package) or fetch by
 itself over HTTP, past the engine's outbound guard. So:

@@ -144,6 +144,29 @@ def png_url(file_server: FileServer) -> str:
     return f"{file_server.url}/logo.png"
 
 
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.send_response(302)
+        self.send_header("Location", self.path.partition("?")[2])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture(scope="session")
+def redirector() -> Iterator[str]:
+    """A loopback server (127.0.0.1) that redirects ``<its URL><target>`` to ``<target>``:
+    the URL it gives ends with ``/to?``."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/to?"
+    server.shutdown()
+    server.server_close()
+
+
 # --- the engine -------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ BODY = b"cwlVersion: v1.2\n"
 
 class _Handler(BaseHTTPRequestHandler):
     """``/ok``, ``/missing``, ``/to-ok``, ``/to-elsewhere``, ``/loop``, ``/big``,
-    ``/big-chunked``, ``/slow``."""
+    ``/big-chunked``, ``/slow``, ``/whoami``."""
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         if self.path == "/ok":
@@ -54,6 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(1.5)
             self._answer(200, BODY)
+        elif self.path == "/whoami":  # the address it listens on, the Host it was sent
+            self._answer(200, f"{self.server.server_address[0]} {self.headers['Host']}".encode())
 
     def _answer(self, status: int, body: bytes) -> None:
         self.send_response(status)
@@ -236,33 +238,12 @@ def test_a_refusal_never_says_where_a_name_points():
 # --- the address checked is the address connected to -------------------------------------
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    """Answers with its own address and the Host header it was sent; redirects
-    ``/redirect?to=URL``."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        if self.path.startswith("/redirect?to="):
-            self.send_response(302)
-            self.send_header("Location", self.path.split("=", 1)[1])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        body = f"{self.server.server_address[0]} {self.headers['Host']}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def twins() -> Iterator[int]:
     """Two servers on one port: 127.0.0.1 (the allowed one) and 127.0.0.2 (the victim)."""
-    first = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    first = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     port = first.server_port
-    second = ThreadingHTTPServer(("127.0.0.2", port), _Recorder)
+    second = ThreadingHTTPServer(("127.0.0.2", port), _Handler)
     for httpd in (first, second):
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -288,26 +269,25 @@ def rebinding(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_requests_connects_to_the_address_it_checked(twins: int, rebinding: None):
     with http.guarded_session(_guard()) as session:
-        answer = session.get(f"http://rebind.test:{twins}/", timeout=5).text
+        answer = session.get(f"http://rebind.test:{twins}/whoami", timeout=5).text
     assert answer == f"127.0.0.1 rebind.test:{twins}"
 
 
 def test_httpx_connects_to_the_address_it_checked(twins: int, rebinding: None):
     with httpx.Client(transport=http.GuardedTransport(_guard())) as client:
-        answer = client.get(f"http://rebind.test:{twins}/", timeout=5).text
+        answer = client.get(f"http://rebind.test:{twins}/whoami", timeout=5).text
     assert answer == f"127.0.0.1 rebind.test:{twins}"
 
 
 def test_the_async_fetch_connects_to_the_address_it_checked(twins: int, rebinding: None):
-    assert _fetch(f"http://rebind.test:{twins}/") == f"127.0.0.1 rebind.test:{twins}".encode()
+    assert _fetch(f"http://rebind.test:{twins}/whoami") == f"127.0.0.1 rebind.test:{twins}".encode()
 
 
-def test_requests_checks_every_redirect(twins: int):
-    victim = f"http://127.0.0.2:{twins}/"
+def test_requests_checks_every_redirect(twins: int, redirector: str):
     with http.guarded_session(_guard()) as session:
-        assert session.get(f"http://127.0.0.1:{twins}/", timeout=5).ok
+        assert session.get(f"{redirector}http://127.0.0.1:{twins}/ok", timeout=5).ok
         with pytest.raises(http.AddressRefused) as refused:
-            session.get(f"http://127.0.0.1:{twins}/redirect?to={victim}", timeout=5)
+            session.get(f"{redirector}http://127.0.0.2:{twins}/", timeout=5)
     assert refused.value.url == f"127.0.0.2:{twins}"
 
 
@@ -322,5 +302,5 @@ def test_httpx_refuses_before_connecting(twins: int):
 def test_requests_ignores_proxies_from_the_environment(twins: int, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.2:9")
     with http.guarded_session(_guard()) as session:
-        assert session.get(f"http://127.0.0.1:{twins}/", timeout=5).ok
+        assert session.get(f"http://127.0.0.1:{twins}/ok", timeout=5).ok
     assert isinstance(session, requests.Session)

@@ -9,9 +9,7 @@ inside jobs through the gateway.
 from __future__ import annotations
 
 import datetime
-import http.server
 import json
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -475,9 +473,9 @@ def test_stage_in_never_reaches_a_refused_address(tmp_path: Path, fetcher: Fetch
 
 
 def test_a_redirect_to_a_refused_address_fails_the_input(
-    tmp_path: Path, fetcher: Fetcher, file_server: FileServer
+    tmp_path: Path, fetcher: Fetcher, redirector: str
 ):
-    hop = _redirecting_server("http://127.0.0.2:9/secret")
+    hop = redirector + "http://127.0.0.2:9/secret"
     with pytest.raises(StagingError, match=r"input 'x': .*127\.0\.0\.2:9 is refused.*redirected"):
         stage_in_job_order({"x": {"class": "File", "location": hop}}, tmp_path, fetcher)
 
@@ -539,25 +537,6 @@ def test_local_results_link_to_the_gateway_not_the_disk(tmp_path: Path, stageout
     assert (
         result_links(s3, prefix="p", job_id="J", jobs_url=jobs_url)("p/J/x") == "s3://eoepca/p/J/x"
     )
-
-
-def _redirecting_server(target: str) -> str:
-    """A loopback server (127.0.0.1, allowed) that redirects every GET to ``target``."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            self.send_response(302)
-            self.send_header("Location", target)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}/data.tif"
 
 
 def test_the_public_surface_is_what_we_meant():

@@ -133,28 +133,6 @@ def internal() -> Iterator[Internal]:
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def redirector() -> Iterator[str]:
-    """A server on 127.0.0.1 (allowed) that redirects ``/to?<url>`` to ``<url>``."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            self.send_response(302)
-            self.send_header("Location", self.path.partition("?")[2])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/to?"
-    server.shutdown()
-    server.server_close()
-
-
 def _service_urls(engine: Engine) -> dict[str, str]:
     """The engine's own services, each written several ways."""
     prefect = urlparse(engine.prefect_api_url)
