@@ -31,7 +31,7 @@ from core.exceptions import StagingError
 from core.naming import result_file_url, results_key
 from core.retry import Backoff, retry
 from core.settings import Settings
-from cwlpkg.locations import input_files_problem
+from cwlpkg.locations import REMOTE_SCHEMES, input_files_problem
 from flows.stac import is_stac_folder, publish_stac, stage_stac
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 _CHUNK = 1024 * 1024  # bytes read per write while downloading over HTTP
-REMOTE_SCHEMES = ("http", "https", "s3")
 
 
 class _Transient(Exception):
@@ -87,8 +86,9 @@ class Fetcher:
                         raise _Transient(f"HTTP {response.status_code}")
                     response.raise_for_status()
                     return use(response)
-            except http.AddressRefused as exc:
-                hop = "" if exc.url == _host_port(url) else " (it redirected there)"
+            except http.AddressRefused as exc:  # exc.url is host:port, maybe a redirect's
+                host, port = http.Guard.host_and_port(url)
+                hop = "" if exc.url == f"{host}:{port}" else " (it redirected there)"
                 raise StagingError(f"cannot fetch {url}: {exc}{hop}") from None
             except http.UnknownHost as exc:
                 raise _Transient(str(exc)) from exc
@@ -142,11 +142,6 @@ def _scheme(url: str) -> str:
     if scheme not in REMOTE_SCHEMES:
         raise StagingError(f"{url!r} is not an http(s):// or s3:// URL")
     return scheme
-
-
-def _host_port(url: str) -> str:
-    parsed = urlparse(url)
-    return f"{parsed.hostname}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
 
 
 def fetcher_from_settings(settings: Settings) -> Fetcher:

@@ -282,7 +282,7 @@ class Jobs:
             raise missing
         try:
             root = LocalResultStorage(basepath=Path(store.path)).path_for(
-                results_key(self.api.settings.results.prefix, job_id)
+                results_key(self.api.settings.results.prefix, str(flow_run.id))
             )
             found = (root / relative).resolve()
             if not found.is_relative_to(root) or not found.exists():
