@@ -20,7 +20,8 @@ from api_gateway.routes import jobs, landing, processes, schedules
 from api_gateway.wps import exception_response, is_wps_path
 from api_gateway.wps import router as wps_router
 from core.exceptions import PayloadTooLarge
-from core.secrets import install_log_redaction, secret_values
+from core.http import Guard
+from core.secrets import Redactor, install_log_redaction
 from core.settings import Settings, get_settings
 from ogc_prefect import PrefectApi
 
@@ -83,7 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
+        loop = asyncio.get_running_loop()
+        warming = loop.run_in_executor(None, warm_up)
+        # The outbound guard resolves the engine's service hosts once: not on a request.
+        await loop.run_in_executor(None, Guard.from_settings, settings)
         async with get_client() as client:
             app.state.prefect = PrefectApi(client, settings)
             try:
@@ -104,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
-    app.state.secrets = secret_values(settings)
+    app.state.redact = Redactor.from_settings(settings)
     install_log_redaction(settings)
     app.state.verifier = OidcVerifier(settings) if settings.oidc.issuer else None
     install_error_handlers(app)

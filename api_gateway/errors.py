@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_gateway.wps.exceptions import exception_response, is_wps_path
 from core.exceptions import EngineError, InvalidInput, Unauthorized
-from core.secrets import redact
+from core.secrets import Redactor
 
 __all__ = ["install_error_handlers", "ogc_exception"]
 
@@ -41,10 +41,10 @@ def ogc_exception(
 
 async def _engine_error(request: Request, exc: EngineError) -> Response:
     extra: dict[str, Any] = {"instance": request.url.path}
-    secrets = getattr(request.app.state, "secrets", [])
+    redact = getattr(request.app.state, "redact", Redactor())
     if isinstance(exc, InvalidInput) and exc.errors:
-        extra["errors"] = {k: redact(v, secrets) for k, v in exc.errors.items()}
-    detail = redact(exc.detail, secrets)
+        extra["errors"] = {k: redact(v) for k, v in exc.errors.items()}
+    detail = redact(exc.detail)
     if exc.status >= 500 and exc.status != 503:
         logger.error("%s %s failed: %s", request.method, request.url.path, detail)
     if is_wps_path(request.url.path):

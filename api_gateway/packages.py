@@ -81,30 +81,26 @@ async def _fetch(href: str, settings: Settings) -> str:
     try:
         body = await http.fetch(
             href,
-            allowed_networks=limits.package_href_allowed_networks,
+            guard=http.Guard.from_settings(settings),
             max_bytes=limits.package_fetch_max_bytes,
             timeout_s=limits.package_fetch_timeout_s,
         )
     except http.FetchError as exc:
-        raise _fetch_error(href, exc, settings) from exc
+        raise _fetch_error(href, exc) from exc
     try:
         return body.decode()
     except UnicodeDecodeError as exc:
         raise InvalidPackage(f"the application package at {href} is not UTF-8 text") from exc
 
 
-def _fetch_error(href: str, exc: http.FetchError, settings: Settings) -> EngineError:
+def _fetch_error(href: str, exc: http.FetchError) -> EngineError:
     """What a failed fetch of the package at ``href`` tells the client."""
     if isinstance(exc, http.NotHttpUrl):
         return InvalidPackage(f"executionUnit href {exc.url!r} must be an http(s) URL")
     if isinstance(exc, http.UnknownHost):
         return InvalidPackage(f"cannot resolve the host of executionUnit href {exc.url}: {exc}")
     if isinstance(exc, http.AddressRefused):
-        return InvalidPackage(
-            f"executionUnit href {exc.url} points at {exc.address}, an address this server "
-            "does not fetch packages from (the operator allows more with "
-            "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS)"
-        )
+        return InvalidPackage(f"executionUnit href: {exc}")
     if isinstance(exc, http.BadStatus):
         return InvalidPackage(
             f"fetching the application package {href} answered HTTP {exc.status_code}"
@@ -236,6 +232,7 @@ def _build(
         )
     description = cwl.describe(doc, workflow_id)
     packed = cwl.pack(doc, workflow_id)
+    cwl.check_package_files(packed, cwl.entrypoint(packed))
     return DeployedPackage(
         process_id=workflow_id,
         workflow=packed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -13,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api_gateway.deps import OgcContext
 from core import ogc
+from core.naming import result_file_url
 from core.ogc import REL
 from core.times import format_time
 from ogc_prefect import JobRecord, LogRecord, ProcessRecord, ScheduleRecord
@@ -26,6 +28,8 @@ __all__ = [
     "process_description",
     "process_summary",
     "render",
+    "result_folder",
+    "result_media_type",
     "schedule",
     "schedule_list",
     "status_info",
@@ -309,6 +313,32 @@ def job_logs(
             for r in records
         ],
         "links": links,
+    }
+
+
+def result_media_type(path: Path) -> str:
+    """The media type a result file is served with, from its name."""
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def result_folder(ctx: OgcContext, job_id: str, relative: str, folder: Path) -> dict[str, Any]:
+    """A folder of a job's results (``relative`` below them): its URL and every file in
+    it, as the results document gives a Directory output."""
+    base = relative.strip("/")
+    jobs_url = f"{ctx.base}/jobs"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {
+        "href": result_file_url(jobs_url, job_id, base).rstrip("/") + "/",
+        "type": "application/x-directory",
+        "files": [
+            {
+                "href": result_file_url(
+                    jobs_url, job_id, f"{base}/{p.relative_to(folder).as_posix()}"
+                ),
+                "type": result_media_type(p),
+            }
+            for p in files
+        ],
     }
 
 

@@ -64,23 +64,25 @@ class LocalResultStorage(ResultStorage):
         description="Folder results are copied into.", examples=["/srv/oapip/results"]
     )
 
-    def _path(self, key: str) -> Path:
+    def path_for(self, key: str) -> Path:
+        """Where ``key`` is on the disk; ``ValueError`` for a key that leaves the folder
+        (``..``, an absolute path, a symbolic link pointing out)."""
         path = (self.basepath / key).resolve()
         if not path.is_relative_to(self.basepath.resolve()):
             raise ValueError(f"key {key!r} leaves the storage folder")
         return path
 
     def url_for(self, key: str) -> str:
-        return self._path(key).as_uri()
+        return self.path_for(key).as_uri()
 
     def upload_from_path(self, from_path: Path, to_path: str) -> str:
-        target = self._path(to_path)
+        target = self.path_for(to_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(from_path, target)
         return target.as_uri()
 
     def write_path(self, path: str, content: bytes) -> str:
-        target = self._path(path)
+        target = self.path_for(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         return target.as_uri()

@@ -9,7 +9,9 @@ the stack creates the objects they all refer to; each side takes the names from 
   :func:`package_block_name`;
 * a job is a flow run of that deployment with the same tags;
 * a fast worker claims a run by proposing Pending with the message :func:`claim_message`;
-* a job's results live below :func:`results_key` ``(prefix, job_id)``.
+* a job's results live below :func:`results_key` ``(prefix, job_id)``; in the local result
+  store, the gateway serves them at :func:`result_file_url` (the job's URL, ``/results/``,
+  the rest of the key).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from urllib.parse import quote
 
 __all__ = [
     "ANONYMOUS",
@@ -27,14 +30,17 @@ __all__ = [
     "PROCESS_ID",
     "RESULT_STORAGE_BLOCK",
     "TAG",
+    "TOOL_LINE",
     "USER_NAME",
     "WORKER_ALIVE_FILE",
     "claim_message",
     "claimant",
     "deployment_name",
+    "jobs_path",
     "job_tags",
     "package_block_name",
     "process_of",
+    "result_file_url",
     "results_key",
     "user_of",
     "user_tag",
@@ -54,6 +60,9 @@ FAST_POOL_TYPE = "oapip-fast"
 """Work-pool type of the engine's own worker."""
 WORKER_ALIVE_FILE = "worker.alive"
 """File in ``OAPIP_HOME`` the fast worker touches every 30 s (its pod's liveness probe)."""
+TOOL_LINE = "tool: "
+"""How a line of a tool's own output starts in a job's logs (users see it as it is)."""
+
 ANONYMOUS = "anonymous"
 """The user of the unprefixed ``/ogc-api`` tree."""
 
@@ -119,3 +128,16 @@ def claimant(message: str | None) -> tuple[str, int] | None:
 def results_key(prefix: str, job_id: str, *parts: str) -> str:
     """Key of a job's result object: ``<prefix>/<jobID>/<parts...>``."""
     return "/".join([prefix.strip("/"), job_id, *(p.strip("/") for p in parts if p)])
+
+
+def jobs_path(user: str | None) -> str:
+    """Path of ``user``'s job list below the gateway's root: ``/<user>/ogc-api/jobs``, or
+    ``/ogc-api/jobs`` for the unprefixed tree's :data:`ANONYMOUS`."""
+    return "/ogc-api/jobs" if user in (None, ANONYMOUS) else f"/{user}/ogc-api/jobs"
+
+
+def result_file_url(jobs_url: str, job_id: str, relative_key: str) -> str:
+    """Where the gateway serves the object at ``relative_key`` (below the job's
+    :func:`results_key`: ``<output id>/<file>``) of a job's results in the local store:
+    ``<jobs_url>/<job id>/results/<output id>/<file>``."""
+    return f"{jobs_url.rstrip('/')}/{job_id}/results/{quote(relative_key.strip('/'))}"

@@ -9,14 +9,32 @@ receiver is another server that needs only the job's status URL.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from core.times import format_time
 
-__all__ = ["REL", "status_info"]
+__all__ = ["REL", "clean_message", "status_info"]
 
 REL = "http://www.opengis.net/def/rel/ogc/1.0"
 """Prefix of the OGC link relations (``…/results``, ``…/job-list``, ``…/execute``)."""
+
+_MESSAGE_MAX = 2000  # characters of a state message a status document carries
+_PREFECT_PREFIXES = re.compile(
+    r"^(Flow run encountered an exception|Task run encountered an exception)[^:]*:\s*"
+    r"(\w+(Error|Failed|Exception|Cancelled)?:\s*)?"
+)
+
+
+def clean_message(message: str | None) -> str:
+    """A flow-run state message without Prefect's boilerplate prefix, at most 2000 characters.
+
+    ``"Flow run encountered an exception: ToolFailed: step crop: exit 1"`` reads
+    ``"step crop: exit 1"``: the OGC client wants the failure, not Prefect's wording.
+    """
+    if not message:
+        return ""
+    return _PREFECT_PREFIXES.sub("", message.strip())[:_MESSAGE_MAX]
 
 
 def status_info(

@@ -12,6 +12,7 @@ hands a workflow to a backend::
     description = cwl.describe(doc, process_id)     # OGC Part 1 1.0 process description
     inputs = cwl.validate_inputs(description, request["inputs"])
     packed = cwl.pack(doc, process_id)              # write as packed.cwl
+    cwl.check_package_files(packed, "main")          # files only as URLs, in input defaults
     order = cwl.job_order(doc, process_id, inputs)  # write as job.json
     # run: cwltool packed.cwl#<cwl.entrypoint(packed)> job.json
 
@@ -21,7 +22,8 @@ Every error a user can fix is raised as ``InvalidPackage`` (the CWL) or
 One concern per module: :mod:`cwlpkg.document` (parse, choose the process, validate
 with cwltool, pack), :mod:`cwlpkg.describe` (the OGC description and the input schema:
 CWL types as JSON Schema), :mod:`cwlpkg.inputs` (execute inputs checked against the
-description; the job order), :mod:`cwlpkg.runner` (cwltool); ``cwlpkg._structure``
+description; the job order), :mod:`cwlpkg.locations` (files come from URLs only, never the
+host), :mod:`cwlpkg.runner` (cwltool); ``cwlpkg._structure``
 reads the document layout they share (processes, ids, parameters, named types).
 """
 
@@ -35,11 +37,14 @@ from cwlpkg.document import (
     validate_document,
     workflow_ids,
 )
-from cwlpkg.inputs import job_order, validate_inputs
+from cwlpkg.inputs import file_urls, job_order, validate_inputs
+from cwlpkg.locations import check_package_files
 
 __all__ = [
+    "check_package_files",
     "describe",
     "entrypoint",
+    "file_urls",
     "input_schema",
     "job_order",
     "pack",

@@ -58,6 +58,9 @@ _MAX_NODES = 500_000  # values in one parsed package; real ones have a few thous
 _MAX_DETAIL = 2000  # characters of a validator message kept in an error detail
 # "path/package.cwl:12:5: " at the start of a cwltool message line.
 _SOURCE_LOCATION = re.compile(r"^\S+:\d+:\d+: ?", re.MULTILINE)
+# "(140632207158336) (file:///package.cwl) " before some schema-salad lines: an object id
+# of the validating process and the internal base URI.
+_SALAD_ORIGIN = re.compile(r"\(\d+\) \([^)]*\) ")
 _TOOL_CLASSES = ("CommandLineTool", "ExpressionTool")  # deployable without a Workflow
 # What loading a user's document can raise: cwltool assumes a well-formed structure
 # and fails with plain Python errors on some malformed ones (e.g. `inputs: 5`).
@@ -361,7 +364,7 @@ def _validation_detail(exc: Exception) -> str:
         lines = str(exc).splitlines()
     else:
         lines = [f"cwltool cannot read its structure ({type(exc).__name__}: {exc})"]
-    text = _SOURCE_LOCATION.sub("", "\n".join(lines))
+    text = _SALAD_ORIGIN.sub("", _SOURCE_LOCATION.sub("", "\n".join(lines)))
     for base in (_BASE_URI, relname(_BASE_URI)):
         text = text.replace(base, "")
     detail = f"The CWL document is not valid:\n{text.strip()}"

@@ -5,11 +5,14 @@ description (:func:`cwlpkg.describe.input_schema`) and unwraps OGC qualified val
 ``job_order`` turns the validated inputs into the input object cwltool (or any CWL
 runner) reads, with ``File``/``Directory`` references as CWL file objects. Every error
 a user can fix is raised as ``InvalidInput`` with a message meant for them.
+
+A File or Directory input is an ``http(s)://`` or ``s3://`` URL and nothing else
+(:mod:`cwlpkg.locations` says why); :func:`file_urls` lists the http(s) ones, for the
+engine's outbound guard to check before the job is created.
 """
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,8 +22,9 @@ from jsonschema.exceptions import best_match
 from core.exceptions import InvalidInput
 from cwlpkg import _structure
 from cwlpkg.describe import input_schema
+from cwlpkg.locations import input_files_problem, is_remote, remote_defaults
 
-__all__ = ["job_order", "validate_inputs"]
+__all__ = ["file_urls", "job_order", "validate_inputs"]
 
 # Keys of an OGC qualified input value (``{"value": ..., "mediaType": ...}``).
 _QUALIFIED_KEYS = {"value", "mediaType", "encoding", "schema"}
@@ -30,8 +34,9 @@ _FORMATS = FormatChecker(formats=())
 
 @_FORMATS.checks("uri")
 def _is_uri(value: object) -> bool:
-    """An absolute URI: a scheme is enough (s3://, https://, file://, ...)."""
-    return not isinstance(value, str) or bool(urllib.parse.urlsplit(value).scheme)
+    """A File/Directory reference (the only ``uri`` of an input schema): an http(s):// or
+    s3:// URL, never a path or ``file:`` on the engine's host."""
+    return not isinstance(value, str) or is_remote(value)
 
 
 def validate_inputs(description: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
@@ -59,8 +64,9 @@ def validate_inputs(description: dict[str, Any], inputs: dict[str, Any]) -> dict
             value = [_unqualified(item) for item in value]
         validator = Draft202012Validator(properties[name], format_checker=_FORMATS)
         error = best_match(validator.iter_errors(value))
-        if error is not None:
-            errors[name] = _input_error(error)
+        problem = _input_error(error) if error is not None else input_files_problem(value)
+        if problem:
+            errors[name] = problem
         else:
             normalized[name] = value
     for name in schema["required"]:
@@ -79,14 +85,46 @@ def job_order(doc: dict[str, Any], workflow_id: str, inputs: dict[str, Any]) -> 
     "Directory", "location": url}``, element-wise in arrays and field-wise in
     records; values already in CWL form and all other values pass unchanged, as do
     values of unions of several non-null types (which member is meant is ambiguous).
+    Inputs not given whose default names remote files get that default, so that
+    stage-in fetches those files too (cwltool would fetch them past the outbound guard).
     """
     process = _structure.find_process(doc, workflow_id)
     types = _structure.schema_defs(process)
     params = dict(_structure.params(process.get("inputs")))
-    return {
+    given = {
         name: _cwl_value(params.get(name, {}).get("type"), value, types)
         for name, value in inputs.items()
     }
+    return {**remote_defaults(doc, workflow_id), **given}
+
+
+def file_urls(description: dict[str, Any], inputs: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(input id, url)`` of every http(s) URL a job fetches for validated ``inputs``:
+    File/Directory references and CWL file objects' locations (``s3://`` ones are read
+    from the operator's stage-in endpoint, so they are left out)."""
+    properties = input_schema(description)["properties"]
+    found: list[tuple[str, str]] = []
+    for name, value in inputs.items():
+        for url in _urls(properties.get(name, {}), value):
+            if url.lower().startswith(("http://", "https://")) and (name, url) not in found:
+                found.append((name, url))
+    return found
+
+
+def _urls(schema: Mapping[str, Any], value: Any) -> list[str]:
+    """The URLs in ``value`` where ``schema`` (an input's) has a File/Directory reference;
+    a union (``anyOf``) is ambiguous, so it is not walked (``job_order`` leaves it as is)."""
+    if isinstance(value, Mapping) and value.get("class") in ("File", "Directory"):
+        return [str(value["location"])] if "location" in value else []
+    urls = [u for member in schema.get("oneOf", []) for u in _urls(member, value)]
+    if isinstance(value, str) and schema.get("format") == "uri":
+        urls.append(value)
+    elif isinstance(value, Mapping):
+        fields = schema.get("properties", {})
+        urls += [u for key, item in value.items() for u in _urls(fields.get(key, {}), item)]
+    elif isinstance(value, list):
+        urls += [u for item in value for u in _urls(schema.get("items", {}), item)]
+    return urls
 
 
 # ---------------------------------------------------------------------------
@@ -102,6 +140,8 @@ def _unqualified(value: Any) -> Any:
 
 def _input_error(error: ValidationError) -> str:
     where = f"at {error.json_path}: " if error.absolute_path else ""
+    if error.validator == "format":
+        return f"{where}{error.instance!r} is not an http(s):// or s3:// URL"
     if error.validator in ("oneOf", "anyOf"):
         kinds = sorted({str(branch.get("type", "any value")) for branch in error.validator_value})
         return f"{where}{error.instance!r} is not valid: expected {' or '.join(kinds)}"

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.naming import TOOL_LINE
+
 __all__ = [
     "ContainerOptions",
     "CwlOutcome",
@@ -37,6 +39,9 @@ __all__ = [
 
 # cwltool reports each finished job/step as "[job convert] completed permanentFail".
 _COMPLETED = re.compile(r"^\[(job|step|workflow) ?([^\]]*)\] completed (\w+)")
+# "<cache>/packages/<revision>.cwl:1:94: " before each line of a cwltool message: a place
+# in the engine's packed copy, meaningless to the package's author (and an engine path).
+_SOURCE_LOCATION = re.compile(r"^\S+\.cwl:\d+:\d+: ?", re.MULTILINE)
 
 
 @dataclass
@@ -109,6 +114,7 @@ class _CwltoolLogRelay(logging.Handler):
         elif match and match.group(1) == "step" and self.on_step is not None:
             with contextlib.suppress(Exception):  # progress must never break a run
                 self.on_step()
+        message = _SOURCE_LOCATION.sub("", message)
         if record.levelno >= logging.ERROR:
             self.errors.append(message.splitlines()[0][:500])
         self.target.log(record.levelno, "cwltool: %s", message)
@@ -258,7 +264,7 @@ def _failure_message(relay: _CwltoolLogRelay, tail: list[str], fallback: str) ->
         parts.append(detail)
     if tail:
         parts.append("stderr: " + " | ".join(tail[-5:]))
-    return _DOC_URI.sub("", ": ".join(parts))[:2000]
+    return _DOC_URI.sub("", _SOURCE_LOCATION.sub("", ": ".join(parts)))[:2000]
 
 
 class _KeptOpenWriter(io.FileIO):
@@ -292,7 +298,7 @@ class _OutputPump:
                 line = raw.decode(errors="replace").rstrip()
                 if line:
                     self.tail.append(line[:500])
-                    self._log.info("tool: %s", line)
+                    self._log.info("%s%s", TOOL_LINE, line)
 
     def close(self) -> list[str]:
         self.writer.close_for_real()

@@ -5,7 +5,10 @@ results document when it succeeds, ``failedUri`` the job status when it fails. D
 is a JSON ``POST`` retried with doubling waits (``OAPIP_CALLBACK_ATTEMPTS``,
 ``OAPIP_CALLBACK_TIMEOUT_S``); it runs beside the job (in-progress) or after the job's
 final state is recorded (success, failure), so a slow or absent receiver never delays or
-fails the job. Every failed attempt is a warning in the job's logs.
+fails the job. Every failed attempt is a warning in the job's logs. Deliveries go
+through the engine's outbound guard (``core.http``): a URI the guard refuses (the
+gateway refused it at submit; this is the second line, and covers names that resolve
+elsewhere by the time the job runs) is not tried again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from core import http
 from core.ogc import status_info
 from core.retry import Backoff, retry
 from core.settings import Settings
@@ -45,13 +49,17 @@ def deliver(
     """
     attempts = settings.callbacks.attempts
     tried = 0
+    guard = http.Guard.from_settings(settings)
 
     def post() -> None:
         nonlocal tried
         tried += 1
+        guard.host_and_port(uri)
+        transport = http.GuardedTransport(guard)
         try:
-            response = httpx.post(uri, json=document, timeout=settings.callbacks.timeout_s)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            with httpx.Client(transport=transport, timeout=settings.callbacks.timeout_s) as client:
+                response = client.post(uri, json=document)
+        except (httpx.HTTPError, httpx.InvalidURL, http.UnknownHost) as exc:
             raise _NotDelivered(f"{type(exc).__name__}: {exc}") from exc
         if not response.is_success:
             raise _NotDelivered(f"HTTP {response.status_code}")
@@ -75,6 +83,9 @@ def deliver(
             retryable=lambda exc: isinstance(exc, _NotDelivered),
             on_retry=warn,
         )
+    except (http.AddressRefused, http.NotHttpUrl) as exc:
+        logger.error("%s callback to %s not sent: %s", what, uri, exc)
+        return False
     except _NotDelivered as exc:
         logger.error(
             "%s callback to %s failed after %d attempts (%s); the job is not affected",

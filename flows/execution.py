@@ -31,11 +31,14 @@ from blocks.package import ApplicationPackage
 from blocks.registry import backend_for
 from blocks.storage import ResultStorage
 from core.exceptions import ToolFailed
-from core.naming import FLOW_NAME, process_of, results_key, user_of
+from core.naming import FLOW_NAME, jobs_path, process_of, results_key, user_of
+from core.ogc import clean_message
+from core.secrets import Redactor
 from core.settings import get_settings
 from flows.callbacks import Notifier, status_document
 from flows.staging import (
     fetcher_from_settings,
+    result_links,
     result_storage,
     stage_in_job_order,
     stage_out_outputs,
@@ -159,9 +162,14 @@ def execute(
 
 
 @task(name="stage-out", cache_policy=NO_CACHE, persist_result=False)
-def stage_out(storage: ResultStorage, outputs: dict[str, Any], job_id: str) -> dict[str, Any]:
-    """Upload outputs and build the OGC results document."""
-    return stage_out_outputs(outputs, storage, prefix=get_settings().results.prefix, job_id=job_id)
+def stage_out(
+    storage: ResultStorage, outputs: dict[str, Any], job_id: str, jobs_url: str
+) -> dict[str, Any]:
+    """Upload outputs and build the OGC results document (whose links to the local store
+    are the gateway's URLs below ``jobs_url``)."""
+    prefix = get_settings().results.prefix
+    link = result_links(storage, prefix=prefix, job_id=job_id, jobs_url=jobs_url)
+    return stage_out_outputs(outputs, storage, prefix=prefix, job_id=job_id, link=link)
 
 
 # Callbacks of the jobs running in this process, by flow-run id: the flow body starts
@@ -180,11 +188,12 @@ def _final_callback(flow: Flow, flow_run: FlowRun, state: State) -> None:
     if state.is_completed():
         notifier.finish("successUri", notifier.results or {}, "success")
         return
+    redact = Redactor.from_settings(get_settings())
     document = status_document(
         job_id=str(flow_run.id),
         process_id=process_of(flow_run.tags),
         status="failed",
-        message=state.message or "job failed",
+        message=redact(clean_message(state.message)) or "job failed",
         jobs_url=flow_run.parameters.get("jobs_url", ""),
         created=flow_run.created,
         started=flow_run.start_time,
@@ -219,10 +228,13 @@ def execute_process(
         revision: the package revision the deployment was made with (a cache key).
         outputs: the execute request's ``outputs`` selection; unset means all outputs.
         subscriber: the execute request's ``subscriber`` (callback URIs), if any.
-        jobs_url: the gateway's job list URL, for the links of callback documents.
+        jobs_url: the gateway's job list URL, for the links of callback documents and of
+            results in the local store (unset, as for a run started in the Prefect UI:
+            ``OAPIP_PUBLIC_URL`` and the user's path, or that path alone).
     """
     settings = get_settings()
     job_id = str(current_flow_run.id)
+    jobs_url = jobs_url or f"{(settings.public_url or '').rstrip('/')}{jobs_path(job_user())}"
     workdir = settings.job_dir(job_id)
     app = load_package(package, revision)
     # Before anything runs: an unknown workspace or bucket fails the job at once.
@@ -248,7 +260,7 @@ def execute_process(
         cwl_outputs = execute(backend, package, revision, job_order, workdir)
         if outputs:
             cwl_outputs = {k: v for k, v in cwl_outputs.items() if k in outputs}
-        results = stage_out(storage, cwl_outputs, job_id)
+        results = stage_out(storage, cwl_outputs, job_id, jobs_url)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     create_link_artifact(

@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -33,7 +34,9 @@ _STAC_ERRORS = (STACError, ValueError, KeyError, TypeError)
 
 
 class _RemoteStacIO(DefaultStacIO):
-    """pystac reads remote documents through stage-in's fetcher (http(s) retries, s3 keys)."""
+    """pystac reads the documents of a catalog being staged through stage-in's fetcher
+    (the outbound guard, http(s) retries, s3 keys), and nothing else: a link to a
+    ``file:`` URL or a path would read the engine's disk."""
 
     def __init__(self, read_text: Callable[[str], str]) -> None:
         super().__init__()
@@ -41,9 +44,9 @@ class _RemoteStacIO(DefaultStacIO):
 
     def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
         href = str(source)
-        if urlparse(href).scheme in ("http", "https", "s3"):
-            return self._read(href)
-        return super().read_text(source, *args, **kwargs)
+        if urlparse(href).scheme.lower() not in ("http", "https", "s3"):
+            raise StagingError(f"STAC link {href!r} is not an http(s):// or s3:// URL")
+        return self._read(href)
 
 
 def _local_path(href: str) -> Path | None:
@@ -88,6 +91,32 @@ def stage_stac(
     pairs. Raises ``StagingError`` when ``url`` is not a STAC Item, Catalog or Collection.
     """
     staged = _read_stac(url, _RemoteStacIO(read_text))
+    with _link_errors(url):
+        return _stage_object(staged, url, folder, download_all)
+
+
+@contextlib.contextmanager
+def _link_errors(url: str) -> Iterator[None]:
+    """pystac wraps what reading a link raised in its own error: give back ours (a
+    refused or missing link), or say the catalog at ``url`` is not valid."""
+    try:
+        yield
+    except StagingError:
+        raise
+    except _STAC_ERRORS as exc:
+        cause = exc.__cause__
+        if isinstance(cause, StagingError):
+            raise cause from None
+        raise StagingError(f"{url} is not a valid STAC catalog: {exc}") from exc
+
+
+def _stage_object(
+    staged: pystac.STACObject,
+    url: str,
+    folder: Path,
+    download_all: Callable[[list[tuple[str, Path]]], None],
+) -> Path:
+    """Stage the STAC object read from ``url`` (see :func:`stage_stac`)."""
     if isinstance(staged, pystac.Item):
         item = staged.clone()
         item.remove_links(pystac.RelType.COLLECTION)
@@ -132,16 +161,20 @@ def stage_stac(
     return folder
 
 
-def publish_stac(path: Path, storage: ResultStorage, key: str) -> dict[str, Any]:
+def publish_stac(
+    path: Path, storage: ResultStorage, key: str, *, link: Callable[[str], str] | None = None
+) -> dict[str, Any]:
     """Upload the STAC catalog in folder ``path`` below ``key``; return its root object.
 
     Every file of the folder keeps its place below ``key``; each STAC document is then
-    written again with its asset hrefs and links pointing at the uploaded objects
-    (absolute ``s3://`` or ``file://`` URLs). Remote asset hrefs stay as they are; a local
-    asset outside the folder is refused. The returned dict is the published root
-    (Catalog or Collection) with ``href``, the URL of its document, added so that it is
-    also an OGC link.
+    written again with its asset hrefs and links pointing at the uploaded objects, at
+    the absolute URL ``link`` gives a key (default: the store's own, ``s3://``; the local
+    store's are the gateway's, ``flows.staging.result_links``). Remote asset hrefs stay
+    as they are; a local asset outside the folder is refused. The returned dict is the
+    published root (Catalog or Collection) with ``href``, the URL of its document, added
+    so that it is also an OGC link.
     """
+    link = link or storage.url_for
     try:
         root = _read_stac(str(path / STAC_CATALOG), DefaultStacIO())
         if not isinstance(root, pystac.Catalog):
@@ -177,7 +210,7 @@ def publish_stac(path: Path, storage: ResultStorage, key: str) -> dict[str, Any]
             if not inside:
                 # Publishing a file of the worker the output does not hold would leak it.
                 raise StagingError(f"asset {name!r} of item {item.id!r} is outside the output")
-            asset.href = storage.url_for(asset_key)
+            asset.href = link(asset_key)
     storage.upload_from_folder(path, key)
     documents: list[tuple[pystac.STACObject, str]] = []
     for stac_object in [*catalogs, *items]:
@@ -187,7 +220,7 @@ def publish_stac(path: Path, storage: ResultStorage, key: str) -> dict[str, Any]
         document_key = published(local, fallback)[0] if local else results_key(key, fallback)
         documents.append((stac_object, document_key))
     for stac_object, document_key in documents:
-        stac_object.set_self_href(storage.url_for(document_key))
+        stac_object.set_self_href(link(document_key))
     root.catalog_type = pystac.CatalogType.ABSOLUTE_PUBLISHED
     for stac_object, document_key in documents:
         body = stac_object.to_dict(include_self_link=True, transform_hrefs=True)

@@ -12,10 +12,11 @@ and the URL; none carries a credential.
 
 from __future__ import annotations
 
+import functools
 import math
 import mimetypes
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -23,17 +24,20 @@ from urllib.parse import unquote, urlparse
 import requests
 
 from blocks.s3 import S3ResultStorage, S3Source, concurrently, s3_credentials
-from blocks.storage import ResultStorage, storage_from_url
+from blocks.storage import LocalResultStorage, ResultStorage, storage_from_url
 from blocks.workspace import WorkspaceApi
+from core import http
 from core.exceptions import StagingError
-from core.naming import results_key
+from core.naming import result_file_url, results_key
 from core.retry import Backoff, retry
 from core.settings import Settings
+from cwlpkg.locations import REMOTE_SCHEMES, input_files_problem
 from flows.stac import is_stac_folder, publish_stac, stage_stac
 
 __all__ = [
     "Fetcher",
     "fetcher_from_settings",
+    "result_links",
     "result_storage",
     "stage_in_job_order",
     "stage_out_outputs",
@@ -48,32 +52,50 @@ class _Transient(Exception):
 
 @dataclass
 class Fetcher:
-    """Reads remote locations: ``http(s)`` with retries and backoff, ``s3`` via the
-    stage-in block (whose client retries on its own).
+    """Reads remote locations: ``http(s)`` through the outbound guard, with retries and
+    backoff; ``s3`` via the stage-in block (whose client retries on its own). Nothing
+    else: a ``file:`` or any other location is refused without being looked at.
 
     Attributes:
         s3: the stage-in S3 endpoint and keys.
         attempts: HTTP attempts per download before giving up on transient errors.
         backoff_s: first wait between HTTP attempts, seconds (doubled each time).
+        guard: where HTTP requests may go (``core.http``); every redirect is checked too.
     """
 
     s3: S3Source
     attempts: int = 4
     backoff_s: float = 0.5
+    guard: http.Guard = field(default_factory=http.Guard)
+
+    @functools.cached_property
+    def _session(self) -> requests.Session:
+        return http.guarded_session(self.guard)
 
     def _http(self, url: str, use: Callable[[requests.Response], Any]) -> Any:
-        """``use(response)`` of a GET of ``url``; a 5xx answer or a lost connection is
-        tried again (``attempts`` in all), anything else fails at once."""
+        """``use(response)`` of a GET of ``url``; a 5xx answer, a lost connection or a
+        name that does not resolve is tried again (``attempts`` in all), anything else
+        fails at once."""
 
         def get() -> Any:
             try:
-                with requests.get(url, stream=True, timeout=(5, 60)) as response:
+                with self._session.get(url, stream=True, timeout=(5, 60)) as response:
                     if response.status_code in (404, 410):
                         raise StagingError(f"{url} does not exist (HTTP {response.status_code})")
                     if response.status_code >= 500:
                         raise _Transient(f"HTTP {response.status_code}")
                     response.raise_for_status()
                     return use(response)
+            except http.AddressRefused as exc:  # exc.url is host:port, maybe a redirect's
+                host, port = http.Guard.host_and_port(url)
+                hop = "" if exc.url == f"{host}:{port}" else " (it redirected there)"
+                raise StagingError(f"cannot fetch {url}: {exc}{hop}") from None
+            except http.UnknownHost as exc:
+                raise _Transient(str(exc)) from exc
+            except requests.TooManyRedirects as exc:
+                raise StagingError(
+                    f"cannot fetch {url}: more than {http.MAX_REDIRECTS} redirects"
+                ) from exc
             except requests.HTTPError as exc:
                 raise StagingError(f"cannot fetch {url}: {exc}") from exc
             except requests.RequestException as exc:
@@ -91,7 +113,7 @@ class Fetcher:
 
     def download(self, url: str, target: Path) -> None:
         """Download ``url`` (http(s) or s3) to the file ``target``."""
-        if urlparse(url).scheme == "s3":
+        if _scheme(url) == "s3":
             self.s3.download(url, target)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,13 +131,22 @@ class Fetcher:
 
     def read_text(self, url: str) -> str:
         """The document at ``url`` as text."""
-        if urlparse(url).scheme == "s3":
+        if _scheme(url) == "s3":
             return self.s3.read_text(url)
         return self._http(url, lambda response: response.text)
 
 
+def _scheme(url: str) -> str:
+    """The scheme of a location the fetcher reads; ``StagingError`` for one it does not."""
+    scheme = urlparse(url).scheme.lower()
+    if scheme not in REMOTE_SCHEMES:
+        raise StagingError(f"{url!r} is not an http(s):// or s3:// URL")
+    return scheme
+
+
 def fetcher_from_settings(settings: Settings) -> Fetcher:
-    """The stage-in fetcher with the ``STAGEIN_S3_*`` endpoint and keys."""
+    """The stage-in fetcher with the ``STAGEIN_S3_*`` endpoint and keys and the outbound
+    guard of ``settings``."""
     credentials = s3_credentials(
         endpoint=settings.stagein.endpoint,
         access_key=settings.stagein.access_key,
@@ -129,7 +160,10 @@ def fetcher_from_settings(settings: Settings) -> Fetcher:
         concurrency=settings.transfer.concurrency,
     )
     return Fetcher(
-        source, attempts=settings.transfer.attempts, backoff_s=settings.transfer.backoff_s
+        source,
+        attempts=settings.transfer.attempts,
+        backoff_s=settings.transfer.backoff_s,
+        guard=http.Guard.from_settings(settings),
     )
 
 
@@ -204,14 +238,10 @@ def _name_of(url: str, default: str) -> str:
 
 
 def _stage_location(value: dict[str, Any], folder: Path, fetcher: Fetcher) -> dict[str, Any]:
-    location = str(value.get("location", ""))
-    scheme = urlparse(location).scheme
-    if scheme == "file":
-        if not Path(unquote(urlparse(location).path)).exists():
-            raise StagingError(f"{location} does not exist")
-        return value
-    if scheme not in ("http", "https", "s3"):
-        return value
+    location = value.get("location")
+    if location is None:
+        return value  # a literal (`contents`, or a listing of literals): nothing to fetch
+    scheme = _scheme(str(location))
     if value["class"] == "File":
         target = folder / _name_of(location, "input")
         fetcher.download(location, target)
@@ -235,10 +265,18 @@ def _stage_value(value: Any, folder: Path, fetcher: Fetcher) -> Any:
 
 def stage_in_job_order(job_order: dict[str, Any], folder: Path, fetcher: Fetcher) -> dict[str, Any]:
     """Stage every remote File/Directory of ``job_order`` below ``folder``; return the
-    local job order. A failure names the input and the URL."""
+    local job order. A failure names the input and the URL.
+
+    Only ``http(s)://`` and ``s3://`` locations are read (the gateway refused anything
+    else already; this is the second line): never a path of the engine's host, whether
+    it exists or not.
+    """
     staged: dict[str, Any] = {}
     for input_id, value in job_order.items():
         try:
+            problem = input_files_problem(value)
+            if problem:
+                raise StagingError(problem)
             staged[input_id] = _stage_value(value, folder / input_id, fetcher)
         except StagingError as exc:
             raise StagingError(f"input {input_id!r}: {exc.detail}") from exc
@@ -260,6 +298,21 @@ def _local_path(cwl_object: dict[str, Any]) -> Path:
     return Path(location)
 
 
+def result_links(
+    storage: ResultStorage, *, prefix: str, job_id: str, jobs_url: str
+) -> Callable[[str], str]:
+    """The URL the results document gives an object of ``job_id``'s results, by key.
+
+    The store's own URL (``s3://``) for a store clients reach themselves; for the local
+    store, the gateway's URL of the file below ``jobs_url`` (``core.naming``), never a
+    path of the engine's host.
+    """
+    if not isinstance(storage, LocalResultStorage):
+        return storage.url_for
+    root = results_key(prefix, job_id)
+    return lambda key: result_file_url(jobs_url, job_id, key.removeprefix(root))
+
+
 def stage_out_outputs(
     outputs: dict[str, Any],
     storage: ResultStorage,
@@ -267,6 +320,7 @@ def stage_out_outputs(
     prefix: str,
     job_id: str,
     on_progress: Callable[[str], None] | None = None,
+    link: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Upload the CWL ``outputs`` and return the OGC results document.
 
@@ -274,14 +328,16 @@ def stage_out_outputs(
     the published STAC root (Catalog or Collection) with every href pointing at the
     uploaded objects, plus ``href`` (its document's URL, so it is also an OGC link); any
     other Directory becomes a link to the uploaded folder with ``files`` naming each
-    file in it. Other values are returned as they are.
+    file in it. Other values are returned as they are. ``link`` gives the URL of a
+    stored key (:func:`result_links`; default: the store's own URL).
     """
+    link = link or storage.url_for
     results: dict[str, Any] = {}
     for output_id, value in outputs.items():
         if on_progress:
             on_progress(output_id)
         try:
-            results[output_id] = _stage_out_value(value, storage, prefix, job_id, output_id)
+            results[output_id] = _stage_out_value(value, storage, link, prefix, job_id, output_id)
         except StagingError as exc:
             raise StagingError(f"output {output_id!r}: {exc.detail}") from exc
         except OSError as exc:
@@ -290,11 +346,16 @@ def stage_out_outputs(
 
 
 def _stage_out_value(
-    value: Any, storage: ResultStorage, prefix: str, job_id: str, output_id: str
+    value: Any,
+    storage: ResultStorage,
+    link: Callable[[str], str],
+    prefix: str,
+    job_id: str,
+    output_id: str,
 ) -> Any:
     if isinstance(value, list):
         return [
-            _stage_out_value(v, storage, prefix, job_id, f"{output_id}/{i}")
+            _stage_out_value(v, storage, link, prefix, job_id, f"{output_id}/{i}")
             for i, v in enumerate(value)
         ]
     if not isinstance(value, dict) or value.get("class") not in ("File", "Directory"):
@@ -302,17 +363,15 @@ def _stage_out_value(
     path = _local_path(value)
     key = results_key(prefix, job_id, output_id)
     if value["class"] == "File":
-        return _file_result(path, storage.upload_from_path(path, f"{key}/{path.name}"))
+        storage.upload_from_path(path, f"{key}/{path.name}")
+        return _file_result(path, link(f"{key}/{path.name}"))
     if is_stac_folder(path):
-        return publish_stac(path, storage, key)
-    url = storage.upload_from_folder(path, key)
+        return publish_stac(path, storage, key, link=link)
+    storage.upload_from_folder(path, key)
     files = sorted(p for p in path.rglob("*") if p.is_file())
     return {
-        "href": url,
+        "href": link(key) + "/",
         "type": "application/x-directory",
         "title": output_id,
-        "files": [
-            _file_result(p, storage.url_for(f"{key}/{p.relative_to(path).as_posix()}"))
-            for p in files
-        ],
+        "files": [_file_result(p, link(f"{key}/{p.relative_to(path).as_posix()}")) for p in files],
     }

@@ -32,7 +32,7 @@ from blocks.package import ApplicationPackage
 from core.exceptions import ServiceUnavailable
 from core.naming import FLOW_NAME
 from core.retry import Backoff, retry_async
-from core.secrets import secret_values
+from core.secrets import Redactor
 from core.settings import Settings
 from ogc_prefect.mapping import GATEWAY_LOGGER, ProcessRecord
 from ogc_prefect.rest import PrefectRest
@@ -69,7 +69,8 @@ class PrefectApi:
     Attributes:
         client: the shared asynchronous Prefect client (opened by the app's lifespan).
         settings: the engine's settings.
-        secrets: values masked in every message read back from Prefect.
+        redact: applied to every message read back from Prefect before users see it
+            (secrets masked, engine paths elided, tracebacks dropped).
         writes: held around each write; Prefect on SQLite degrades badly under concurrent
             writers (each waits for the others' locks and times out), so writes queue here
             at ``settings.prefect.write_concurrency``.
@@ -84,7 +85,7 @@ class PrefectApi:
     def __init__(self, client: PrefectClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.secrets = secret_values(settings)
+        self.redact = Redactor.from_settings(settings)
         self.writes = asyncio.Semaphore(settings.prefect.write_concurrency)
         self.rest = PrefectRest(settings.prefect.api_url)
         self.processes: dict[tuple[str, str], tuple[float, ProcessRecord]] = {}

@@ -2,7 +2,9 @@
 
 Status, times, progress and results are read from the flow run, its state, its task runs,
 its progress artifact and its persisted result: there is no job table of our own.
-Another user's job answers exactly like a job that does not exist.
+Another user's job answers exactly like a job that does not exist. The URLs a job will
+fetch or call are checked by the outbound guard before its flow run exists
+(:func:`check_urls`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import asyncio
 import datetime as dt
 import time
 import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 from prefect.client.schemas.filters import (
@@ -33,8 +37,21 @@ from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelling
 
-from core.exceptions import JobFailed, NoSuchJob, NoSuchProcess, ResultNotReady, ServiceUnavailable
-from core.naming import TAG, deployment_name, job_tags, user_tag
+import cwlpkg as cwl
+from blocks.storage import LocalResultStorage
+from core import http
+from core.exceptions import (
+    InvalidInput,
+    InvalidParameter,
+    JobFailed,
+    NoSuchJob,
+    NoSuchProcess,
+    NotFound,
+    ResultNotReady,
+    ServiceUnavailable,
+)
+from core.naming import TAG, deployment_name, job_tags, results_key, user_tag
+from core.settings import Settings
 from ogc_prefect.client import PREFECT_PAGE, UNAVAILABLE, PrefectApi
 from ogc_prefect.mapping import (
     FINAL_STATUSES,
@@ -52,9 +69,47 @@ from ogc_prefect.mapping import (
 from ogc_prefect.processes import Processes
 from ogc_prefect.rest import RETRY_CODES
 
-__all__ = ["Jobs"]
+__all__ = ["Jobs", "check_urls"]
 
 _PROCESS_MAX_AGE_S = 2.0  # how old a cached process may be when a job of it is submitted
+_RESOLVE_TIMEOUT_S = 5.0  # a host that does not resolve by then is left to the job
+
+
+async def check_urls(
+    settings: Settings, description: dict[str, Any], parameters: dict[str, Any]
+) -> None:
+    """Refuse, before the job exists, the URLs of its ``parameters`` (input hrefs, file
+    objects' locations, subscriber URIs) that the outbound guard refuses: 400 naming the
+    input (``InvalidInput``) or the subscriber URI (``InvalidParameter``).
+
+    A host that does not resolve now is left to the job, which fails naming the input
+    (or warns about the callback) if it still does not then.
+    """
+    guard = http.Guard.from_settings(settings)
+
+    async def refusal(url: str) -> str | None:
+        try:
+            await asyncio.wait_for(guard.check(url), _RESOLVE_TIMEOUT_S)
+        except (http.AddressRefused, http.NotHttpUrl) as exc:
+            return str(exc)
+        except (http.UnknownHost, TimeoutError):
+            return None
+        return None
+
+    inputs = cwl.file_urls(description, parameters["inputs"])
+    subscriber = list((parameters.get("subscriber") or {}).items())
+    found = await asyncio.gather(*(refusal(url) for _, url in [*inputs, *subscriber]))
+    refused_inputs = {name: p for (name, _), p in zip(inputs, found, strict=False) if p}
+    if refused_inputs:
+        summary = "; ".join(f"{name}: {problem}" for name, problem in refused_inputs.items())
+        raise InvalidInput(f"Invalid inputs: {summary}", errors=refused_inputs)
+    refused_uris = [
+        f"subscriber {key}: {p}"
+        for (key, _), p in zip(subscriber, found[len(inputs) :], strict=True)
+        if p
+    ]
+    if refused_uris:
+        raise InvalidParameter("; ".join(refused_uris))
 
 
 class Jobs:
@@ -85,6 +140,7 @@ class Jobs:
         """
         record = await self.processes.get_process(user, process_id, max_age_s=_PROCESS_MAX_AGE_S)
         parameters = run_parameters(record.description, inputs, outputs, subscriber, jobs_url)
+        await check_urls(self.api.settings, record.description, parameters)
         job = await self._create_run(user, record, parameters)
         if wait_s is None:
             return job, None
@@ -120,7 +176,7 @@ class Jobs:
             f"job created through the OGC API by user {user!r} for process {process_id!r}"
             + (" with callbacks to the subscriber" if "subscriber" in parameters else ""),
         )
-        return job_record(flow_run, 0, self.api.secrets)
+        return job_record(flow_run, 0, self.api.redact)
 
     async def flow_run(self, user: str, job_id: str) -> FlowRun:
         """The flow run of ``user``'s job ``job_id``; ``NoSuchJob`` for another user's."""
@@ -143,7 +199,7 @@ class Jobs:
         progress = None
         if flow_run.state and flow_run.state.type == StateType.RUNNING:
             progress = await self._progress(flow_run)
-        return job_record(flow_run, progress, self.api.secrets)
+        return job_record(flow_run, progress, self.api.redact)
 
     async def list_jobs(self, user: str, filters: JobFilters) -> tuple[list[JobRecord], bool]:
         """A page of ``user``'s jobs, newest first, and whether more follow."""
@@ -182,7 +238,7 @@ class Jobs:
         if state and state.is_final():
             if state.type != StateType.CANCELLED:
                 await self.api.call(self.api.client.delete_flow_run, flow_run.id)
-            return dismissed(job_record(flow_run, None, self.api.secrets))
+            return dismissed(job_record(flow_run, None, self.api.redact))
         await self.api.call(
             self.api.client.set_flow_run_state,
             flow_run.id,
@@ -190,13 +246,13 @@ class Jobs:
             force=True,
         )
         flow_run = await self.flow_run(user, job_id)
-        return job_record(flow_run, None, self.api.secrets)
+        return job_record(flow_run, None, self.api.redact)
 
     async def results(self, user: str, job_id: str) -> dict[str, Any]:
         """The results document of a successful job: ``JobFailed`` for a failed one,
         ``ResultNotReady`` for one that has not finished or was dismissed."""
         flow_run = await self.flow_run(user, job_id)
-        record = job_record(flow_run, None, self.api.secrets)
+        record = job_record(flow_run, None, self.api.redact)
         if record.status == "failed":
             raise JobFailed(record.message)
         if record.status != "successful":
@@ -207,6 +263,33 @@ class Jobs:
             )
         result = await flow_run.state.aresult(raise_on_failure=False)
         return result if isinstance(result, dict) else {}
+
+    async def result_path(self, user: str, job_id: str, relative: str) -> Path:
+        """The file or folder ``relative`` (``<output id>/<file>``) of ``user``'s job's
+        results in the local result store, for the gateway to serve.
+
+        ``NoSuchJob`` for another user's job, ``ResultNotReady`` before it succeeded,
+        ``NotFound`` for a path that is not there, that leaves the job's results (``..``,
+        an absolute path, a link pointing out), or when results are not in a local store.
+        """
+        flow_run = await self.flow_run(user, job_id)
+        record = job_record(flow_run, None, self.api.redact)
+        if record.status != "successful":
+            raise ResultNotReady(f"job {job_id} is {record.status}; it has no results to serve")
+        missing = NotFound(f"job {job_id} has no result {relative!r} on this server")
+        store = urlparse(self.api.settings.results_url)
+        if store.scheme != "file" or self.api.settings.workspace.enabled:
+            raise missing
+        try:
+            root = LocalResultStorage(basepath=Path(store.path)).path_for(
+                results_key(self.api.settings.results.prefix, str(flow_run.id))
+            )
+            found = (root / relative).resolve()
+            if not found.is_relative_to(root) or not found.exists():
+                raise missing
+        except (OSError, ValueError):
+            raise missing from None
+        return found
 
     async def wait(self, user: str, job_id: str, timeout_s: float) -> JobRecord:
         """Poll a job until it ends, at most ``timeout_s`` seconds; its last status.
@@ -267,7 +350,7 @@ class Jobs:
             runs.extend(part)
             if len(part) < want:
                 break
-        records = [job_record(r, None, self.api.secrets) for r in runs]
+        records = [job_record(r, None, self.api.redact) for r in runs]
         return records[: filters.limit], len(records) > filters.limit
 
     async def _scan(
@@ -285,7 +368,7 @@ class Jobs:
                 if skipped < filters.offset:
                     skipped += 1
                     continue
-                matched.append(job_record(run, None, self.api.secrets))
+                matched.append(job_record(run, None, self.api.redact))
                 if len(matched) > filters.limit:
                     return matched[: filters.limit], True
             if len(runs) < PREFECT_PAGE:

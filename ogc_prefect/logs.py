@@ -2,7 +2,9 @@
 
 Each line says where it came from: the phase whose task logged it (``stage-in``,
 ``execute``, ``stage-out``), ``flow``, or ``gateway`` (the line the gateway adds when it
-creates the job).
+creates the job). Users get the lines as :class:`core.secrets.Redactor` leaves them: the
+tracebacks Prefect appends to a failed run's lines, and the engine's paths, stay in the
+Prefect UI for operators.
 """
 
 from __future__ import annotations
@@ -53,4 +55,4 @@ class Logs:
             self.api.client.read_task_runs,
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])),
         )
-        return log_records(logs, task_runs), more
+        return log_records(logs, task_runs, self.api.redact), more

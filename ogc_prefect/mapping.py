@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -34,8 +33,9 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
 import cwlpkg as cwl
 from core.exceptions import InvalidParameter
-from core.naming import job_tags, package_block_name, process_of
-from core.secrets import redact
+from core.naming import TOOL_LINE, job_tags, package_block_name, process_of
+from core.ogc import clean_message
+from core.secrets import Redactor
 
 __all__ = [
     "FINAL_STATUSES",
@@ -83,7 +83,6 @@ FINAL_STATUSES = ("successful", "failed", "dismissed")
 GATEWAY_LOGGER = "oapip.gateway"
 """Logger name of the lines the gateway adds to a job's logs."""
 
-_MESSAGE_MAX = 2000  # characters of a state message a status document carries
 _DEFAULT_MESSAGES = {
     "accepted": "job accepted",
     "running": "job running",
@@ -91,10 +90,6 @@ _DEFAULT_MESSAGES = {
     "failed": "job failed",
     "dismissed": "job dismissed",
 }
-_PREFECT_PREFIXES = re.compile(
-    r"^(Flow run encountered an exception|Task run encountered an exception)[^:]*:\s*"
-    r"(\w+(Error|Failed|Exception|Cancelled)?:\s*)?"
-)
 
 
 # --- records ------------------------------------------------------------------------------
@@ -247,8 +242,9 @@ def run_parameters(
     """Flow-run parameters of one execute request to the process ``description``.
 
     ``inputs`` are validated against the description (``InvalidInput``); subscriber URIs
-    must be http(s) URLs (``InvalidParameter``). ``jobs_url`` (the job list the callback
-    documents link to) is kept only with a subscriber.
+    must be http(s) URLs (``InvalidParameter``). ``jobs_url`` (the job list, which the
+    callback documents and the links to results in the gateway's store start with) is
+    kept when given.
     """
     parameters: dict[str, Any] = {"inputs": cwl.validate_inputs(description, inputs)}
     if outputs:
@@ -263,6 +259,7 @@ def run_parameters(
             raise InvalidParameter(f"subscriber URIs must be http(s) URLs: {', '.join(bad)}")
         # Not a secret: the flow reads it to call the subscriber back.
         parameters["subscriber"] = {k: v for k, v in subscriber.items() if v}
+    if jobs_url:
         parameters["jobs_url"] = jobs_url
     return parameters
 
@@ -276,22 +273,12 @@ def state_types(statuses: Iterable[str]) -> list[StateType]:
     return [state for state, status in OGC_STATUS.items() if status in wanted]
 
 
-def clean_message(message: str | None) -> str:
-    """A flow-run state message without Prefect's boilerplate prefix, at most 2000 characters.
-
-    ``"Flow run encountered an exception: ToolFailed: step crop: exit 1"`` reads
-    ``"step crop: exit 1"``: the OGC client wants the failure, not Prefect's wording.
-    """
-    if not message:
-        return ""
-    return _PREFECT_PREFIXES.sub("", message.strip())[:_MESSAGE_MAX]
-
-
-def job_record(flow_run: FlowRun, progress: int | None, secrets: Iterable[str]) -> JobRecord:
+def job_record(flow_run: FlowRun, progress: int | None, redact: Redactor) -> JobRecord:
     """The job ``flow_run`` is, with ``progress`` (0-100) when the caller read it.
 
     An accepted job is at 0 and a successful one at 100 whatever ``progress`` says;
-    ``secrets`` are masked in the message (a tool may print a credential in its error).
+    ``redact`` cleans the message (a tool may print a credential in its error, cwltool
+    a path of the engine).
     """
     state = flow_run.state
     status = OGC_STATUS.get(state.type, "accepted") if state else "accepted"
@@ -299,9 +286,7 @@ def job_record(flow_run: FlowRun, progress: int | None, secrets: Iterable[str]) 
         progress = 100
     elif status == "accepted":
         progress = 0
-    message = (
-        redact(clean_message(state.message if state else ""), secrets) or _DEFAULT_MESSAGES[status]
-    )
+    message = redact(clean_message(state.message if state else "")) or _DEFAULT_MESSAGES[status]
     created_by = flow_run.created_by
     schedule_id = (
         str(created_by.id)
@@ -363,9 +348,14 @@ def duration_ok(run: FlowRun, filters: JobFilters, now: dt.datetime | None = Non
 # --- logs ---------------------------------------------------------------------------------
 
 
-def log_records(logs: Iterable[Log], task_runs: Iterable[TaskRun]) -> list[LogRecord]:
+def log_records(
+    logs: Iterable[Log], task_runs: Iterable[TaskRun], redact: Redactor
+) -> list[LogRecord]:
     """The job's log lines, each with its source: the phase (the task's name: task-run
-    names are ``<task>-<suffix>``), ``gateway`` for the gateway's lines, or ``flow``."""
+    names are ``<task>-<suffix>``), ``gateway`` for the gateway's lines, or ``flow``.
+
+    Each line is ``redact``-ed, but a tool's own output (``tool: …``) keeps everything
+    except secrets."""
     phases = {t.id: (t.name or "").rsplit("-", 1)[0] for t in task_runs}
     return [
         LogRecord(
@@ -375,7 +365,9 @@ def log_records(logs: Iterable[Log], task_runs: Iterable[TaskRun]) -> list[LogRe
             source=phases.get(log.task_run_id, "task")
             if log.task_run_id
             else ("gateway" if log.name == GATEWAY_LOGGER else "flow"),
-            message=log.message,
+            message=redact.secrets_only(log.message)
+            if log.message.startswith(TOOL_LINE)
+            else redact(log.message),
         )
         for log in logs
     ]

@@ -21,6 +21,7 @@ from prefect.exceptions import ObjectNotFound
 
 from core.exceptions import NoSuchSchedule
 from ogc_prefect.client import PrefectApi
+from ogc_prefect.jobs import check_urls
 from ogc_prefect.mapping import (
     ProcessRecord,
     ScheduleRecord,
@@ -50,7 +51,7 @@ class Schedules:
         """Add a reprocessing schedule to ``user``'s process; inputs validated like execute."""
         record = await self.processes.get_process(user, process_id)
         timing = self._timing(spec)
-        parameters = self._parameters(record, spec, jobs_url)
+        parameters = await self._parameters(record, spec, jobs_url)
         async with self.api.writes:
             created = await self.api.call(
                 self.api.client.create_deployment_schedules,
@@ -108,7 +109,7 @@ class Schedules:
             kwargs["schedule"] = self._timing(spec)
         if _REQUEST & set(changes):
             record = await self.processes.get_process(user, process_id)
-            kwargs["parameters"] = self._parameters(record, spec, jobs_url)
+            kwargs["parameters"] = await self._parameters(record, spec, jobs_url)
         async with self.api.writes:
             try:
                 await self.api.call(
@@ -142,11 +143,15 @@ class Schedules:
             spec, min_interval_s=self.api.settings.gateway.schedule_min_interval_s
         )
 
-    @staticmethod
-    def _parameters(record: ProcessRecord, spec: ScheduleSpec, jobs_url: str) -> dict[str, Any]:
-        return run_parameters(
+    async def _parameters(
+        self, record: ProcessRecord, spec: ScheduleSpec, jobs_url: str
+    ) -> dict[str, Any]:
+        """The runs' parameters, validated like an execute request's (URLs included)."""
+        parameters = run_parameters(
             record.description, spec.inputs, spec.outputs, spec.subscriber, jobs_url
         )
+        await check_urls(self.api.settings, record.description, parameters)
+        return parameters
 
     async def _schedule_runs_now(self, deployment_id: uuid.UUID) -> None:
         """Have Prefect create a deployment's upcoming scheduled runs now.

@@ -46,7 +46,11 @@ from tests.s3_server import (  # noqa: F401 (fixtures)
 )
 
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-LOOPBACK_NETWORKS = '["127.0.0.0/8", "::1/128"]'
+# The tests' own servers (file server, callback receivers, moto) listen on 127.0.0.1, which
+# the outbound guard refuses unless listed: the stacks list it. Only it: the hostile-tenant
+# tests attack other loopback addresses (127.0.0.2), which stay refused, and the engine's
+# own services (Prefect API, gateway, S3 endpoints) are refused whatever is listed.
+LOOPBACK_NETWORKS = '["127.0.0.1/32", "::1/128"]'
 # Small, so the 413 test needs no huge body; larger than every package the tests send.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
@@ -140,6 +144,29 @@ def png_url(file_server: FileServer) -> str:
     return f"{file_server.url}/logo.png"
 
 
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.send_response(302)
+        self.send_header("Location", self.path.partition("?")[2])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture(scope="session")
+def redirector() -> Iterator[str]:
+    """A loopback server (127.0.0.1) that redirects ``<its URL><target>`` to ``<target>``:
+    the URL it gives ends with ``/to?``."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/to?"
+    server.shutdown()
+    server.server_close()
+
+
 # --- the engine -------------------------------------------------------------------------
 
 
@@ -215,8 +242,8 @@ def _running_engine(
         "OAPIP_PORT": str(port),
         "OAPIP_PREFECT_PORT": str(prefect_port),
         "OAPIP_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
-        # Packages come from the loopback file server, which the default refuses.
-        "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+        # Packages and inputs come from the loopback file server, which the default refuses.
+        "OAPIP_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
         # The hostile-input tests' slow href server must not hold a test for 20 s.
         "OAPIP_PACKAGE_FETCH_TIMEOUT_S": "5",
         # Schedule tests use intervals of a few seconds; production keeps a 60 s minimum.

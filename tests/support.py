@@ -37,6 +37,7 @@ __all__ = [
     "deploy_cwl",
     "execute_async",
     "poll",
+    "result_bytes",
     "sleep_cwl",
     "wait_for_status",
 ]
@@ -106,6 +107,15 @@ def assert_ogc_exception(
     if type_uri is not None:
         assert body["type"] == type_uri, body
     return body
+
+
+def result_bytes(href: str) -> bytes:
+    """The content of a result the results document links to, over HTTP from the gateway
+    (results in the local store are served there, never as host paths)."""
+    assert href.startswith("http"), href
+    response = requests.get(href, timeout=HTTP_TIMEOUT_S)
+    assert response.status_code == 200, (href, response.status_code, response.text[:300])
+    return response.content
 
 
 def deploy_cwl(api: str, cwl_text: str, *, media_type: str = "application/cwl+yaml") -> str:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import datetime as dt
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from api_gateway.deps import ContextDep, JobsDep, LogsDep
 from api_gateway.models import JobList, JobLogs, Results, StatusInfo
-from api_gateway.views import job_list, job_logs, job_logs_text, render, status_info
+from api_gateway.views import (
+    job_list,
+    job_logs,
+    job_logs_text,
+    render,
+    result_folder,
+    result_media_type,
+    status_info,
+)
 from core.exceptions import InvalidParameter
 from core.times import parse_time
 from ogc_prefect import JobFilters
@@ -17,6 +25,9 @@ from ogc_prefect import JobFilters
 router = APIRouter(tags=["Jobs"])
 
 _STATUSES = ("accepted", "running", "successful", "failed", "dismissed")
+# A result file is the user's content served from the gateway's origin: never sniffed
+# into HTML, and if it is HTML (or SVG), sandboxed: no script runs with the API's origin.
+_RESULT_FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -110,6 +121,28 @@ async def dismiss_job(jobId: str, ctx: ContextDep, jobs: JobsDep):
 @router.get("/jobs/{jobId}/results", response_model=Results, summary="Results of a job")
 async def get_results(jobId: str, ctx: ContextDep, jobs: JobsDep):
     return render(ctx, "results.html", await jobs.results(ctx.user, jobId), job_id=jobId)
+
+
+@router.get(
+    "/jobs/{jobId}/results/{path:path}",
+    summary="A file (or folder) of a job's results in the server's own result store",
+    description="Where the results document of a job whose results stay on this server "
+    "(the local result store, the embedded default) links each file: "
+    "`…/jobs/{jobId}/results/{output id}/{file}`. A folder answers the list of its files "
+    "(`href`, `type`, `files`). The same user checks as the job's (another user's job is "
+    "404). Results on S3 keep their `s3://` URLs and are not served here.",
+    responses={
+        200: {
+            "description": "The file, with the media type its name implies",
+            "content": {"application/octet-stream": {}, "application/json": {}},
+        }
+    },
+)
+async def get_result_file(jobId: str, path: str, ctx: ContextDep, jobs: JobsDep):
+    found = await jobs.result_path(ctx.user, jobId, path)
+    if found.is_dir():
+        return JSONResponse(result_folder(ctx, jobId, path, found))
+    return FileResponse(found, media_type=result_media_type(found), headers=_RESULT_FILE_HEADERS)
 
 
 @router.get(

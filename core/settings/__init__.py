@@ -28,6 +28,7 @@ from core.settings.services import (
     CallbackSettings,
     GatewaySettings,
     OidcSettings,
+    OutboundSettings,
     PrefectSettings,
     StackSettings,
     WorkerSettings,
@@ -41,6 +42,7 @@ __all__ = [
     "Group",
     "KubernetesPoolSettings",
     "OidcSettings",
+    "OutboundSettings",
     "PrefectSettings",
     "ResultSettings",
     "Settings",
@@ -87,6 +89,7 @@ class Settings(Group):
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
 
     @model_validator(mode="after")

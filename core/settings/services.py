@@ -14,6 +14,7 @@ __all__ = [
     "CallbackSettings",
     "GatewaySettings",
     "OidcSettings",
+    "OutboundSettings",
     "PrefectSettings",
     "StackSettings",
     "WorkerSettings",
@@ -124,13 +125,6 @@ class GatewaySettings(Group):
         description="How long a synchronous execute request waits for its job, seconds "
         "; past that the client gets the job's status.",
     )
-    package_href_allowed_networks: list[str] = Field(
-        default_factory=list,
-        description="Networks (CIDR, JSON list) a deploy `href` may resolve to besides public "
-        "addresses. Loopback, private, link-local and other non-public addresses are refused "
-        "unless listed here.",
-        examples=['["10.0.0.0/8"]', '["127.0.0.0/8", "::1/128"]'],
-    )
     schedule_min_interval_s: float = Field(
         default=60.0,
         gt=0,
@@ -138,7 +132,28 @@ class GatewaySettings(Group):
         "a cron schedule fires at most once a minute anyway.",
     )
 
-    @field_validator("package_href_allowed_networks")
+
+class OutboundSettings(Group):
+    """Where the engine may connect for its users (``core/http.py``, the one guard)."""
+
+    model_config = config("OAPIP_")
+
+    allowed_networks: list[str] = Field(
+        validation_alias=AliasChoices(
+            "OAPIP_ALLOWED_NETWORKS", "OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS", "allowed_networks"
+        ),
+        default_factory=list,
+        description="Networks (CIDR, JSON list) the URLs users give may reach besides public "
+        "addresses: deploy `href`s, input `href`s with every redirect and STAC link met "
+        "staging them, and callback URIs. Loopback, private, link-local and other "
+        "non-public addresses are refused unless listed here; cloud metadata addresses and "
+        "the engine's own services (Prefect API, gateway, S3 endpoints, database, WES, "
+        "Workspace API) are refused even then. `OAPIP_PACKAGE_HREF_ALLOWED_NETWORKS`, its "
+        "name when it covered deploy `href`s only, is read too.",
+        examples=['["10.0.0.0/8"]', '["127.0.0.0/8", "::1/128"]'],
+    )
+
+    @field_validator("allowed_networks")
     @classmethod
     def _networks(cls, networks: list[str]) -> list[str]:
         for network in networks:

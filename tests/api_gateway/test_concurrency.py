@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.ogc_schemas import validate
-from tests.support import ECHO_CWL, deploy_cwl, poll
+from tests.support import ECHO_CWL, deploy_cwl, poll, result_bytes
 
 BURST = 50
 
@@ -66,6 +66,4 @@ def test_fifty_concurrent_executions(api: str):
     assert {job["jobID"] for job in document["jobs"]} == set(job_ids)
     # Each job ran its own inputs.
     sample = session.get(f"{api}/jobs/{job_ids[17]}/results", timeout=30).json()
-    said = sample["said"]["href"].removeprefix("file://")
-    with open(said) as text:
-        assert text.read() == "burst-17\n"
+    assert result_bytes(sample["said"]["href"]) == b"burst-17\n"

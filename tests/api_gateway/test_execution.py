@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -19,13 +17,14 @@ from tests.support import (
     assert_ogc_exception,
     deploy_cwl,
     execute_async,
+    result_bytes,
     sleep_cwl,
     wait_for_status,
 )
 
 
 def _said(results: dict) -> str:
-    return Path(urlparse(results["said"]["href"]).path).read_text()
+    return result_bytes(results["said"]["href"]).decode()
 
 
 @BOTH_ENGINES

@@ -12,7 +12,6 @@ import json
 import re
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -27,6 +26,7 @@ from tests.support import (
     assert_ogc_exception,
     execute_async,
     poll,
+    result_bytes,
     wait_for_status,
 )
 
@@ -168,10 +168,10 @@ def test_convert_url_runs_as_slurm_jobs(
     results = requests.get(f"{api}/jobs/{job_id}/results", timeout=HTTP_TIMEOUT_S).json()
     validate(results, "results")
     image = results["converted_image"]
-    assert [Path(f["href"]).name for f in image["files"]] == ["resize-50.png"]
-    staged = Path(urlparse(image["files"][0]["href"]).path)
-    assert staged.is_relative_to(hpc_engine.home / "results" / "processing-results" / job_id)
-    assert staged.read_bytes() == (file_server.root / "logo.png").read_bytes()
+    # The local result store, served by the gateway under the job's URL.
+    [png] = [f["href"] for f in image["files"]]
+    assert png == f"{api}/jobs/{job_id}/results/converted_image/resize-50.png"
+    assert result_bytes(png) == (file_server.root / "logo.png").read_bytes()
 
     run_id = wes_run_id(hpc_engine, job_id)
     slurm_jobs = hpc.finished_slurm_jobs(run_id)
@@ -204,10 +204,8 @@ def test_a_two_step_workflow_with_a_file_input(
     assert final["status"] == "successful", final
 
     results = requests.get(f"{api}/jobs/{job_id}/results", timeout=HTTP_TIMEOUT_S).json()
-    shouted = Path(urlparse(results["shouted"]["href"]).path)
-    counted = Path(urlparse(results["counted"]["href"]).path)
-    assert shouted.read_text() == "HELLO HPC\n"
-    assert counted.read_text().strip() == "10"
+    assert result_bytes(results["shouted"]["href"]) == b"HELLO HPC\n"
+    assert result_bytes(results["counted"]["href"]).decode().strip() == "10"
     run_id = wes_run_id(hpc_engine, job_id)
     assert hpc.finished_slurm_jobs(run_id), f"no Slurm job of WES run {run_id}"
     messages = "\n".join(flow_run_logs(hpc_engine, job_id))

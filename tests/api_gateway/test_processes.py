@@ -20,6 +20,7 @@ from tests.support import (
     P2_EXC,
     assert_ogc_exception,
     deploy_cwl,
+    result_bytes,
     wait_for_status,
 )
 
@@ -176,7 +177,7 @@ def test_replace_changes_description_and_what_runs(any_engine: Engine, user: str
     assert second.status_code == 200, second.text
     said = second.json()["said"]["href"]
     assert requests.get(f"{api}/processes/echo/package", timeout=30).status_code == 200
-    assert open(said.removeprefix("file://")).read() == "LOUD two\n"  # noqa: SIM115
+    assert result_bytes(said) == b"LOUD two\n"
 
 
 def test_replace_with_another_process_id_is_refused(api: str):

@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import requests
 
 from tests.conftest import BOTH_ENGINES, Engine, FileServer, tiny_png
 from tests.ogc_schemas import validate
 from tests.support import P1_EXC, assert_ogc_exception, wait_for_status
-
-
-def _local(url: str) -> Path:
-    assert url.startswith("file://"), url
-    return Path(unquote(urlparse(url).path))
 
 
 @BOTH_ENGINES
@@ -102,14 +96,16 @@ def test_walkthrough(
     validate(results, "results")
     image = results["converted_image"]
     assert image["type"] == "application/x-directory"
-    assert status["jobID"] in image["href"]
-    folder = _local(image["href"])
-    names = sorted(Path(urlparse(f["href"]).path).name for f in image["files"])
-    assert names == ["resize-50.png"]
+    # Served by the gateway under the job's URL, not as a path of the engine's host.
+    assert image["href"] == f"{job_url}/results/converted_image/"
+    assert [f["href"] for f in image["files"]] == [f"{image['href']}resize-50.png"]
     assert image["files"][0]["type"] == "image/png"
-    stored = _local(image["files"][0]["href"])
-    assert stored.parent == folder
-    assert stored.read_bytes() == tiny_png()
+    stored = requests.get(image["files"][0]["href"], timeout=30)
+    assert stored.status_code == 200
+    assert stored.headers["content-type"] == "image/png"
+    assert stored.content == tiny_png()
+    listing = requests.get(image["href"], timeout=30).json()
+    assert listing["files"] == image["files"]
 
     # 7. undeploy
     undeployed = requests.delete(f"{api}/processes/convert-url", timeout=30)

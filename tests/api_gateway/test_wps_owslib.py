@@ -56,13 +56,10 @@ def _check_outputs(client: dict[str, Any], execution, message: str, tmp_path: Pa
     job_id = execution.statusLocation.rsplit("/", 1)[1] if execution.statusLocation else None
     report = outputs["report"]
     assert report.mimeType == "text/plain"
-    if report.reference.startswith(("http://", "https://")):
-        execution.getOutput(str(tmp_path / "report.txt"), identifier="report")
-        assert (tmp_path / "report.txt").read_text() == said
-    else:
-        # The local result store gives file:// hrefs until results are served over HTTP
-        # (issue 14); OWSLib cannot download those, so the reference itself is checked.
-        assert report.reference.startswith("file://") and report.reference.endswith("said.txt")
+    # The local result store's files are served by the gateway: OWSLib downloads them.
+    assert report.reference.startswith(("http://", "https://")), report.reference
+    execution.getOutput(str(tmp_path / "report.txt"), identifier="report")
+    assert (tmp_path / "report.txt").read_text() == said
     if job_id:
         results = requests.get(f"{client['api']}/jobs/{job_id}/results", timeout=30).json()
         # OWSLib strips the literal's text; the tool's output ends with a newline.

@@ -16,7 +16,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -35,6 +34,7 @@ from tests.support import (
     assert_ogc_exception,
     cwl_job,
     execute_async,
+    result_bytes,
     wait_for_status,
 )
 
@@ -244,7 +244,7 @@ def _run_echo(api: str, message: str) -> tuple[str, str]:
     assert final["status"] == "successful", final
     job_id = created.json()["jobID"]
     results = requests.get(f"{api}/jobs/{job_id}/results", timeout=HTTP_TIMEOUT_S).json()
-    return job_id, Path(urlparse(results["said"]["href"]).path).read_text()
+    return job_id, result_bytes(results["said"]["href"]).decode()
 
 
 def test_a_job_runs_on_a_backend_only_the_tests_know(plugin_engine: Engine):

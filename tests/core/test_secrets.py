@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from pydantic import Field, SecretStr
 
-from core.secrets import MASK, install_log_redaction, redact, secret_values
-from core.settings import ExecutionSettings, GatewaySettings, OidcSettings, Settings
+from core.secrets import (
+    ELIDED,
+    MASK,
+    Redactor,
+    install_log_redaction,
+    redact,
+    secret_values,
+    without_traceback,
+)
+from core.settings import ExecutionSettings, OidcSettings, OutboundSettings, Settings
 
 
 class _WithSecrets(Settings):
@@ -55,10 +64,8 @@ def test_symmetric_or_no_algorithms_are_refused(algorithms: list[str]):
 
 def test_allowed_networks_must_be_networks():
     with pytest.raises(ValueError):
-        GatewaySettings(package_href_allowed_networks=["not-a-network"])
-    assert GatewaySettings(
-        package_href_allowed_networks=["10.0.0.0/8"]
-    ).package_href_allowed_networks
+        OutboundSettings(allowed_networks=["not-a-network"])
+    assert OutboundSettings(allowed_networks=["10.0.0.0/8"]).allowed_networks
 
 
 def test_resource_maxima_refuse_numbers_not_expressions():
@@ -73,3 +80,22 @@ def test_resource_maxima_refuse_numbers_not_expressions():
     with pytest.raises(InvalidPackage) as refused:
         check_resources(nested, settings)
     assert "ramMin 4096 MiB" in refused.value.detail and "coresMin 8" in refused.value.detail
+
+
+def test_the_redactor_elides_engine_paths_drops_tracebacks_and_masks_secrets(tmp_path):
+    settings = _WithSecrets(home=tmp_path / "home", wes_password="wes-pass-123")
+    redact = Redactor.from_settings(settings)
+    repo = str(Path(__file__).resolve().parents[2])
+    assert str(tmp_path / "home") in redact.paths and repo in redact.paths
+    text = (
+        f"[job main] {tmp_path}/home/jobs/j1/tmp/o1$ echo wes-pass-123\n"
+        f"{tmp_path}/home-other stays, {repo}/core/http.py does not\n"
+        "Traceback (most recent call last):\n"
+        f'  File "{repo}/flows/execution.py", line 1'
+    )
+    assert redact(text) == (
+        f"[job main] {ELIDED}/jobs/j1/tmp/o1$ echo {MASK}\n"
+        f"{tmp_path}/home-other stays, {ELIDED}/core/http.py does not"
+    )
+    assert redact.secrets_only(f"{tmp_path}/home wes-pass-123") == f"{tmp_path}/home {MASK}"
+    assert without_traceback("no traceback here") == "no traceback here"

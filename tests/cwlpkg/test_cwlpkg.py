@@ -55,8 +55,10 @@ def without_ogc_extras(description: dict[str, Any]) -> None:
 
 def test_public_surface() -> None:
     assert sorted(cwl.__all__) == [
+        "check_package_files",
         "describe",
         "entrypoint",
+        "file_urls",
         "input_schema",
         "job_order",
         "pack",

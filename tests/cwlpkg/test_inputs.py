@@ -78,7 +78,7 @@ def test_validate_inputs_names_every_bad_input() -> None:
     }
     assert errors["text"] == "3 is not of type 'string'"
     assert "'medium' is not one of ['fast', 'slow']" in errors["mode"]
-    assert "'not a url' is not a 'uri'" in errors["image"]
+    assert "'not a url' is not an http(s):// or s3:// URL" in errors["image"]
     assert errors["images"].startswith("at $[1]: 5 is not valid: expected object or string")
     assert "'east' is a required property" in errors["box"]
     assert errors["colour"].startswith("unknown input (this process takes: text, count")

@@ -22,6 +22,7 @@ from blocks.s3 import S3ResultStorage
 from blocks.storage import LocalResultStorage
 from core.exceptions import StagingError
 from core.settings import (
+    OutboundSettings,
     ResultSettings,
     Settings,
     StageInSettings,
@@ -32,6 +33,7 @@ from flows.stac import STAC_CATALOG
 from flows.staging import (
     Fetcher,
     fetcher_from_settings,
+    result_links,
     result_storage,
     stage_in_job_order,
     stage_out_outputs,
@@ -69,6 +71,7 @@ def _settings(
             secret_key=stagein.secret_key,
         ),
         transfer=TransferSettings(attempts=2, backoff_s=0.05),
+        outbound=OutboundSettings(allowed_networks=["127.0.0.1/32"]),
         results=ResultSettings(**results),
         workspace=WorkspaceSettings(**(workspace or {})),
     )
@@ -423,6 +426,119 @@ def test_a_stac_output_cannot_publish_files_outside_it(tmp_path: Path):
     assert not (tmp_path / "results").exists()  # checked before anything is uploaded
 
 
+# --- the outbound guard and host files -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"class": "File", "location": "file:///etc/hostname"},
+        {"class": "File", "location": "/etc/hostname"},
+        {"class": "File", "path": "/etc/hostname"},
+        {"class": "Directory", "location": "file:///etc"},
+        {"class": "File", "location": "ftp://example.org/x"},
+        {"class": "Directory", "listing": [{"class": "File", "location": "file:///etc/hostname"}]},
+        {
+            "class": "File",
+            "location": "https://example.org/a",
+            "secondaryFiles": [{"class": "File", "location": "https://example.org/b"}],
+        },
+    ],
+)
+def test_no_input_reads_the_engines_disk(tmp_path: Path, fetcher: Fetcher, value: dict):
+    with pytest.raises(StagingError, match="input 'x': ") as refused:
+        stage_in_job_order({"x": value}, tmp_path / "in", fetcher)
+    # The same answer whether the path exists or not: nothing was looked at.
+    other = json.loads(
+        json.dumps(value).replace("hostname", "no-such-file").replace("/etc", "/nope")
+    )
+    with pytest.raises(StagingError) as again:
+        stage_in_job_order({"x": other}, tmp_path / "in", fetcher)
+    assert "exist" not in refused.value.detail and "exist" not in again.value.detail
+    assert not (tmp_path / "in").exists()
+
+
+def test_a_literal_file_needs_no_fetch(tmp_path: Path, fetcher: Fetcher):
+    literal = {"class": "File", "basename": "a.txt", "contents": "inline"}
+    assert stage_in_job_order({"x": literal}, tmp_path / "in", fetcher) == {"x": literal}
+
+
+def test_stage_in_never_reaches_a_refused_address(tmp_path: Path, fetcher: Fetcher):
+    """127.0.0.1 is allowed in these settings; 127.0.0.2 is loopback all the same."""
+    with pytest.raises(StagingError, match=r"127\.0\.0\.2:9 is refused") as refused:
+        stage_in_job_order(
+            {"x": {"class": "File", "location": "http://127.0.0.2:9/secret"}}, tmp_path, fetcher
+        )
+    assert "OAPIP_ALLOWED_NETWORKS" in refused.value.detail
+
+
+def test_a_redirect_to_a_refused_address_fails_the_input(
+    tmp_path: Path, fetcher: Fetcher, redirector: str
+):
+    hop = redirector + "http://127.0.0.2:9/secret"
+    with pytest.raises(StagingError, match=r"input 'x': .*127\.0\.0\.2:9 is refused.*redirected"):
+        stage_in_job_order({"x": {"class": "File", "location": hop}}, tmp_path, fetcher)
+
+
+def test_stac_assets_and_links_go_through_the_guard(
+    tmp_path: Path, fetcher: Fetcher, file_server: FileServer
+):
+    for href, problem in (
+        ("http://127.0.0.2:9/B04.tif", r"127\.0\.0\.2:9 is refused"),
+        ("file:///etc/hostname", "not an http"),
+    ):
+        item = _item(f"S2-{uuid.uuid4().hex[:6]}", {"B04": href})
+        url = file_server.add(f"{item.id}.json", json.dumps(item.to_dict()))
+        with pytest.raises(StagingError, match=f"input 'd': .*{problem}"):
+            stage_in_job_order(
+                {"d": {"class": "Directory", "location": url}}, tmp_path / item.id, fetcher
+            )
+    catalog = {
+        "type": "Catalog",
+        "stac_version": "1.0.0",
+        "id": "lure",
+        "description": "a child link to the engine's disk",
+        "links": [{"rel": "child", "href": "file:///etc/hostname"}],
+    }
+    url = file_server.add(f"lure-{uuid.uuid4().hex[:6]}.json", json.dumps(catalog))
+    with pytest.raises(StagingError, match="STAC link 'file:///etc/hostname' is not an http"):
+        stage_in_job_order({"d": {"class": "Directory", "location": url}}, tmp_path / "c", fetcher)
+
+
+def test_local_results_link_to_the_gateway_not_the_disk(tmp_path: Path, stageout_s3: S3Server):
+    storage = LocalResultStorage(basepath=tmp_path / "results")
+    jobs_url = "https://gw.example/alice/ogc-api/jobs"
+    link = result_links(storage, prefix="processing-results", job_id="JOB", jobs_url=jobs_url)
+    (tmp_path / "a b.txt").write_text("a")
+    stac = _stac_output(tmp_path / "stac")
+    results = stage_out_outputs(
+        {
+            "file": {"class": "File", "location": (tmp_path / "a b.txt").as_uri()},
+            "stac": {"class": "Directory", "location": stac.as_uri()},
+        },
+        storage,
+        prefix="processing-results",
+        job_id="JOB",
+        link=link,
+    )
+    assert results["file"]["href"] == f"{jobs_url}/JOB/results/file/a%20b.txt"
+    assert results["stac"]["href"] == f"{jobs_url}/JOB/results/stac/catalog.json"
+    assert str(tmp_path) not in json.dumps(results)
+    stored = tmp_path / "results" / "processing-results" / "JOB" / "stac"
+    for document in stored.rglob("*.json"):
+        text = document.read_text()
+        assert str(tmp_path) not in text and "file:" not in text, document
+        for link_ in json.loads(text).get("links", []):
+            assert link_["href"].startswith(f"{jobs_url}/JOB/results/stac/"), link_
+    item = json.loads((stored / "one" / "one.json").read_text())
+    assert item["assets"]["data"]["href"] == f"{jobs_url}/JOB/results/stac/one/one.tif"
+    # S3 stores keep their own URLs.
+    s3 = result_storage(_settings(stageout_s3, stageout_s3), user="alice")
+    assert (
+        result_links(s3, prefix="p", job_id="J", jobs_url=jobs_url)("p/J/x") == "s3://eoepca/p/J/x"
+    )
+
+
 def test_the_public_surface_is_what_we_meant():
     import blocks.s3
     import flows.stac
@@ -431,6 +547,7 @@ def test_the_public_surface_is_what_we_meant():
     assert sorted(flows.staging.__all__) == [
         "Fetcher",
         "fetcher_from_settings",
+        "result_links",
         "result_storage",
         "stage_in_job_order",
         "stage_out_outputs",

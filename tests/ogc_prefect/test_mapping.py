@@ -21,7 +21,7 @@ import cwlpkg as cwl
 import ogc_prefect.mapping
 from core.exceptions import InvalidInput, InvalidParameter
 from core.naming import job_tags
-from core.secrets import MASK
+from core.secrets import ELIDED, MASK, Redactor
 from ogc_prefect.mapping import (
     OGC_STATUS,
     DeployedPackage,
@@ -132,7 +132,7 @@ def test_a_failed_run_is_a_failed_job_with_its_cleaned_and_masked_message():
         start_time=T0 + dt.timedelta(minutes=1),
         end_time=T0 + dt.timedelta(minutes=2),
     )
-    record = job_record(run, 42, ["hunter2"])
+    record = job_record(run, 42, Redactor(("hunter2",)))
     assert record.job_id == str(run.id)
     assert record.process_id == "echo"
     assert record.status == "failed"
@@ -156,21 +156,21 @@ def test_a_failed_run_is_a_failed_job_with_its_cleaned_and_masked_message():
     ],
 )
 def test_a_run_without_a_message_gets_the_default_message(state_type, status, message, progress):
-    record = job_record(_run(State(type=state_type)), 37, [])
+    record = job_record(_run(State(type=state_type)), 37, Redactor())
     assert (record.status, record.message, record.progress) == (status, message, progress)
 
 
 def test_only_a_final_job_has_a_finished_time():
     end = T0 + dt.timedelta(minutes=5)
-    running = job_record(_run(State(type=StateType.RUNNING), end_time=end), None, [])
-    done = job_record(_run(State(type=StateType.COMPLETED), end_time=end), None, [])
+    running = job_record(_run(State(type=StateType.RUNNING), end_time=end), None, Redactor())
+    done = job_record(_run(State(type=StateType.COMPLETED), end_time=end), None, Redactor())
     assert running.finished is None
     assert done.finished == end
 
 
 def test_a_run_without_a_state_is_accepted():
     run = _run(None, updated=T0 + dt.timedelta(seconds=1))
-    record = job_record(run, None, [])
+    record = job_record(run, None, Redactor())
     assert (record.status, record.message, record.progress) == ("accepted", "job accepted", 0)
     assert record.updated == T0 + dt.timedelta(seconds=1)
 
@@ -183,12 +183,12 @@ def test_a_run_a_schedule_created_names_the_schedule():
     by_automation = _run(
         State(type=StateType.SCHEDULED), created_by=CreatedBy(id=uuid.uuid4(), type="AUTOMATION")
     )
-    assert job_record(scheduled, None, []).schedule_id == str(schedule_id)
-    assert job_record(by_automation, None, []).schedule_id is None
+    assert job_record(scheduled, None, Redactor()).schedule_id == str(schedule_id)
+    assert job_record(by_automation, None, Redactor()).schedule_id is None
 
 
 def test_dismissing_a_finished_job_answers_dismissed():
-    record = job_record(_run(State(type=StateType.COMPLETED)), None, [])
+    record = job_record(_run(State(type=StateType.COMPLETED)), None, Redactor())
     answer = dismissed(record)
     assert (answer.status, answer.message) == ("dismissed", "job dismissed")
     assert answer.job_id == record.job_id and answer.finished == record.finished
@@ -269,12 +269,46 @@ def test_each_log_line_names_its_source():
             task_run_id=uuid.uuid4(),
         ),
     ]
-    records = log_records(lines, [execute])
+    records = log_records(lines, [execute], Redactor())
     assert [(r.source, r.level, r.logger, r.message) for r in records] == [
         ("gateway", 20, "oapip.gateway", "job created"),
         ("flow", 20, "prefect.flow_runs", "start"),
         ("execute", 40, "prefect.task_runs", "tool failed"),
         ("task", 20, "prefect.task_runs", "from a task run not read"),
+    ]
+
+
+def test_users_get_log_lines_without_tracebacks_engine_paths_or_secrets():
+    run_id = uuid.uuid4()
+    redact = Redactor(secrets=("hunter2",), paths=("/srv/oapip", "/opt/venv/lib/python3.11"))
+    failed = (
+        "Encountered exception during execution: ToolFailed('step main failed')\n"
+        "Traceback (most recent call last):\n"
+        '  File "/opt/venv/lib/python3.11/site-packages/prefect/flow_engine.py", line 1\n'
+        "core.exceptions.ToolFailed: step main failed"
+    )
+    lines = [
+        Log(name="prefect.flow_runs", level=40, message=failed, timestamp=T0, flow_run_id=run_id),
+        Log(
+            name="prefect.task_runs",
+            level=20,
+            message="cwltool: [job main] /srv/oapip/jobs/x/tmp/o1$ echo hunter2",
+            timestamp=T0,
+            flow_run_id=run_id,
+        ),
+        Log(
+            name="prefect.task_runs",
+            level=20,
+            message="tool: /srv/oapip/data is mine, hunter2",
+            timestamp=T0,
+            flow_run_id=run_id,
+        ),
+    ]
+    messages = [r.message for r in log_records(lines, [], redact)]
+    assert messages == [
+        "Encountered exception during execution: ToolFailed('step main failed')",
+        f"cwltool: [job main] {ELIDED}/jobs/x/tmp/o1$ echo {MASK}",
+        f"tool: /srv/oapip/data is mine, {MASK}",  # the tool's own output keeps its words
     ]
 
 
