@@ -30,6 +30,7 @@ from core.exceptions import (
 )
 from core.naming import PROCESS_ID
 from core.settings import Settings
+from cwlpkg.sandbox import tools_without_image
 from ogc_prefect import DeployedPackage
 
 __all__ = [
@@ -198,6 +199,23 @@ def check_resources(doc: dict[str, Any], settings: Settings) -> None:
         )
 
 
+def check_sandbox_images(doc: dict[str, Any], engine: str | None, settings: Settings) -> None:
+    """Refuse, with ``OAPIP_SANDBOX=containers`` and no ``OAPIP_DEFAULT_IMAGE``, a package
+    for the cwltool backend with a tool that names no image: it could not be sandboxed."""
+    execution = settings.execution
+    if execution.sandbox != "containers" or execution.default_image:
+        return
+    if (engine or execution.engine) != "cwltool":
+        return
+    bare = tools_without_image(doc)
+    if bare:
+        raise InvalidPackage(
+            f"tool {', '.join(bare)} has no DockerRequirement, and this server runs every "
+            "tool in a container (OAPIP_SANDBOX=containers) with no OAPIP_DEFAULT_IMAGE set: "
+            "add a DockerRequirement naming the tool's image"
+        )
+
+
 def _execution_engine(value: object, settings: Settings) -> dict[str, str]:
     """``{"executionEngine": value}`` for a backend of the registry that is available here
     (or a saved backend block); ``{}`` when unset."""
@@ -224,6 +242,7 @@ def _build(
     source = {**source, "document": copy.deepcopy(doc)}
     cwl.validate_document(doc)
     check_resources(doc, settings)
+    check_sandbox_images(doc, source.get("executionEngine"), settings)
     workflow_id = cwl.select_workflow(doc, w)
     if not PROCESS_ID.match(workflow_id):
         raise InvalidPackage(

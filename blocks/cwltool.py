@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -38,6 +39,7 @@ from blocks.backend import (
 from core.exceptions import BackendError
 from core.processes import stop_process_group
 from core.settings import Settings
+from cwlpkg.sandbox import SandboxPolicy
 
 __all__ = ["CwltoolBackend"]
 
@@ -89,6 +91,10 @@ class CwltoolBackend(ExecutionBackend):
         "Unset: the job's work directory.",
         examples=["/var/lib/oapip/packages"],
     )
+    sandbox: SandboxPolicy = Field(
+        default_factory=SandboxPolicy,
+        description="How tools are confined (`OAPIP_SANDBOX*`, cwlpkg.sandbox).",
+    )
     kill_grace_s: float = Field(
         default=5.0,
         description="Seconds between SIGTERM and SIGKILL when a run is cancelled.",
@@ -103,6 +109,7 @@ class CwltoolBackend(ExecutionBackend):
             pull_images=settings.execution.container_pull,
             network=settings.execution.container_network,
             cache_dir=settings.home / "packages",
+            sandbox=sandbox_policy(settings),
         )
 
     @property
@@ -116,6 +123,11 @@ class CwltoolBackend(ExecutionBackend):
             raise BackendError(
                 "the cwltool backend has no container engine and may not run without one"
             )
+        sandboxed = self.sandbox.mode == "containers"
+        if sandboxed and self.container_engine == "none":
+            raise BackendError(
+                "OAPIP_SANDBOX=containers needs a container engine: set OAPIP_CONTAINER_ENGINE"
+            )
         request = {
             "workflow": job.workflow,
             "entrypoint": job.entrypoint,
@@ -123,10 +135,11 @@ class CwltoolBackend(ExecutionBackend):
             "workdir": str(job.workdir),
             "revision": job.revision,
             "cache_dir": str(self.cache_dir) if self.cache_dir else None,
-            "use_container": self.container_engine != "none",
+            "use_container": self.container_engine != "none" or sandboxed,
             "podman": self.container_engine == "podman",
             "pull_images": self.pull_images,
             "network": self.network,
+            "sandbox": asdict(self.sandbox),
         }
         if request["use_container"]:
             self.record_run(job, _CONTAINERS, {"workdir": str(job.workdir)})
@@ -141,6 +154,22 @@ class CwltoolBackend(ExecutionBackend):
         from cwlpkg.runner import remove_containers
 
         remove_containers(Path(handle["workdir"]), self.container_client, logger)
+
+
+def sandbox_policy(settings: Settings) -> SandboxPolicy:
+    """The tool sandbox of ``OAPIP_SANDBOX*`` within the site's per-job maxima."""
+    execution = settings.execution
+    return SandboxPolicy(
+        mode=execution.sandbox,
+        uid=execution.sandbox_uid,
+        default_image=execution.default_image,
+        network=execution.sandbox_network,
+        max_pids=execution.sandbox_max_pids,
+        max_ram_mib=execution.max_job_ram_mib,
+        max_cores=execution.max_job_cores,
+        max_cpu_s=execution.sandbox_max_cpu_s,
+        max_file_mib=execution.sandbox_max_file_mib,
+    )
 
 
 class _InProcessRun(BackendRun):
@@ -169,6 +198,7 @@ class _InProcessRun(BackendRun):
                 podman=request["podman"],
                 pull_images=request["pull_images"],
                 network=request["network"],
+                sandbox=SandboxPolicy(**request["sandbox"]),
                 logger=self._job.logger,
                 on_step=self._job.on_step,
             )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core.naming import TOOL_LINE
+from cwlpkg.sandbox import SandboxPolicy, lock_home, make_tool
 
 __all__ = [
     "ContainerOptions",
@@ -76,6 +77,8 @@ def _load_from_file(uri: str) -> Any:
 
     context = LoadingContext()
     context.do_update = True
+    # Tools whose jobs obey the run's sandbox policy (cwlpkg.sandbox); none: cwltool's.
+    context.construct_tool_object = make_tool
     return cwl_load_tool(uri, context)
 
 
@@ -142,7 +145,9 @@ class ContainerOptions:
         return "podman" if self.podman else "docker"
 
 
-def _runtime_context(outdir: Path, workdir: Path, containers: ContainerOptions) -> Any:
+def _runtime_context(
+    outdir: Path, workdir: Path, containers: ContainerOptions, sandbox: SandboxPolicy | None
+) -> Any:
     from cwltool.context import RuntimeContext
 
     context = RuntimeContext()
@@ -161,6 +166,10 @@ def _runtime_context(outdir: Path, workdir: Path, containers: ContainerOptions) 
     context.cidfile_dir = str(workdir / "tmp" / "cid")
     context.move_outputs = "move"
     context.rm_tmpdir = True
+    context.oapip_sandbox = sandbox
+    if sandbox is not None and sandbox.mode == "containers":
+        image = sandbox.default_image
+        context.find_default_container = lambda _tool: image
     return context
 
 
@@ -176,23 +185,30 @@ def run_cwl(
     podman: bool = False,
     pull_images: bool = True,
     network: str | None = None,
+    sandbox: SandboxPolicy | None = None,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> CwlOutcome:
     """Run ``entrypoint`` of ``workflow`` on ``job_order``; outputs go to ``workdir/outputs``.
 
     ``use_container``, ``podman``, ``pull_images`` and ``network`` are the fields of
-    :class:`ContainerOptions`. Never raises for a failing tool: the outcome's ``message``
-    names the failed steps.
+    :class:`ContainerOptions`; ``sandbox`` confines the tools (:mod:`cwlpkg.sandbox`;
+    ``containers`` implies ``use_container``). Never raises for a failing tool: the
+    outcome's ``message`` names the failed steps.
     """
     from cwltool.errors import WorkflowException
     from cwltool.executors import SingleJobExecutor
 
     log = logger or logging.getLogger("oapip.cwl")
     outdir = workdir / "outputs"
+    if sandbox is not None and sandbox.mode == "containers":
+        use_container = True
     containers = ContainerOptions(use_container, podman, pull_images, network)
     for folder in (outdir, workdir / "tmp", workdir / "tmp" / "cid"):
         folder.mkdir(parents=True, exist_ok=True)
+    off = sandbox is not None and sandbox.mode == "off" and sandbox.changes_user
+    if off and workdir.parent.name == "jobs":  # <OAPIP_HOME>/jobs/<job id>
+        lock_home(workdir.parent.parent, workdir.parent)
     relay = _CwltoolLogRelay(log, on_step)
     cwl_logger = logging.getLogger("cwltool")
     cwl_logger.addHandler(relay)
@@ -201,7 +217,7 @@ def run_cwl(
     pump = _OutputPump(log)
     try:
         tool = load_tool(workflow, entrypoint, revision, cache_dir or workdir)
-        context = _runtime_context(outdir, workdir, containers)
+        context = _runtime_context(outdir, workdir, containers, sandbox)
         context.default_stdout = context.default_stderr = pump.writer
         outputs, status = SingleJobExecutor()(tool, job_order, context, logger=cwl_logger)
     except WorkflowException as exc:
@@ -325,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         podman=request.get("podman", False),
         pull_images=request.get("pull_images", True),
         network=request.get("network"),
+        sandbox=SandboxPolicy(**request["sandbox"]) if request.get("sandbox") else None,
         logger=logging.getLogger("oapip.cwl"),
     )
     result_path = args.request.with_name("outcome.json")

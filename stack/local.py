@@ -20,6 +20,7 @@ import httpx
 from core.naming import FAST_POOL_TYPE, RESULT_STORAGE_BLOCK
 from core.processes import stop_process_group
 from core.settings import Settings
+from stack.prefect_auth import auth_string
 from stack.setup import setup
 
 __all__ = ["Stack", "prefect_env", "wait_for_http"]
@@ -29,7 +30,8 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
     """Environment for the engine's processes: Prefect offline, pointed at our server.
 
     Workers copy their own PREFECT_* settings into every job, so only the server gets
-    the database URL.
+    the database URL. Every process gets the API's credentials (:mod:`stack.prefect_auth`),
+    unless the environment names its own.
     """
     env = {
         **os.environ,
@@ -40,6 +42,7 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
         "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": RESULT_STORAGE_BLOCK,
         "OAPIP_HOME": str(settings.home),
     }
+    env.setdefault("PREFECT_API_AUTH_STRING", auth_string(settings.home))
     if settings.stack.database_url and "OAPIP_PREFECT_WRITE_CONCURRENCY" not in os.environ:
         env["OAPIP_PREFECT_WRITE_CONCURRENCY"] = "8"  # PostgreSQL takes concurrent writers
     if server:
@@ -50,6 +53,7 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
                 "PREFECT_API_DATABASE_CONNECTION_URL",
                 f"sqlite+aiosqlite:///{settings.home / 'prefect' / 'prefect.db'}",
             )
+        env["PREFECT_SERVER_API_AUTH_STRING"] = env["PREFECT_API_AUTH_STRING"]
         # The stack has its own worker; the server's own services stay, minus telemetry.
         env["PREFECT_SERVER_UI_API_URL"] = settings.prefect.api_url
         # A job waiting for a free slot is queued, not late: Prefect's 15 s default
@@ -58,6 +62,7 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
         env.setdefault("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "300")
     else:
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+        env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
     return env
 
 

@@ -181,6 +181,24 @@ class Engine:
     stack: Any = None  # the stack.local.Stack running it
     env: dict[str, str] | None = None  # the settings its processes were started with
 
+    @property
+    def prefect_auth(self) -> tuple[str, str]:
+        """Basic-auth credentials of this stack's Prefect API (``requests``' ``auth=``)."""
+        from stack.prefect_auth import basic_auth
+
+        return basic_auth(self.home)
+
+    def prefect_settings(self) -> dict[Any, str]:
+        """Prefect settings of a client of this stack (``temporary_settings(updates=...)``)."""
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL
+
+        from stack.prefect_auth import auth_string
+
+        return {
+            PREFECT_API_URL: self.prefect_api_url,
+            PREFECT_API_AUTH_STRING: auth_string(self.home),
+        }
+
     def api(self, user: str | None) -> str:
         """Base URL of ``user``'s OGC API tree (``None``: the unprefixed one)."""
         return f"{self.url}/ogc-api" if user is None else f"{self.url}/{user}/ogc-api"
@@ -228,11 +246,12 @@ def _running_engine(
     ``OAPIP_OIDC_ISSUER``, ``DOCKER_HOST``); the ``Engine`` yielded keeps the ``Stack`` so
     fault tests can kill and restart its parts.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     import core.settings
     from core.settings import Settings, StackSettings
     from stack.local import Stack
+    from stack.prefect_auth import auth_string
 
     port, prefect_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{prefect_port}/api"
@@ -262,7 +281,9 @@ def _running_engine(
         try:
             # Prefect read its settings when first imported: point this process's
             # client (used by the stack's setup step) at this engine's server.
-            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            with temporary_settings(
+                updates={PREFECT_API_URL: api_url, PREFECT_API_AUTH_STRING: auth_string(home)}
+            ):
                 stack.start()
         except BaseException:
             stack.stop()

@@ -111,11 +111,11 @@ def hpc(tool_bin: Path) -> Iterator[Hpc]:
 
 def save_backend_block(engine: Engine, name: str, **fields: object) -> str:
     """Save a ``ToilWesBackend`` document in ``engine``'s Prefect; return its load name."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import temporary_settings
 
     from blocks.toil_wes import ToilWesBackend
 
-    with temporary_settings(updates={PREFECT_API_URL: engine.prefect_api_url}):
+    with temporary_settings(updates=engine.prefect_settings()):
         ToilWesBackend(**fields).save(name, overwrite=True)
     return f"toil-wes-backend/{name}"
 

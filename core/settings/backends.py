@@ -62,17 +62,65 @@ class ExecutionSettings(Group):
         "e.g. `host` to reach servers on the host's loopback. Unset: the engine's default.",
         examples=["host"],
     )
+    sandbox: Literal["off", "containers"] = Field(
+        default="off",
+        description="How tools of the cwltool backend are confined. `off` (single-user): "
+        "on the host, as an unprivileged user (`OAPIP_SANDBOX_UID`) with CPU-time, process, "
+        "file-size and address-space limits and a scrubbed environment. `containers`: every "
+        "CommandLineTool in a container of `OAPIP_CONTAINER_ENGINE` as that user, no "
+        "capabilities, no new privileges, inputs read-only, pids/memory/CPU limits, network "
+        "`none` unless the tool declares NetworkAccess (then `OAPIP_SANDBOX_NETWORK`). "
+        "Multi-tenant mode (OIDC on) needs `containers`.",
+    )
+    default_image: str | None = Field(
+        default=None,
+        description="Image of tools without a DockerRequirement when `OAPIP_SANDBOX="
+        "containers`. Unset: such packages are refused at deploy.",
+        examples=["debian:bookworm-slim"],
+    )
+    sandbox_uid: int = Field(
+        default=65534,
+        ge=1,
+        description="Numeric user (and group) sandboxed tools run as, on the host or in "
+        "containers.",
+    )
+    sandbox_network: str = Field(
+        default="bridge",
+        description="Network (`--net`) of sandboxed containers whose tool declares "
+        "NetworkAccess: one from which the host's loopback (Prefect API, gateway) cannot be "
+        "reached. `none` denies tools network access altogether.",
+        examples=["bridge", "oapip-tools"],
+    )
+    sandbox_max_pids: int = Field(
+        default=256,
+        ge=8,
+        description="Most processes one sandboxed tool may run at once (`--pids-limit`; "
+        "with `off`, the process limit of the sandbox user).",
+    )
+    sandbox_max_cpu_s: int = Field(
+        default=3600,
+        ge=1,
+        description="CPU time one tool may use with `OAPIP_SANDBOX=off`, seconds.",
+    )
+    sandbox_max_file_mib: int = Field(
+        default=4096,
+        ge=1,
+        description="Largest file one sandboxed tool may write, MiB (with `containers` also "
+        "the size of its writable /tmp).",
+    )
     max_job_ram_mib: int = Field(
         default=1024,
         ge=1,
         description="Most RAM one job may ask for, MiB: a package whose ResourceRequirement "
-        "`ramMin` is larger is refused at deploy (400).",
+        "`ramMin` is larger is refused at deploy (400); a sandboxed container's memory "
+        "limit never exceeds it.",
     )
     max_job_cores: float = Field(
         default=2,
         gt=0,
         description="Most cores one job may ask for: a package whose ResourceRequirement "
-        "`coresMin` is larger is refused at deploy (400).",
+        "`coresMin` is larger is refused at deploy (400); a sandboxed container's CPU "
+        "limit never exceeds it.",
     )
 
 

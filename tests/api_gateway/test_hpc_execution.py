@@ -122,6 +122,7 @@ def deploy_on(api: str, engine: str, *, cwl: str | None = None, href: str | None
 def flow_run_logs(engine: Engine, job_id: str) -> list[str]:
     logs = requests.post(
         f"{engine.prefect_api_url}/logs/filter",
+        auth=engine.prefect_auth,
         json={"logs": {"flow_run_id": {"any_": [job_id]}}, "limit": 200, "sort": "TIMESTAMP_ASC"},
         timeout=HTTP_TIMEOUT_S,
     ).json()
@@ -186,6 +187,7 @@ def test_convert_url_runs_as_slurm_jobs(
     assert any("wes: " in m and "toil" in m.lower() for m in messages), messages[-20:]
     artifacts = requests.post(
         f"{hpc_engine.prefect_api_url}/artifacts/filter",
+        auth=hpc_engine.prefect_auth,
         json={"artifacts": {"flow_run_id": {"any_": [job_id]}}},
         timeout=HTTP_TIMEOUT_S,
     ).json()

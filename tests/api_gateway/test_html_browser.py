@@ -152,7 +152,10 @@ def test_prefect_ui_shows_the_jobs_flow_run(browser, api: str, engine: Engine):
     # artifact and the link artifact to the results.
     run_filter = {"flow_runs": {"id": {"any_": [job["jobID"]]}}}
     tasks = requests.post(
-        f"{engine.prefect_api_url}/task_runs/filter", json=run_filter, timeout=30
+        f"{engine.prefect_api_url}/task_runs/filter",
+        json=run_filter,
+        auth=engine.prefect_auth,
+        timeout=30,
     ).json()
     assert sorted(t["name"].rsplit("-", 1)[0] for t in tasks) == [
         "execute",
@@ -162,11 +165,14 @@ def test_prefect_ui_shows_the_jobs_flow_run(browser, api: str, engine: Engine):
     assert all(t["state_type"] == "COMPLETED" for t in tasks)
     artifacts = requests.post(
         f"{engine.prefect_api_url}/artifacts/filter",
+        auth=engine.prefect_auth,
         json={"artifacts": {"flow_run_id": {"any_": [job["jobID"]]}}},
         timeout=30,
     ).json()
     kinds = {a["type"]: a for a in artifacts}
     assert kinds["progress"]["data"] == 100
     assert "processing-results/" + job["jobID"] in kinds["markdown"]["data"]
-    flow_run = requests.get(f"{engine.prefect_api_url}/flow_runs/{job['jobID']}", timeout=30)
+    flow_run = requests.get(
+        f"{engine.prefect_api_url}/flow_runs/{job['jobID']}", auth=engine.prefect_auth, timeout=30
+    )
     assert flow_run.json()["name"] == "two-phase"

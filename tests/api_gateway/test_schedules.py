@@ -25,11 +25,15 @@ def _instant(text: str) -> dt.datetime:
 def _prefect_schedules(engine: Engine, user: str, process_id: str) -> list[dict[str, Any]]:
     """The schedules of the process's deployment, read from Prefect's own API."""
     deployment = requests.get(
-        f"{engine.prefect_api_url}/deployments/name/ogc-execute/{process_id}@{user}", timeout=30
+        f"{engine.prefect_api_url}/deployments/name/ogc-execute/{process_id}@{user}",
+        auth=engine.prefect_auth,
+        timeout=30,
     )
     assert deployment.status_code == 200, deployment.text
     schedules = requests.get(
-        f"{engine.prefect_api_url}/deployments/{deployment.json()['id']}/schedules", timeout=30
+        f"{engine.prefect_api_url}/deployments/{deployment.json()['id']}/schedules",
+        auth=engine.prefect_auth,
+        timeout=30,
     )
     assert schedules.status_code == 200, schedules.text
     return schedules.json()
@@ -88,7 +92,11 @@ def test_interval_schedule_runs_pauses_resumes_and_deletes(engine: Engine, user:
         results = requests.get(f"{api}/jobs/{job['jobID']}/results", timeout=30)
         assert results.status_code == 200 and "said" in results.json()
         # The worker started the run when its time had come, not when Prefect created it.
-        run = requests.get(f"{engine.prefect_api_url}/flow_runs/{job['jobID']}", timeout=30)
+        run = requests.get(
+            f"{engine.prefect_api_url}/flow_runs/{job['jobID']}",
+            auth=engine.prefect_auth,
+            timeout=30,
+        )
         assert run.json()["auto_scheduled"] is True
         assert _instant(run.json()["start_time"]) >= _instant(run.json()["expected_start_time"])
         assert _instant(run.json()["created"]) < _instant(run.json()["expected_start_time"])

@@ -263,9 +263,9 @@ def test_a_job_runs_on_a_backend_only_the_tests_know(plugin_engine: Engine):
 
 
 def test_a_saved_document_of_the_tests_backend_runs_a_job(plugin_engine: Engine):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: plugin_engine.prefect_api_url}):
+    with temporary_settings(updates=plugin_engine.prefect_settings()):
         PluginBackend(greeting="hello from a saved block").save("custom", overwrite=True)
     api = plugin_engine.api("plugin-saved")
     deployed = _deploy_on(api, "test-plugin-backend/custom")

@@ -22,6 +22,7 @@ class Job:
     user: str
     job_id: str
     prefect: str  # the Prefect API URL
+    auth: tuple[str, str]  # its credentials
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +34,19 @@ def job(app_packages: Path, engine: Engine, png_url: str) -> Job:
     )
     created = execute_async(api, "convert-url", {"fn": "resize", "url": png_url, "size": "50%"})
     assert wait_for_status(created.headers["Location"], timeout=60)["status"] == "successful"
-    return Job(user, created.json()["jobID"], engine.prefect_api_url)
+    return Job(user, created.json()["jobID"], engine.prefect_api_url, engine.prefect_auth)
 
 
 def test_a_job_is_a_flow_run_of_the_process_deployment(job: Job):
-    flow_run = requests.get(f"{job.prefect}/flow_runs/{job.job_id}", timeout=30).json()
+    flow_run = requests.get(
+        f"{job.prefect}/flow_runs/{job.job_id}", auth=job.auth, timeout=30
+    ).json()
     assert flow_run["id"] == job.job_id
     assert flow_run["name"] == "convert-url"
     assert {f"user:{job.user}", "process:convert-url"} <= set(flow_run["tags"])
     assert flow_run["state_type"] == "COMPLETED"
     deployment = requests.get(
-        f"{job.prefect}/deployments/{flow_run['deployment_id']}", timeout=30
+        f"{job.prefect}/deployments/{flow_run['deployment_id']}", auth=job.auth, timeout=30
     ).json()
     assert deployment["name"] == f"convert-url@{job.user}"
     assert f"user:{job.user}" in deployment["tags"]
@@ -57,6 +60,7 @@ def test_a_job_has_three_task_runs(job: Job):
         # Task-run states reach the server as events, recorded a moment after the flow ends.
         task_runs = requests.post(
             f"{job.prefect}/task_runs/filter",
+            auth=job.auth,
             json={"flow_runs": {"id": {"any_": [job.job_id]}}, "sort": "EXPECTED_START_TIME_ASC"},
             timeout=30,
         ).json()
@@ -71,6 +75,7 @@ def test_the_tool_lines_are_in_the_flow_run_logs(job: Job):
     def tool_logged() -> bool:
         logs = requests.post(
             f"{job.prefect}/logs/filter",
+            auth=job.auth,
             json={"logs": {"flow_run_id": {"any_": [job.job_id]}}, "limit": 200},
             timeout=30,
         ).json()

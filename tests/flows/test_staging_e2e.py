@@ -92,6 +92,7 @@ def test_the_walkthrough_leaves_the_png_in_the_stage_out_bucket(
     def artifact_links() -> list[str]:
         artifacts = requests.post(
             f"{s3_engine.prefect_api_url}/artifacts/filter",
+            auth=s3_engine.prefect_auth,
             json={"artifacts": {"flow_run_id": {"any_": [job_id]}}},
             timeout=30,
         ).json()

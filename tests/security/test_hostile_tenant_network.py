@@ -493,6 +493,7 @@ def test_a_failing_job_shows_no_engine_internals(
     # Operators keep the tracebacks: in Prefect's logs of the run.
     logs = requests.post(
         f"{engine.prefect_api_url}/logs/filter",
+        auth=engine.prefect_auth,
         json={"logs": {"flow_run_id": {"any_": [jobs["tool"]["jobID"]]}}},
         timeout=30,
     ).json()

@@ -24,7 +24,9 @@ from tests.support import (
 
 
 def _prefect(engine: Engine, method: str, path: str, body: dict | None = None) -> str:
-    response = requests.request(method, engine.prefect_api_url + path, json=body, timeout=30)
+    response = requests.request(
+        method, engine.prefect_api_url + path, json=body, auth=engine.prefect_auth, timeout=30
+    )
     assert response.status_code == 200, (path, response.text)
     return response.text
 

@@ -14,11 +14,11 @@ def test_a_kubernetes_pool_follows_the_settings_at_each_setup(engine: Engine, tm
     """The Helm chart runs setup at every start of the worker pod: an upgrade that changes
     the flow-run Jobs (image, ConfigMap) must reach the existing pool's job template."""
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import temporary_settings
 
     pool = f"oapip-kubernetes-{random.randint(0, 10**6)}"
     base = {"OAPIP_WORK_POOL": pool, "OAPIP_HOME": str(tmp_path)}
-    with temporary_settings(updates={PREFECT_API_URL: engine.prefect_api_url}):
+    with temporary_settings(updates=engine.prefect_settings()):
         setup(settings_from({**base, "OAPIP_JOB_IMAGE": "oapip:1"}), pool_type="kubernetes")
         upgraded = {**base, "OAPIP_JOB_IMAGE": "oapip:2", "OAPIP_JOB_CONFIG_MAP": "oapip-config"}
         setup(settings_from(upgraded), pool_type="kubernetes")

@@ -127,6 +127,7 @@ def test_a_dismissed_job_never_passes_through_failed(engine: Engine, api: str):
         )
         history = requests.get(
             f"{engine.prefect_api_url}/flow_run_states/",
+            auth=engine.prefect_auth,
             params={"flow_run_id": job_id},
             timeout=30,
         ).json()
