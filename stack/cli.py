@@ -15,7 +15,12 @@ __all__ = ["main"]
 def _up(args: argparse.Namespace) -> int:
     from stack.local import Stack
 
+    from core.tenancy import mode_problem
+
     settings = get_settings()
+    if problem := mode_problem(settings):
+        print(f"oapip: will not start: {problem}", file=sys.stderr)
+        return 1
     stack = Stack(settings, worker=args.worker)
     stack.stop()  # whatever an earlier start left behind
     try:

@@ -218,6 +218,7 @@ def tool_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     script = folder / "convert.sh"
     script.write_text(CONVERT_SH)
     script.chmod(0o755)
+    folder.chmod(0o755)  # tools run as the sandbox user (OAPIP_SANDBOX=off)
     return folder
 
 

@@ -52,6 +52,7 @@ from prefect.states import Crashed, Pending, Scheduled
 from core.naming import PACKAGE_BLOCK_TYPE, WORKER_ALIVE_FILE, claim_message, claimant
 from core.secrets import install_log_redaction
 from core.settings import Settings, get_settings
+from core.tenancy import check_mode
 from ogc_prefect.rest import PrefectRest, Refused
 from worker.endings import record_end, retrying, stop_left_runs
 from worker.protocol import Exited, Message, Package, Ready, Run, Started, decode, encode
@@ -434,6 +435,7 @@ def main() -> None:
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     settings = get_settings()
+    check_mode(settings)  # multi-tenant mode needs the tool sandbox
     install_log_redaction(settings)
     worker = FastWorker(settings)
     with contextlib.suppress(KeyboardInterrupt):

@@ -190,6 +190,10 @@ def oidc_gateway(
         "OAPIP_OIDC_ISSUER": issuer.url,
         "OAPIP_OIDC_CLIENT_ID": AUDIENCE,
         "OAPIP_OIDC_JWKS_REFRESH_S": "0",  # tests rotate keys and count fetches
+        # Multi-tenant mode starts only with the tool sandbox (the session engine's
+        # worker, in single-user mode, runs the jobs).
+        "OAPIP_SANDBOX": "containers",
+        "OAPIP_DEFAULT_IMAGE": "localhost/oapip/tool-base:latest",
     }
     with open(log, "ab") as out:
         proc = subprocess.Popen(
