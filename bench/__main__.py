@@ -3,6 +3,7 @@
     python -m bench [--jobs 300] [--clients 50] [--history 20000] [--postgres]
     python -m bench --only transfer [--transfer-mib 200] [--rounds 3]
     python -m bench --only wes [--wes-runs 5] [--wes-workflows two-steps echo]
+    python -m bench --only sandbox [--sandbox-runs 10]
 
 It starts its own stack (Prefect server, fast worker, gateway) on free loopback ports in
 a temporary home, deploys ``bench/echo.cwl`` and measures:
@@ -20,6 +21,9 @@ a temporary home, deploys ``bench/echo.cwl`` and measures:
   job's end-to-end time through the engine is set against the same packed
   workflow submitted straight to WES, alternately, median of ``--wes-runs`` each, for
   ``bench/two-steps.cwl`` and ``echo.cwl``.
+
+``--only sandbox`` runs ``bench/sandbox.py``: the echo job end to end on a stack with
+``OAPIP_SANDBOX=containers`` (podman) against one with ``off``, side by side.
 
 ``--only transfer`` runs ``bench/transfer.py`` alone (no stack): 200 MiB through stage-in
 and stage-out against raw boto3 transfers to the same S3 endpoint.
@@ -426,9 +430,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["transfer", "wes"],
+        choices=["transfer", "wes", "sandbox"],
         help="run one measurement alone: transfer (stage-in/stage-out vs raw boto3, no stack); "
-        "wes (an HPC site, Slurm + Toil WES, is started too)",
+        "wes (an HPC site, Slurm + Toil WES, is started too); sandbox (echo with "
+        "OAPIP_SANDBOX=containers vs off, two stacks)",
     )
     parser.add_argument(
         "--transfer-mib", type=int, default=200, help="file size of the transfer benchmark, MiB"
@@ -436,6 +441,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the transfer benchmark")
     parser.add_argument(
         "--s3-endpoint", help="S3 endpoint for the transfer benchmark (default: a moto_server)"
+    )
+    parser.add_argument(
+        "--sandbox-runs", type=int, default=10, help="echo jobs on each stack for --only sandbox"
     )
     parser.add_argument("--wes-runs", type=int, default=5, help="runs each way for --only wes")
     parser.add_argument(
@@ -446,10 +454,13 @@ def main() -> int:
         help="workflows measured by --only wes",
     )
     args = parser.parse_args()
-    if args.only == "transfer":
-        from bench import transfer
+    if args.only in ("transfer", "sandbox"):
+        from bench import sandbox, transfer
 
-        rows = transfer.run(args.transfer_mib, args.rounds, args.s3_endpoint)
+        if args.only == "sandbox":
+            rows = sandbox.run(args.sandbox_runs)
+        else:
+            rows = transfer.run(args.transfer_mib, args.rounds, args.s3_endpoint)
         print()
         print(f"machine: {os.cpu_count()} cores")
         print(_table(rows))

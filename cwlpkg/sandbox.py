@@ -193,6 +193,8 @@ def _sandboxed_runner(runner: type, policy: SandboxPolicy) -> type:
     from cwltool.docker import DockerCommandLineJob
 
     if issubclass(runner, DockerCommandLineJob):
+        if policy.mode != "containers":
+            return runner  # off: containers as the operator's engine settings make them
 
         class ContainerJob(runner):  # type: ignore[misc, valid-type]
             def create_runtime(

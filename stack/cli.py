@@ -13,9 +13,9 @@ __all__ = ["main"]
 
 
 def _up(args: argparse.Namespace) -> int:
-    from stack.local import Stack
-
     from core.tenancy import mode_problem
+    from stack.local import Stack
+    from stack.prefect_auth import AUTH_FILE
 
     settings = get_settings()
     if problem := mode_problem(settings):
@@ -34,7 +34,7 @@ def _up(args: argparse.Namespace) -> int:
         "\nOGC API - Processes engine is up.\n"
         f"  OGC API      {gateway}/ogc-api/   (per user: {gateway}/<user>/ogc-api/)\n"
         f"  Swagger UI   {gateway}/swagger-ui/oapip/\n"
-        f"  Prefect UI   {settings.ui_url}/\n"
+        f"  Prefect UI   {settings.ui_url}/   (credentials: {settings.home / AUTH_FILE})\n"
         f"  logs         {settings.home / 'logs'}\n"
         + (
             "Press Ctrl-C to stop.\n"
