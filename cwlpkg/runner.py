@@ -170,6 +170,7 @@ def _runtime_context(
     if sandbox is not None and sandbox.mode == "containers":
         image = sandbox.default_image
         context.find_default_container = lambda _tool: image
+        context.custom_net = sandbox.network  # for tools that declare NetworkAccess
     return context
 
 

@@ -91,10 +91,11 @@ def container_flags(
     are replaced.
     """
     kept = [arg for arg in runtime if not arg.startswith(("--user=", "--memory=", "--cpus="))]
-    net = [arg for arg in kept if arg.startswith("--net=")]
-    if net and net[-1] != "--net=none":  # the tool declared NetworkAccess
-        kept = [arg for arg in kept if not arg.startswith("--net=")]
-        kept.append(f"--net={policy.network}")
+    # A tool that declared NetworkAccess gets the sandbox's network, whatever cwltool chose.
+    kept = [
+        arg if not arg.startswith("--net=") or arg == "--net=none" else f"--net={policy.network}"
+        for arg in kept
+    ]
     memory = min(ram_mib or policy.max_ram_mib, policy.max_ram_mib)
     cpus = min(cores or policy.max_cores, policy.max_cores)
     file_bytes = policy.max_file_mib * MIB
