@@ -147,6 +147,8 @@ def expected_settings(values: dict[str, Any]) -> dict[str, Any]:
         "execution.engine": values.get("execution", {}).get("engine", "calrissian"),
         "oidc.issuer": values.get("OIDC_ISSUER"),
         "oidc.client_id": values.get("OIDC_CLIENT_ID"),
+        # Multi-tenant mode starts only with the tool sandbox.
+        "execution.sandbox": "containers" if values.get("OIDC_ISSUER") else "off",
         "results_url": f"s3://{values.get('S3_BUCKET', 'eoepca')}"
         if s3
         else "file:///var/lib/oapip/data/results",
