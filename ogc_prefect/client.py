@@ -80,6 +80,8 @@ class PrefectApi:
             were read (a cached answer saves a read on every execute request).
         packages: package block documents by (block name, revision): a revision never
             changes.
+        outbox: the job outbox (:mod:`ogc_prefect.outbox`) the app's lifespan opens; None:
+            jobs are created in Prefect during the request, as before.
     """
 
     def __init__(self, client: PrefectClient, settings: Settings) -> None:
@@ -93,6 +95,7 @@ class PrefectApi:
         self._flow_id: uuid.UUID | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._log_lines: list[LogCreate] = []
+        self.outbox: Any = None  # the job outbox (ogc_prefect.outbox.Outbox) once opened
 
     async def close(self) -> None:
         """Wait for the log lines still to send, then close the REST client."""

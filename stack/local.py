@@ -157,6 +157,10 @@ class Stack:
     def start_gateway(self) -> None:
         """Start the gateway; return once it answers."""
         s = self.settings
+        env = prefect_env(s)
+        if s.stack.database_url and s.stack.database_url.startswith("postgresql"):
+            # The job outbox is a table of Prefect's database (ogc_prefect/outbox.py).
+            env.setdefault("OAPIP_OUTBOX_DATABASE_URL", s.stack.database_url)
         gateway = self._start(
             "gateway",
             [
@@ -170,7 +174,7 @@ class Stack:
                 str(s.stack.port),
                 "--no-access-log",
             ],
-            prefect_env(s),
+            env,
         )
         wait_for_http(f"http://{s.stack.host}:{s.stack.port}/health", 60, gateway)
 

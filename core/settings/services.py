@@ -125,6 +125,19 @@ class GatewaySettings(Group):
         description="How long a synchronous execute request waits for its job, seconds "
         "; past that the client gets the job's status.",
     )
+    outbox: bool = Field(
+        default=True,
+        description="Answer an execute request after one durable local write (the job "
+        "outbox) and create flow runs in bulk behind it; false: create each job's flow run "
+        "during its request.",
+    )
+    outbox_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL database of the job outbox (Prefect's own: a table "
+        "`oapip_outbox`), shared by every gateway replica; `oapip up` sets it from "
+        "`OAPIP_DATABASE_URL`. Unset: a SQLite file `outbox.db` in `OAPIP_HOME` (one gateway).",
+        examples=["postgresql+asyncpg://prefect:secret@db:5432/prefect"],
+    )
     schedule_min_interval_s: float = Field(
         default=60.0,
         gt=0,
