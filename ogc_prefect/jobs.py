@@ -49,7 +49,7 @@ from core.exceptions import (
     ResultNotReady,
     ServiceUnavailable,
 )
-from core.naming import TAG, deployment_name, job_tags, results_key, user_tag
+from core.naming import TAG, deployment_name, job_id_of, job_tags, results_key, user_tag
 from core.settings import Settings
 from ogc_prefect.client import PREFECT_PAGE, UNAVAILABLE, PrefectApi
 from ogc_prefect.mapping import (
@@ -296,7 +296,7 @@ class Jobs:
             raise missing
         try:
             root = LocalResultStorage(basepath=Path(store.path)).path_for(
-                results_key(self.api.settings.results.prefix, str(flow_run.id))
+                results_key(self.api.settings.results.prefix, job_id_of(flow_run.tags, flow_run.id))
             )
             found = (root / relative).resolve()
             if not found.is_relative_to(root) or not found.exists():
