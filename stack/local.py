@@ -21,6 +21,7 @@ from core.naming import FAST_POOL_TYPE, RESULT_STORAGE_BLOCK
 from core.processes import stop_process_group
 from core.settings import Settings
 from stack.setup import setup
+from stack.tuning import LEAN_SERVER
 
 __all__ = ["Stack", "prefect_env", "wait_for_http"]
 
@@ -56,6 +57,8 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
         # turned most of a burst of jobs Late (one more state change, with its event,
         # per job) while the worker was draining the queue as fast as it could.
         env.setdefault("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "300")
+        for name, value in LEAN_SERVER.items():
+            env.setdefault(name, value)
     else:
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     return env
