@@ -20,6 +20,7 @@ import httpx
 from core.naming import FAST_POOL_TYPE, RESULT_STORAGE_BLOCK
 from core.processes import stop_process_group
 from core.settings import Settings
+from stack.scaleout import redis_env, scaled_out
 from stack.setup import setup
 from stack.tuning import LEAN_SERVER
 
@@ -121,27 +122,33 @@ class Stack:
         """Start the Prefect server; return once it answers."""
         s = self.settings
         (s.home / "prefect").mkdir(parents=True, exist_ok=True)
-        server = self._start(
-            "prefect-server",
-            [
-                str(Path(sys.executable).parent / "prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(s.stack.prefect_port),
-            ],
-            prefect_env(s, server=True),
-        )
+        prefect = str(Path(sys.executable).parent / "prefect")
+        argv = [
+            prefect,
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(s.stack.prefect_port),
+        ]
+        env = prefect_env(s, server=True)
+        if scaled_out(s):  # Prefect's production shape (stack/scaleout.py)
+            env.update(redis_env(s))
+            argv += ["--workers", str(s.stack.prefect_replicas), "--no-services"]
+        server = self._start("prefect-server", argv, env)
         # 4-11 s on an idle machine; past 90 s on two cores shared with other servers.
         wait_for_http(f"{s.prefect.api_url.rstrip('/')}/health", 180, server)
+        if scaled_out(s):
+            self._start("prefect-services", [prefect, "server", "services", "start"], env)
 
     def start_worker(self) -> None:
         """Start the worker (it needs no wait: it picks up runs once it is ready)."""
         s = self.settings
         if self.worker == "fast":
-            self._start("worker", [sys.executable, "-m", "worker.fast"], prefect_env(s))
+            for i in range(s.stack.fast_workers):  # one pool: each run claimed once
+                name = "worker" if i == 0 else f"worker-{i + 1}"
+                self._start(name, [sys.executable, "-m", "worker.fast"], prefect_env(s))
         else:
             self._start(
                 "worker",
@@ -193,7 +200,8 @@ class Stack:
 
     def stop(self) -> None:
         """Stop what this stack started (or, from PID files, what an earlier start left)."""
-        for name in ("gateway", "worker", "prefect-server"):
+        workers = sorted(p.stem for p in self.run_dir.glob("worker*.pid"))
+        for name in ("gateway", *workers, "prefect-services", "prefect-server"):
             self.stop_one(name)
 
     def stop_one(self, name: str) -> None:

@@ -82,6 +82,27 @@ class StackSettings(Group):
         description="Database of the embedded Prefect server, e.g. "
         "`postgresql+asyncpg://postgres@127.0.0.1:5432/prefect`. Unset: SQLite in home.",
     )
+    prefect_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Prefect API processes of the embedded stack. Above 1, Prefect's "
+        "production shape: that many API processes without services (`--workers`), one "
+        "`prefect server services start`, messaging, leases and Docket on Redis "
+        "(`OAPIP_REDIS_URL`); needs `OAPIP_DATABASE_URL` (PostgreSQL).",
+    )
+    fast_workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Fast worker processes the embedded stack starts on its one work pool; "
+        "they share the queue (a run is claimed by one of them).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis of the scaled-out Prefect server (`OAPIP_PREFECT_REPLICAS` > 1): "
+        "messaging, causal ordering, concurrency leases, Docket.",
+    )
 
 
 class WorkerSettings(Group):
