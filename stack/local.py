@@ -20,7 +20,7 @@ import httpx
 from core.naming import FAST_POOL_TYPE, RESULT_STORAGE_BLOCK
 from core.processes import stop_process_group
 from core.settings import Settings
-from stack.scaleout import redis_env, scaled_out
+from stack.scaleout import api_argv, redis_env, scaled_out
 from stack.setup import setup
 from stack.tuning import LEAN_SERVER
 
@@ -132,15 +132,14 @@ class Stack:
             "--port",
             str(s.stack.prefect_port),
         ]
-        env = prefect_env(s, server=True)
+        env = api_env = prefect_env(s, server=True)
         if scaled_out(s):  # Prefect's production shape (stack/scaleout.py)
             env.update(redis_env(s))
-            argv += ["--workers", str(s.stack.prefect_replicas), "--no-services"]
-        server = self._start("prefect-server", argv, env)
-        # 4-11 s on an idle machine; past 90 s on two cores shared with other servers.
-        wait_for_http(f"{s.prefect.api_url.rstrip('/')}/health", 180, server)
-        if scaled_out(s):
+            argv, api_env = api_argv(s, env)
             self._start("prefect-services", [prefect, "server", "services", "start"], env)
+        server = self._start("prefect-server", argv, api_env)
+        # 4-11 s on an idle machine; past 90 s on two cores shared with other servers.
+        wait_for_http(f"{s.prefect.api_url.rstrip('/')}/health", 300, server)
 
     def start_worker(self) -> None:
         """Start the worker (it needs no wait: it picks up runs once it is ready)."""

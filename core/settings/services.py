@@ -88,7 +88,7 @@ class StackSettings(Group):
         le=16,
         description="Prefect API processes of the embedded stack. Above 1, Prefect's "
         "production shape: that many API processes without services (`--workers`), one "
-        "`prefect server services start`, messaging, leases and Docket on Redis "
+        "`prefect server services start`, messaging and leases on Redis "
         "(`OAPIP_REDIS_URL`); needs `OAPIP_DATABASE_URL` (PostgreSQL).",
     )
     fast_workers: int = Field(
@@ -101,7 +101,7 @@ class StackSettings(Group):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         description="Redis of the scaled-out Prefect server (`OAPIP_PREFECT_REPLICAS` > 1): "
-        "messaging, causal ordering, concurrency leases, Docket.",
+        "messaging, causal ordering, concurrency leases.",
     )
 
 
