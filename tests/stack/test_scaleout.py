@@ -58,7 +58,9 @@ def test_the_stack_has_the_production_shape(scaled_engine: Engine):
     stack = scaled_engine.stack
     assert {"prefect-server", "prefect-services", "worker", "worker-2"} <= set(stack.processes)
     server = stack.processes["prefect-server"]
-    assert "--workers" in server.args and "--no-services" in server.args
+    assert server.args[server.args.index("--workers") + 1] == "2"
+    health = requests.get(f"{scaled_engine.prefect_api_url}/health", timeout=30)
+    assert health.status_code == 200
 
 
 def test_a_job_runs_and_reads_back(scaled_engine: Engine):
