@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import Engine, FileServer, _environment, _running_engine
-from tests.support import ECHO_CWL, FINAL, deploy_cwl, poll
+from tests.support import ECHO_CWL, FINAL, deploy_cwl, poll, wait_for_status
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -106,3 +106,43 @@ def test_gateway_killed_mid_burst(crash_engine: Engine):
     assert set(statuses.values()) == {"successful"}, statuses
     runs = _runs_by_key(crash_engine, accepted)
     assert {k: v for k, v in runs.items() if v != ["COMPLETED"]} == {}
+
+
+def test_jobs_wait_in_the_outbox_while_prefect_is_down(crash_engine: Engine):
+    """Submits are accepted with Prefect down; such a job reads ``accepted`` and can be
+    dismissed (it never reaches Prefect); the others run once Prefect is back."""
+    api = crash_engine.api(f"down-{uuid.uuid4().hex[:6]}")
+    deploy_cwl(api, ECHO_CWL)
+    stack = crash_engine.stack
+    stack.stop_one("prefect-server")
+    try:
+        jobs = []
+        for i in range(3):
+            response = requests.post(
+                f"{api}/processes/echo/execution",
+                json={"inputs": {"message": f"m{i}"}},
+                headers={"Prefer": "respond-async"},
+                timeout=30,
+            )
+            assert response.status_code == 201, response.text
+            body = response.json()
+            assert body["status"] == "accepted"
+            assert not [link for link in body["links"] if link["rel"] == "monitor"]
+            jobs.append(body["jobID"])
+        assert requests.get(f"{api}/jobs/{jobs[0]}", timeout=30).json()["status"] == "accepted"
+        # (The job list reads Prefect too: while it is down, /jobs answers 503.)
+        dismissed = requests.delete(f"{api}/jobs/{jobs[0]}", timeout=30)
+        assert dismissed.status_code == 200 and dismissed.json()["status"] == "dismissed"
+    finally:
+        with _environment(crash_engine.env or {}):
+            stack.start_server()
+    for job_id in jobs[1:]:
+        body = wait_for_status(f"{api}/jobs/{job_id}", FINAL, timeout=300)
+        assert body["status"] == "successful", body
+        assert any(link["rel"] == "monitor" for link in body["links"])
+    assert requests.get(f"{api}/jobs/{jobs[0]}", timeout=30).status_code == 404
+    assert _runs_by_key(crash_engine, jobs) == {
+        jobs[0]: [],
+        jobs[1]: ["COMPLETED"],
+        jobs[2]: ["COMPLETED"],
+    }
