@@ -63,6 +63,13 @@ def _row(values: Any) -> OutboxRow:
     )
 
 
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
 class Claim:
     """Rows a drainer holds until it has settled each of them (:meth:`done`, :meth:`fail`)."""
 
@@ -218,6 +225,8 @@ class PostgresOutbox(Outbox):
         self.wake.set()
 
     async def get(self, owner: str, job_id: str) -> OutboxRow | None:
+        if _uuid(job_id) is None:
+            return None
         found = await self.pool.fetchrow(
             f"SELECT {_COLUMNS} FROM oapip_outbox WHERE job_id = $1 AND owner = $2",
             uuid.UUID(job_id),
@@ -233,6 +242,8 @@ class PostgresOutbox(Outbox):
 
     async def remove(self, owner: str, job_id: str) -> OutboxRow | None:
         # Waits while a drainer holds the row; once its run exists, the row is gone.
+        if _uuid(job_id) is None:
+            return None
         found = await self.pool.fetchrow(
             f"DELETE FROM oapip_outbox WHERE job_id = $1 AND owner = $2 RETURNING {_COLUMNS}",
             uuid.UUID(job_id),

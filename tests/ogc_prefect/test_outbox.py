@@ -71,6 +71,8 @@ async def test_a_put_job_is_read_back_by_its_owner_only(outbox: Outbox):
     assert outbox.wake.is_set()
     assert await outbox.get("alice", row.job_id) == row
     assert await outbox.get("bob", row.job_id) is None
+    assert await outbox.get("alice", "not-a-uuid") is None
+    assert await outbox.remove("alice", "not-a-uuid") is None
     assert [r.job_id for r in await outbox.list("alice")] == [row.job_id]
     assert await outbox.list("bob") == []
 
