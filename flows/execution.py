@@ -235,8 +235,7 @@ def execute_process(
     settings = get_settings()
     job_id = job_id_of(current_flow_run.tags, current_flow_run.id)
     jobs_url = jobs_url or f"{(settings.public_url or '').rstrip('/')}{jobs_path(job_user())}"
-    # The worker finds a job's folder by its flow run (worker/endings.py).
-    workdir = settings.job_dir(str(current_flow_run.id))
+    workdir = settings.job_dir(job_id)
     app = load_package(package, revision)
     # Before anything runs: an unknown workspace or bucket fails the job at once.
     storage = result_storage(settings, user=job_user(), log=get_run_logger().warning)
