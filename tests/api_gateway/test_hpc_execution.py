@@ -25,6 +25,7 @@ from tests.support import (
     HTTP_TIMEOUT_S,
     assert_ogc_exception,
     execute_async,
+    flow_run_id,
     poll,
     result_bytes,
     wait_for_status,
@@ -122,7 +123,11 @@ def deploy_on(api: str, engine: str, *, cwl: str | None = None, href: str | None
 def flow_run_logs(engine: Engine, job_id: str) -> list[str]:
     logs = requests.post(
         f"{engine.prefect_api_url}/logs/filter",
-        json={"logs": {"flow_run_id": {"any_": [job_id]}}, "limit": 200, "sort": "TIMESTAMP_ASC"},
+        json={
+            "logs": {"flow_run_id": {"any_": [flow_run_id(engine.prefect_api_url, job_id)]}},
+            "limit": 200,
+            "sort": "TIMESTAMP_ASC",
+        },
         timeout=HTTP_TIMEOUT_S,
     ).json()
     return [log["message"] for log in logs]
@@ -186,7 +191,11 @@ def test_convert_url_runs_as_slurm_jobs(
     assert any("wes: " in m and "toil" in m.lower() for m in messages), messages[-20:]
     artifacts = requests.post(
         f"{hpc_engine.prefect_api_url}/artifacts/filter",
-        json={"artifacts": {"flow_run_id": {"any_": [job_id]}}},
+        json={
+            "artifacts": {
+                "flow_run_id": {"any_": [flow_run_id(hpc_engine.prefect_api_url, job_id)]}
+            }
+        },
         timeout=HTTP_TIMEOUT_S,
     ).json()
     # Link artifacts hold text; the progress artifact a number.

@@ -15,7 +15,14 @@ import pytest
 import requests
 
 from tests.conftest import Engine
-from tests.support import ECHO_CWL, deploy_cwl, execute_async, sleep_cwl, wait_for_status
+from tests.support import (
+    ECHO_CWL,
+    deploy_cwl,
+    execute_async,
+    flow_run_id,
+    sleep_cwl,
+    wait_for_status,
+)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -162,11 +169,16 @@ def test_prefect_ui_shows_the_jobs_flow_run(browser, api: str, engine: Engine):
     assert all(t["state_type"] == "COMPLETED" for t in tasks)
     artifacts = requests.post(
         f"{engine.prefect_api_url}/artifacts/filter",
-        json={"artifacts": {"flow_run_id": {"any_": [job["jobID"]]}}},
+        json={
+            "artifacts": {
+                "flow_run_id": {"any_": [flow_run_id(engine.prefect_api_url, job["jobID"])]}
+            }
+        },
         timeout=30,
     ).json()
     kinds = {a["type"]: a for a in artifacts}
     assert kinds["progress"]["data"] == 100
     assert "processing-results/" + job["jobID"] in kinds["markdown"]["data"]
-    flow_run = requests.get(f"{engine.prefect_api_url}/flow_runs/{job['jobID']}", timeout=30)
+    run_id = flow_run_id(engine.prefect_api_url, job["jobID"])
+    flow_run = requests.get(f"{engine.prefect_api_url}/flow_runs/{run_id}", timeout=30)
     assert flow_run.json()["name"] == "two-phase"

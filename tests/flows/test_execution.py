@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import Engine
-from tests.support import deploy_cwl, execute_async, poll, wait_for_status
+from tests.support import deploy_cwl, execute_async, flow_run_id, poll, wait_for_status
 
 
 @dataclass
@@ -37,8 +37,10 @@ def job(app_packages: Path, engine: Engine, png_url: str) -> Job:
 
 
 def test_a_job_is_a_flow_run_of_the_process_deployment(job: Job):
-    flow_run = requests.get(f"{job.prefect}/flow_runs/{job.job_id}", timeout=30).json()
-    assert flow_run["id"] == job.job_id
+    run_id = flow_run_id(job.prefect, job.job_id)
+    flow_run = requests.get(f"{job.prefect}/flow_runs/{run_id}", timeout=30).json()
+    assert flow_run["idempotency_key"] == job.job_id
+    assert f"job:{job.job_id}" in flow_run["tags"]
     assert flow_run["name"] == "convert-url"
     assert {f"user:{job.user}", "process:convert-url"} <= set(flow_run["tags"])
     assert flow_run["state_type"] == "COMPLETED"
@@ -71,7 +73,10 @@ def test_the_tool_lines_are_in_the_flow_run_logs(job: Job):
     def tool_logged() -> bool:
         logs = requests.post(
             f"{job.prefect}/logs/filter",
-            json={"logs": {"flow_run_id": {"any_": [job.job_id]}}, "limit": 200},
+            json={
+                "logs": {"flow_run_id": {"any_": [flow_run_id(job.prefect, job.job_id)]}},
+                "limit": 200,
+            },
             timeout=30,
         ).json()
         return any("convert.sh" in log["message"] for log in logs)
