@@ -37,6 +37,7 @@ from tests.support import (
     assert_ogc_exception,
     deploy_cwl,
     execute_async,
+    flow_run_id,
     result_bytes,
     wait_for_status,
 )
@@ -493,7 +494,13 @@ def test_a_failing_job_shows_no_engine_internals(
     # Operators keep the tracebacks: in Prefect's logs of the run.
     logs = requests.post(
         f"{engine.prefect_api_url}/logs/filter",
-        json={"logs": {"flow_run_id": {"any_": [jobs["tool"]["jobID"]]}}},
+        json={
+            "logs": {
+                "flow_run_id": {
+                    "any_": [flow_run_id(engine.prefect_api_url, jobs["tool"]["jobID"])]
+                }
+            }
+        },
         timeout=30,
     ).json()
     assert any("Traceback" in line["message"] for line in logs)
