@@ -59,7 +59,10 @@ def test_a_job_has_three_task_runs(job: Job):
         # Task-run states reach the server as events, recorded a moment after the flow ends.
         task_runs = requests.post(
             f"{job.prefect}/task_runs/filter",
-            json={"flow_runs": {"id": {"any_": [job.job_id]}}, "sort": "EXPECTED_START_TIME_ASC"},
+            json={
+                "flow_runs": {"id": {"any_": [flow_run_id(job.prefect, job.job_id)]}},
+                "sort": "EXPECTED_START_TIME_ASC",
+            },
             timeout=30,
         ).json()
         done = len(task_runs) == 3 and all(t["state_type"] == "COMPLETED" for t in task_runs)
