@@ -157,7 +157,9 @@ def test_prefect_ui_shows_the_jobs_flow_run(browser, api: str, engine: Engine):
 
     # What the pages show, read from Prefect's API: three named task runs, the progress
     # artifact and the link artifact to the results.
-    run_filter = {"flow_runs": {"id": {"any_": [job["jobID"]]}}}
+    run_filter = {
+        "flow_runs": {"id": {"any_": [flow_run_id(engine.prefect_api_url, job["jobID"])]}}
+    }
     tasks = requests.post(
         f"{engine.prefect_api_url}/task_runs/filter", json=run_filter, timeout=30
     ).json()
