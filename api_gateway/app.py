@@ -24,6 +24,7 @@ from core.http import Guard
 from core.secrets import Redactor, install_log_redaction
 from core.settings import Settings, get_settings
 from ogc_prefect import PrefectApi
+from ogc_prefect.submit import running_outbox
 
 __all__ = ["create_app"]
 
@@ -91,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with get_client() as client:
             app.state.prefect = PrefectApi(client, settings)
             try:
-                yield
+                async with running_outbox(app.state.prefect):
+                    yield
             finally:
                 await app.state.prefect.close()
         await warming

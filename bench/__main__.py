@@ -2,6 +2,7 @@
 
     python -m bench [--jobs 300] [--clients 50] [--history 20000] [--postgres]
     python -m bench --only transfer [--transfer-mib 200] [--rounds 3]
+    python -m bench --only submit [--jobs 300] [--clients 50] [--postgres]
     python -m bench --only wes [--wes-runs 5] [--wes-workflows two-steps echo]
     python -m bench --only sandbox [--sandbox-runs 10]
 
@@ -430,10 +431,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["transfer", "wes", "sandbox"],
+        choices=["transfer", "wes", "sandbox", "submit"],
         help="run one measurement alone: transfer (stage-in/stage-out vs raw boto3, no stack); "
         "wes (an HPC site, Slurm + Toil WES, is started too); sandbox (echo with "
-        "OAPIP_SANDBOX=containers vs off, two stacks)",
+        "OAPIP_SANDBOX=containers vs off, two stacks); submit (a burst of jobs from "
+        "--clients clients while earlier jobs run: latency, throughput, bench/submit.py)",
     )
     parser.add_argument(
         "--transfer-mib", type=int, default=200, help="file size of the transfer benchmark, MiB"
@@ -477,6 +479,10 @@ def main() -> int:
 
             for process in args.wes_workflows:
                 wes.end_to_end(bench, process, args.wes_runs)
+        elif args.only == "submit":
+            from bench import submit
+
+            submit.burst(bench, args.jobs, args.clients)
         else:
             bench.run_all()
     finally:

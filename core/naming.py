@@ -7,7 +7,9 @@ the stack creates the objects they all refer to; each side takes the names from 
   :data:`FLOW_NAME`, tagged :data:`TAG`, ``user:<user>`` and ``process:<id>``;
 * its package is a block document of type :data:`PACKAGE_BLOCK_TYPE` named by
   :func:`package_block_name`;
-* a job is a flow run of that deployment with the same tags;
+* a job is a flow run of that deployment with the same tags and :func:`job_tag`: its
+  jobID (a UUID the gateway makes) is also the run's idempotency key; a run without that
+  tag (one a schedule or the Prefect UI started) is the job whose id is the run's id;
 * a fast worker claims a run by proposing Pending with the message :func:`claim_message`;
 * a job's results live below :func:`results_key` ``(prefix, job_id)``; in the local result
   store, the gateway serves them at :func:`result_file_url` (the job's URL, ``/results/``,
@@ -37,6 +39,8 @@ __all__ = [
     "claimant",
     "deployment_name",
     "jobs_path",
+    "job_id_of",
+    "job_tag",
     "job_tags",
     "package_block_name",
     "process_of",
@@ -87,6 +91,17 @@ def user_tag(user: str) -> str:
 def job_tags(user: str, process_id: str) -> list[str]:
     """Tags of ``user``'s deployment of ``process_id`` and of every job it runs."""
     return [TAG, user_tag(user), f"process:{process_id}"]
+
+
+def job_tag(job_id: str) -> str:
+    """The tag that shows a job's id on its flow run (in the Prefect UI too)."""
+    return f"job:{job_id}"
+
+
+def job_id_of(tags: Iterable[str], run_id: object) -> str:
+    """The jobID of the flow run with ``tags`` and id ``run_id``: its :func:`job_tag`,
+    else (a run a schedule or the Prefect UI started) the run's own id."""
+    return _tag_value(tags, "job") or str(run_id)
 
 
 def _tag_value(tags: Iterable[str], key: str) -> str | None:

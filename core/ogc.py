@@ -52,6 +52,7 @@ def status_info(
     jobs_url: str = "",
     api_url: str | None = None,
     prefect_ui: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """The OGC ``statusInfo`` of a job; times are RFC 3339 UTC, unset ones left out.
 
@@ -66,7 +67,10 @@ def status_info(
         api_url: the OGC API tree the gateway serves the job from; given, the document
             also links to the job's HTML page, results, logs, process and schedule (and
             ``jobs_url`` defaults to ``<api_url>/jobs``).
-        prefect_ui: the Prefect UI's URL; given, a ``monitor`` link opens the job there.
+        prefect_ui: the Prefect UI's URL; given, a ``monitor`` link opens the job's flow
+            run there.
+        run_id: the job's flow-run id (None: the job id itself; empty: no run yet, the
+            job waits in the gateway's outbox, and no ``monitor`` link).
     """
     if api_url is not None:
         jobs_url = jobs_url or f"{api_url}/jobs"
@@ -86,7 +90,7 @@ def status_info(
     if schedule_id:
         document["scheduleID"] = schedule_id
     document["links"] = _status_links(
-        job_id, process_id, status, schedule_id, jobs_url, api_url, prefect_ui
+        job_id, process_id, status, schedule_id, jobs_url, api_url, prefect_ui, run_id
     )
     return document
 
@@ -99,6 +103,7 @@ def _status_links(
     jobs_url: str,
     api_url: str | None,
     prefect_ui: str | None,
+    run_id: str | None = None,
 ) -> list[dict[str, str]]:
     if not jobs_url:
         return []
@@ -106,10 +111,10 @@ def _status_links(
     links = [{"href": href, "rel": "self", "type": "application/json", "title": "job status"}]
     if api_url is not None:
         links += _api_links(href, api_url, process_id, status)
-    if prefect_ui is not None:
+    if prefect_ui is not None and run_id != "":
         links.append(
             {
-                "href": f"{prefect_ui}/runs/flow-run/{job_id}",
+                "href": f"{prefect_ui}/runs/flow-run/{run_id or job_id}",
                 "rel": "monitor",
                 "type": "text/html",
                 "title": "the job in the Prefect UI",

@@ -31,7 +31,7 @@ from blocks.package import ApplicationPackage
 from blocks.registry import backend_for
 from blocks.storage import ResultStorage
 from core.exceptions import ToolFailed
-from core.naming import FLOW_NAME, jobs_path, process_of, results_key, user_of
+from core.naming import FLOW_NAME, job_id_of, jobs_path, process_of, results_key, user_of
 from core.ogc import clean_message
 from core.secrets import Redactor
 from core.settings import get_settings
@@ -180,7 +180,7 @@ _notifiers: dict[str, Notifier] = {}
 def _final_callback(flow: Flow, flow_run: FlowRun, state: State) -> None:
     """State hook: call the subscriber back with the job's final outcome."""
     subscriber = (flow_run.parameters or {}).get("subscriber")
-    notifier = _notifiers.pop(str(flow_run.id), None)
+    notifier = _notifiers.pop(job_id_of(flow_run.tags, flow_run.id), None)
     if not subscriber:
         return
     if notifier is None:  # the flow failed before it started the callbacks
@@ -190,7 +190,7 @@ def _final_callback(flow: Flow, flow_run: FlowRun, state: State) -> None:
         return
     redact = Redactor.from_settings(get_settings())
     document = status_document(
-        job_id=str(flow_run.id),
+        job_id=job_id_of(flow_run.tags, flow_run.id),
         process_id=process_of(flow_run.tags),
         status="failed",
         message=redact(clean_message(state.message)) or "job failed",
@@ -233,7 +233,7 @@ def execute_process(
             ``OAPIP_PUBLIC_URL`` and the user's path, or that path alone).
     """
     settings = get_settings()
-    job_id = str(current_flow_run.id)
+    job_id = job_id_of(current_flow_run.tags, current_flow_run.id)
     jobs_url = jobs_url or f"{(settings.public_url or '').rstrip('/')}{jobs_path(job_user())}"
     workdir = settings.job_dir(job_id)
     app = load_package(package, revision)

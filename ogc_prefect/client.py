@@ -80,6 +80,8 @@ class PrefectApi:
             were read (a cached answer saves a read on every execute request).
         packages: package block documents by (block name, revision): a revision never
             changes.
+        outbox: the job outbox (:mod:`ogc_prefect.outbox`) the app's lifespan opens; None:
+            jobs are created in Prefect during the request, as before.
     """
 
     def __init__(self, client: PrefectClient, settings: Settings) -> None:
@@ -93,6 +95,8 @@ class PrefectApi:
         self._flow_id: uuid.UUID | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._log_lines: list[LogCreate] = []
+        self._refreshing: set[Any] = set()
+        self.outbox: Any = None  # the job outbox (ogc_prefect.outbox.Outbox) once opened
 
     async def close(self) -> None:
         """Wait for the log lines still to send, then close the REST client."""
@@ -142,6 +146,22 @@ class PrefectApi:
         lines, self._log_lines = self._log_lines, []
         with contextlib.suppress(Exception):  # a lost gateway line must not fail a job
             await self.call(self.client.create_logs, lines, attempts=3)
+
+    def refresh_once(self, key: Any, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coroutine`` behind the request, unless one for ``key`` still runs."""
+        if key in self._refreshing:
+            coroutine.close()
+            return
+        self._refreshing.add(key)
+
+        async def run() -> None:
+            try:
+                with contextlib.suppress(Exception):
+                    await coroutine
+            finally:
+                self._refreshing.discard(key)
+
+        self._in_background(run())
 
     def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -34,7 +34,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
-from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelling
 
 import cwlpkg as cwl
@@ -50,7 +49,7 @@ from core.exceptions import (
     ResultNotReady,
     ServiceUnavailable,
 )
-from core.naming import TAG, deployment_name, job_tags, results_key, user_tag
+from core.naming import TAG, deployment_name, job_id_of, job_tags, results_key, user_tag
 from core.settings import Settings
 from ogc_prefect.client import PREFECT_PAGE, UNAVAILABLE, PrefectApi
 from ogc_prefect.mapping import (
@@ -68,6 +67,7 @@ from ogc_prefect.mapping import (
 )
 from ogc_prefect.processes import Processes
 from ogc_prefect.rest import RETRY_CODES
+from ogc_prefect.submit import find_run, list_with_outbox, outbox_record, submit
 
 __all__ = ["Jobs", "check_urls"]
 
@@ -141,7 +141,10 @@ class Jobs:
         record = await self.processes.get_process(user, process_id, max_age_s=_PROCESS_MAX_AGE_S)
         parameters = run_parameters(record.description, inputs, outputs, subscriber, jobs_url)
         await check_urls(self.api.settings, record.description, parameters)
-        job = await self._create_run(user, record, parameters)
+        if self.api.outbox is not None:
+            job = await submit(self.api, self.api.outbox, user, record, parameters)
+        else:
+            job = await self._create_run(user, record, parameters)
         if wait_s is None:
             return job, None
         job = await self.wait(user, job.job_id, wait_s)
@@ -179,22 +182,28 @@ class Jobs:
         return job_record(flow_run, 0, self.api.redact)
 
     async def flow_run(self, user: str, job_id: str) -> FlowRun:
-        """The flow run of ``user``'s job ``job_id``; ``NoSuchJob`` for another user's."""
+        """The flow run of ``user``'s job ``job_id``; ``NoSuchJob`` for another user's,
+        ``ResultNotReady`` (``JobFailed``) for one still in the outbox."""
         try:
-            run_id = uuid.UUID(job_id)
+            uuid.UUID(job_id)
         except ValueError:
             raise NoSuchJob(f"no job {job_id!r}: job ids are UUIDs") from None
-        try:
-            flow_run = await self.api.call(self.api.client.read_flow_run, run_id)
-        except ObjectNotFound:
-            flow_run = None
+        flow_run = await find_run(self.api, job_id)
         # Another user's job answers exactly like a job that does not exist.
         if flow_run is None or user_tag(user) not in flow_run.tags or TAG not in flow_run.tags:
+            waiting = self.api.outbox and await self.api.outbox.get(user, job_id)
+            if waiting and waiting.error:
+                raise JobFailed(waiting.error)
+            if waiting:
+                raise ResultNotReady(f"job {job_id} is accepted; it has not started yet")
             raise NoSuchJob(f"no job {job_id!r} for user {user!r}")
         return flow_run
 
     async def get_job(self, user: str, job_id: str) -> JobRecord:
         """The status of ``user``'s job, with its progress while it runs."""
+        # The outbox first: a row goes only once Prefect holds the run.
+        if self.api.outbox and (waiting := await self.api.outbox.get(user, job_id)):
+            return outbox_record(waiting)
         flow_run = await self.flow_run(user, job_id)
         progress = None
         if flow_run.state and flow_run.state.type == StateType.RUNNING:
@@ -203,6 +212,9 @@ class Jobs:
 
     async def list_jobs(self, user: str, filters: JobFilters) -> tuple[list[JobRecord], bool]:
         """A page of ``user``'s jobs, newest first, and whether more follow."""
+        return await list_with_outbox(self.api.outbox, user, filters, self._list_runs)
+
+    async def _list_runs(self, user: str, filters: JobFilters) -> tuple[list[JobRecord], bool]:
         flow_run_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=[TAG, user_tag(user)]))
         if filters.process_ids:
             deployments = await self.api.call(
@@ -233,6 +245,8 @@ class Jobs:
 
     async def dismiss(self, user: str, job_id: str) -> JobRecord:
         """Cancel a queued or running job; delete a finished one (and its record)."""
+        if self.api.outbox and (waiting := await self.api.outbox.remove(user, job_id)):
+            return dismissed(outbox_record(waiting))
         flow_run = await self.flow_run(user, job_id)
         state = flow_run.state
         if state and state.is_final():
@@ -282,7 +296,7 @@ class Jobs:
             raise missing
         try:
             root = LocalResultStorage(basepath=Path(store.path)).path_for(
-                results_key(self.api.settings.results.prefix, str(flow_run.id))
+                results_key(self.api.settings.results.prefix, job_id_of(flow_run.tags, flow_run.id))
             )
             found = (root / relative).resolve()
             if not found.is_relative_to(root) or not found.exists():

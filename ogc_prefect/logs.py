@@ -35,7 +35,10 @@ class Logs:
         self, user: str, job_id: str, *, limit: int, offset: int
     ) -> tuple[list[LogRecord], bool]:
         """A page of ``limit`` log lines from line ``offset``, oldest first, and whether
-        more follow. ``NoSuchJob`` for a job that is not ``user``'s."""
+        more follow (none yet for a job still in the outbox). ``NoSuchJob`` for a job that
+        is not ``user``'s."""
+        if self.api.outbox and await self.api.outbox.get(user, job_id):
+            return [], False
         flow_run = await self.jobs.flow_run(user, job_id)
         log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]))
         logs = await self.api.call(

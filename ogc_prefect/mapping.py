@@ -33,7 +33,7 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
 import cwlpkg as cwl
 from core.exceptions import InvalidParameter
-from core.naming import TOOL_LINE, job_tags, package_block_name, process_of
+from core.naming import TOOL_LINE, job_id_of, job_tags, package_block_name, process_of
 from core.ogc import clean_message
 from core.secrets import Redactor
 
@@ -139,6 +139,7 @@ class JobRecord:
     updated: dt.datetime | None
     progress: int | None
     schedule_id: str | None = None  # set on runs a reprocessing schedule created
+    run_id: str | None = None  # the flow run's id ("" while the job waits in the outbox)
 
 
 @dataclass(frozen=True)
@@ -294,9 +295,10 @@ def job_record(flow_run: FlowRun, progress: int | None, redact: Redactor) -> Job
         else None
     )
     return JobRecord(
-        job_id=str(flow_run.id),
+        job_id=job_id_of(flow_run.tags, flow_run.id),
         process_id=process_of(flow_run.tags),
         schedule_id=schedule_id,
+        run_id=str(flow_run.id),
         status=status,
         message=message,
         created=flow_run.created,

@@ -41,6 +41,10 @@ from ogc_prefect.mapping import DeployedPackage, ProcessRecord, deployment_field
 
 __all__ = ["Processes"]
 
+# How old a cached process a submit may still use while it is read again behind: a
+# process undeployed meanwhile fails the job when its run is created (the outbox's drainer).
+_STALE_S = 30.0
+
 
 class Processes:
     """Deploy, read, replace and undeploy a user's processes."""
@@ -62,6 +66,14 @@ class Processes:
         cached = self.api.processes.get(key)
         if cached and time.monotonic() - cached[0] <= max_age_s:
             return cached[1]
+        if cached and max_age_s and time.monotonic() - cached[0] <= _STALE_S:
+            # A burst of submits must not all wait on a busy Prefect: one refresh, behind.
+            self.api.refresh_once(key, self._read(user, process_id))
+            return cached[1]
+        return await self._read(user, process_id)
+
+    async def _read(self, user: str, process_id: str) -> ProcessRecord:
+        key = (user, process_id)
         try:
             deployment = await self.api.call(
                 self.api.client.read_deployment_by_name,

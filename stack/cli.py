@@ -21,6 +21,14 @@ def _up(args: argparse.Namespace) -> int:
     if problem := mode_problem(settings):
         print(f"oapip: will not start: {problem}", file=sys.stderr)
         return 1
+    if args.prefect_replicas or args.fast_workers:
+        stack_settings = settings.stack.model_copy(
+            update={
+                "prefect_replicas": args.prefect_replicas or settings.stack.prefect_replicas,
+                "fast_workers": args.fast_workers or settings.stack.fast_workers,
+            }
+        )
+        settings = settings.model_copy(update={"stack": stack_settings})
     stack = Stack(settings, worker=args.worker)
     stack.stop()  # whatever an earlier start left behind
     try:
@@ -82,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         choices=["fast", "process"],
         default="fast",
         help="the engine's fast worker (default) or Prefect's stock process worker",
+    )
+    up.add_argument(
+        "--prefect-replicas",
+        type=int,
+        help="Prefect API processes (OAPIP_PREFECT_REPLICAS); above 1 needs PostgreSQL "
+        "(OAPIP_DATABASE_URL) and Redis (OAPIP_REDIS_URL)",
+    )
+    up.add_argument(
+        "--fast-workers", type=int, help="fast workers on the one pool (OAPIP_FAST_WORKERS)"
     )
     up.add_argument("--detach", action="store_true", help="return once everything is up")
     up.set_defaults(func=_up)

@@ -21,7 +21,9 @@ from core.naming import FAST_POOL_TYPE, RESULT_STORAGE_BLOCK
 from core.processes import stop_process_group
 from core.settings import Settings
 from stack.prefect_auth import auth_string
+from stack.scaleout import api_argv, redis_env, scaled_out
 from stack.setup import setup
+from stack.tuning import LEAN_SERVER
 
 __all__ = ["Stack", "prefect_env", "wait_for_http"]
 
@@ -60,6 +62,8 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
         # turned most of a burst of jobs Late (one more state change, with its event,
         # per job) while the worker was draining the queue as fast as it could.
         env.setdefault("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "300")
+        for name, value in LEAN_SERVER.items():
+            env.setdefault(name, value)
     else:
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
         env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
@@ -123,27 +127,32 @@ class Stack:
         """Start the Prefect server; return once it answers."""
         s = self.settings
         (s.home / "prefect").mkdir(parents=True, exist_ok=True)
-        server = self._start(
-            "prefect-server",
-            [
-                str(Path(sys.executable).parent / "prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(s.stack.prefect_port),
-            ],
-            prefect_env(s, server=True),
-        )
+        prefect = str(Path(sys.executable).parent / "prefect")
+        argv = [
+            prefect,
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(s.stack.prefect_port),
+        ]
+        env = api_env = prefect_env(s, server=True)
+        if scaled_out(s):  # Prefect's production shape (stack/scaleout.py)
+            env.update(redis_env(s))
+            argv, api_env = api_argv(s, env)
+            self._start("prefect-services", [prefect, "server", "services", "start"], env)
+        server = self._start("prefect-server", argv, api_env)
         # 4-11 s on an idle machine; past 90 s on two cores shared with other servers.
-        wait_for_http(f"{s.prefect.api_url.rstrip('/')}/health", 180, server)
+        wait_for_http(f"{s.prefect.api_url.rstrip('/')}/health", 300, server)
 
     def start_worker(self) -> None:
         """Start the worker (it needs no wait: it picks up runs once it is ready)."""
         s = self.settings
         if self.worker == "fast":
-            self._start("worker", [sys.executable, "-m", "worker.fast"], prefect_env(s))
+            for i in range(s.stack.fast_workers):  # one pool: each run claimed once
+                name = "worker" if i == 0 else f"worker-{i + 1}"
+                self._start(name, [sys.executable, "-m", "worker.fast"], prefect_env(s))
         else:
             self._start(
                 "worker",
@@ -162,6 +171,10 @@ class Stack:
     def start_gateway(self) -> None:
         """Start the gateway; return once it answers."""
         s = self.settings
+        env = prefect_env(s)
+        if s.stack.database_url and s.stack.database_url.startswith("postgresql"):
+            # The job outbox is a table of Prefect's database (ogc_prefect/outbox.py).
+            env.setdefault("OAPIP_OUTBOX_DATABASE_URL", s.stack.database_url)
         gateway = self._start(
             "gateway",
             [
@@ -175,7 +188,7 @@ class Stack:
                 str(s.stack.port),
                 "--no-access-log",
             ],
-            prefect_env(s),
+            env,
         )
         wait_for_http(f"http://{s.stack.host}:{s.stack.port}/health", 60, gateway)
 
@@ -191,7 +204,8 @@ class Stack:
 
     def stop(self) -> None:
         """Stop what this stack started (or, from PID files, what an earlier start left)."""
-        for name in ("gateway", "worker", "prefect-server"):
+        workers = sorted(p.stem for p in self.run_dir.glob("worker*.pid"))
+        for name in ("gateway", *workers, "prefect-services", "prefect-server"):
             self.stop_one(name)
 
     def stop_one(self, name: str) -> None:

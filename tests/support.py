@@ -297,3 +297,16 @@ def settings_from(env: dict[str, str]) -> Settings:
     """The engine's settings as a process whose whole environment is ``env`` reads them."""
     with mock.patch.dict(os.environ, env, clear=True):
         return Settings()
+
+
+def flow_run_id(prefect_api_url: str, job_id: str, auth: tuple[str, str]) -> str:
+    """The id of the flow run of the job ``job_id``: the run whose idempotency key it is
+    (a job submitted through the OGC API), else the job id itself (a scheduled run).
+    ``auth``: the stack's Prefect credentials (``Engine.prefect_auth``)."""
+    runs = requests.post(
+        f"{prefect_api_url}/flow_runs/filter",
+        auth=auth,
+        json={"flow_runs": {"idempotency_key": {"any_": [job_id]}}, "limit": 1},
+        timeout=HTTP_TIMEOUT_S,
+    ).json()
+    return runs[0]["id"] if runs else job_id

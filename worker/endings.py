@@ -26,6 +26,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Cancelled, Crashed
 
 from blocks.registry import stop_recorded_runs
+from core.naming import job_id_of
 from core.retry import Backoff, retry_async
 from core.settings import Settings
 
@@ -66,10 +67,11 @@ async def stop_left_runs(client: PrefectClient, settings: Settings, flow_run_id:
     was done to the job's Prefect log. Failures are logged, never raised."""
     job_log = _JobLog(flow_run_id)
     try:
+        # The job's folder is named by its jobID (the run's job tag, else its id).
+        run = await retrying(client.read_flow_run, flow_run_id)
+        folder = settings.job_dir(job_id_of(run.tags, run.id))
         # Blocking (a WES cancel waits for the run's end): off the event loop.
-        await asyncio.to_thread(
-            stop_recorded_runs, settings.job_dir(str(flow_run_id)), settings, job_log.logger
-        )
+        await asyncio.to_thread(stop_recorded_runs, folder, settings, job_log.logger)
     except Exception:
         logger.exception("could not stop the runs of flow run %s", flow_run_id)
     if not job_log.logs:

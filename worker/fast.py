@@ -275,6 +275,11 @@ class FastWorker:
             claimant = await self._claimant(run.id)
             if claimant is None or not self._orphaned(*claimant):
                 continue
+            # The list is old by now (a claimant read per run): a job that ended meanwhile
+            # left self.jobs with its final state recorded; forcing Crashed would undo it.
+            now = await self.client.read_flow_run(run.id)
+            if run.id in self.jobs or now.state_type != run.state_type:
+                continue
             host, pid = claimant
             if run.state_type == StateType.PENDING:
                 state = Scheduled(

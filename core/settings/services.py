@@ -82,6 +82,27 @@ class StackSettings(Group):
         description="Database of the embedded Prefect server, e.g. "
         "`postgresql+asyncpg://postgres@127.0.0.1:5432/prefect`. Unset: SQLite in home.",
     )
+    prefect_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Prefect API processes of the embedded stack. Above 1, Prefect's "
+        "production shape: that many API processes without services (`--workers`), one "
+        "`prefect server services start`, messaging and leases on Redis "
+        "(`OAPIP_REDIS_URL`); needs `OAPIP_DATABASE_URL` (PostgreSQL).",
+    )
+    fast_workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Fast worker processes the embedded stack starts on its one work pool; "
+        "they share the queue (a run is claimed by one of them).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis of the scaled-out Prefect server (`OAPIP_PREFECT_REPLICAS` > 1): "
+        "messaging, causal ordering, concurrency leases.",
+    )
 
 
 class WorkerSettings(Group):
@@ -124,6 +145,19 @@ class GatewaySettings(Group):
         default=600.0,
         description="How long a synchronous execute request waits for its job, seconds "
         "; past that the client gets the job's status.",
+    )
+    outbox: bool = Field(
+        default=True,
+        description="Answer an execute request after one durable local write (the job "
+        "outbox) and create flow runs in bulk behind it; false: create each job's flow run "
+        "during its request.",
+    )
+    outbox_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL database of the job outbox (Prefect's own: a table "
+        "`oapip_outbox`), shared by every gateway replica; `oapip up` sets it from "
+        "`OAPIP_DATABASE_URL`. Unset: a SQLite file `outbox.db` in `OAPIP_HOME` (one gateway).",
+        examples=["postgresql+asyncpg://prefect:secret@db:5432/prefect"],
     )
     schedule_min_interval_s: float = Field(
         default=60.0,

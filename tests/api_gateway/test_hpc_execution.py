@@ -25,6 +25,7 @@ from tests.support import (
     HTTP_TIMEOUT_S,
     assert_ogc_exception,
     execute_async,
+    flow_run_id,
     poll,
     result_bytes,
     wait_for_status,
@@ -123,7 +124,15 @@ def flow_run_logs(engine: Engine, job_id: str) -> list[str]:
     logs = requests.post(
         f"{engine.prefect_api_url}/logs/filter",
         auth=engine.prefect_auth,
-        json={"logs": {"flow_run_id": {"any_": [job_id]}}, "limit": 200, "sort": "TIMESTAMP_ASC"},
+        json={
+            "logs": {
+                "flow_run_id": {
+                    "any_": [flow_run_id(engine.prefect_api_url, job_id, engine.prefect_auth)]
+                }
+            },
+            "limit": 200,
+            "sort": "TIMESTAMP_ASC",
+        },
         timeout=HTTP_TIMEOUT_S,
     ).json()
     return [log["message"] for log in logs]
@@ -188,7 +197,15 @@ def test_convert_url_runs_as_slurm_jobs(
     artifacts = requests.post(
         f"{hpc_engine.prefect_api_url}/artifacts/filter",
         auth=hpc_engine.prefect_auth,
-        json={"artifacts": {"flow_run_id": {"any_": [job_id]}}},
+        json={
+            "artifacts": {
+                "flow_run_id": {
+                    "any_": [
+                        flow_run_id(hpc_engine.prefect_api_url, job_id, hpc_engine.prefect_auth)
+                    ]
+                }
+            }
+        },
         timeout=HTTP_TIMEOUT_S,
     ).json()
     # Link artifacts hold text; the progress artifact a number.

@@ -15,7 +15,14 @@ import pytest
 import requests
 
 from tests.conftest import Engine
-from tests.support import ECHO_CWL, deploy_cwl, execute_async, sleep_cwl, wait_for_status
+from tests.support import (
+    ECHO_CWL,
+    deploy_cwl,
+    execute_async,
+    flow_run_id,
+    sleep_cwl,
+    wait_for_status,
+)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -150,7 +157,11 @@ def test_prefect_ui_shows_the_jobs_flow_run(browser, api: str, engine: Engine):
 
     # What the pages show, read from Prefect's API: three named task runs, the progress
     # artifact and the link artifact to the results.
-    run_filter = {"flow_runs": {"id": {"any_": [job["jobID"]]}}}
+    run_filter = {
+        "flow_runs": {
+            "id": {"any_": [flow_run_id(engine.prefect_api_url, job["jobID"], engine.prefect_auth)]}
+        }
+    }
     tasks = requests.post(
         f"{engine.prefect_api_url}/task_runs/filter",
         json=run_filter,
@@ -166,13 +177,20 @@ def test_prefect_ui_shows_the_jobs_flow_run(browser, api: str, engine: Engine):
     artifacts = requests.post(
         f"{engine.prefect_api_url}/artifacts/filter",
         auth=engine.prefect_auth,
-        json={"artifacts": {"flow_run_id": {"any_": [job["jobID"]]}}},
+        json={
+            "artifacts": {
+                "flow_run_id": {
+                    "any_": [flow_run_id(engine.prefect_api_url, job["jobID"], engine.prefect_auth)]
+                }
+            }
+        },
         timeout=30,
     ).json()
     kinds = {a["type"]: a for a in artifacts}
     assert kinds["progress"]["data"] == 100
     assert "processing-results/" + job["jobID"] in kinds["markdown"]["data"]
+    run_id = flow_run_id(engine.prefect_api_url, job["jobID"], engine.prefect_auth)
     flow_run = requests.get(
-        f"{engine.prefect_api_url}/flow_runs/{job['jobID']}", auth=engine.prefect_auth, timeout=30
+        f"{engine.prefect_api_url}/flow_runs/{run_id}", auth=engine.prefect_auth, timeout=30
     )
     assert flow_run.json()["name"] == "two-phase"

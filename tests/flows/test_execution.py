@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import Engine
-from tests.support import deploy_cwl, execute_async, poll, wait_for_status
+from tests.support import deploy_cwl, execute_async, flow_run_id, poll, wait_for_status
 
 
 @dataclass
@@ -38,10 +38,10 @@ def job(app_packages: Path, engine: Engine, png_url: str) -> Job:
 
 
 def test_a_job_is_a_flow_run_of_the_process_deployment(job: Job):
-    flow_run = requests.get(
-        f"{job.prefect}/flow_runs/{job.job_id}", auth=job.auth, timeout=30
-    ).json()
-    assert flow_run["id"] == job.job_id
+    run_id = flow_run_id(job.prefect, job.job_id, job.auth)
+    flow_run = requests.get(f"{job.prefect}/flow_runs/{run_id}", auth=job.auth, timeout=30).json()
+    assert flow_run["idempotency_key"] == job.job_id
+    assert f"job:{job.job_id}" in flow_run["tags"]
     assert flow_run["name"] == "convert-url"
     assert {f"user:{job.user}", "process:convert-url"} <= set(flow_run["tags"])
     assert flow_run["state_type"] == "COMPLETED"
@@ -61,7 +61,10 @@ def test_a_job_has_three_task_runs(job: Job):
         task_runs = requests.post(
             f"{job.prefect}/task_runs/filter",
             auth=job.auth,
-            json={"flow_runs": {"id": {"any_": [job.job_id]}}, "sort": "EXPECTED_START_TIME_ASC"},
+            json={
+                "flow_runs": {"id": {"any_": [flow_run_id(job.prefect, job.job_id, job.auth)]}},
+                "sort": "EXPECTED_START_TIME_ASC",
+            },
             timeout=30,
         ).json()
         done = len(task_runs) == 3 and all(t["state_type"] == "COMPLETED" for t in task_runs)
@@ -76,7 +79,10 @@ def test_the_tool_lines_are_in_the_flow_run_logs(job: Job):
         logs = requests.post(
             f"{job.prefect}/logs/filter",
             auth=job.auth,
-            json={"logs": {"flow_run_id": {"any_": [job.job_id]}}, "limit": 200},
+            json={
+                "logs": {"flow_run_id": {"any_": [flow_run_id(job.prefect, job.job_id, job.auth)]}},
+                "limit": 200,
+            },
             timeout=30,
         ).json()
         return any("convert.sh" in log["message"] for log in logs)

@@ -20,7 +20,14 @@ import requests
 from tests.conftest import Engine, FileServer, free_port, tiny_png
 from tests.ogc_schemas import validate
 from tests.s3_server import S3Server, WorkspaceApiStandIn
-from tests.support import ECHO_CWL, assert_ogc_exception, deploy_cwl, execute_async, poll
+from tests.support import (
+    ECHO_CWL,
+    assert_ogc_exception,
+    deploy_cwl,
+    execute_async,
+    flow_run_id,
+    poll,
+)
 from tests.support import wait_for_status as _wait
 
 # A tool that reads a File and a staged STAC Directory, and writes the STAC back out.
@@ -93,7 +100,15 @@ def test_the_walkthrough_leaves_the_png_in_the_stage_out_bucket(
         artifacts = requests.post(
             f"{s3_engine.prefect_api_url}/artifacts/filter",
             auth=s3_engine.prefect_auth,
-            json={"artifacts": {"flow_run_id": {"any_": [job_id]}}},
+            json={
+                "artifacts": {
+                    "flow_run_id": {
+                        "any_": [
+                            flow_run_id(s3_engine.prefect_api_url, job_id, s3_engine.prefect_auth)
+                        ]
+                    }
+                }
+            },
             timeout=30,
         ).json()
         # Link artifacts hold text; the progress artifact a number.

@@ -37,6 +37,7 @@ from tests.support import (
     assert_ogc_exception,
     deploy_cwl,
     execute_async,
+    flow_run_id,
     result_bytes,
     wait_for_status,
 )
@@ -494,7 +495,17 @@ def test_a_failing_job_shows_no_engine_internals(
     logs = requests.post(
         f"{engine.prefect_api_url}/logs/filter",
         auth=engine.prefect_auth,
-        json={"logs": {"flow_run_id": {"any_": [jobs["tool"]["jobID"]]}}},
+        json={
+            "logs": {
+                "flow_run_id": {
+                    "any_": [
+                        flow_run_id(
+                            engine.prefect_api_url, jobs["tool"]["jobID"], engine.prefect_auth
+                        )
+                    ]
+                }
+            }
+        },
         timeout=30,
     ).json()
     assert any("Traceback" in line["message"] for line in logs)

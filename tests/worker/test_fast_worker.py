@@ -23,6 +23,7 @@ from tests.support import (
     ECHO_CWL,
     deploy_cwl,
     execute_async,
+    flow_run_id,
     poll,
     sleep_cwl,
     wait_for_status,
@@ -128,7 +129,9 @@ def test_a_dismissed_job_never_passes_through_failed(engine: Engine, api: str):
         history = requests.get(
             f"{engine.prefect_api_url}/flow_run_states/",
             auth=engine.prefect_auth,
-            params={"flow_run_id": job_id},
+            params={
+                "flow_run_id": flow_run_id(engine.prefect_api_url, job_id, engine.prefect_auth)
+            },
             timeout=30,
         ).json()
         types = [s["type"] for s in sorted(history, key=lambda s: s["timestamp"])]
