@@ -166,6 +166,10 @@ class ExecutionBackend(Block, ABC):
         """The backend as the engine's settings configure it. The default: its defaults."""
         return cls()
 
+    def with_site_policy(self, settings: Settings) -> None:  # noqa: B027 - optional hook
+        """Impose what the site decides, whatever a saved Block document says (the cwltool
+        backend: its tool sandbox). The default: nothing."""
+
     @abstractmethod
     def submit(self, job: CwlJob) -> BackendRun:
         """Start ``job`` and return its run."""

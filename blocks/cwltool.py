@@ -112,6 +112,10 @@ class CwltoolBackend(ExecutionBackend):
             sandbox=sandbox_policy(settings),
         )
 
+    def with_site_policy(self, settings: Settings) -> None:
+        """The tool sandbox is the site's (``OAPIP_SANDBOX*``), whatever a saved document says."""
+        self.sandbox = sandbox_policy(settings)
+
     @property
     def container_client(self) -> str:
         """The command that removes this backend's containers (``docker`` or ``podman``)."""

@@ -181,9 +181,5 @@ def _saved_backend(name: str, settings: Settings) -> ExecutionBackend:
         ) from exc
     if not isinstance(block, ExecutionBackend):
         raise BackendError(f"the block {name!r} is not an execution backend")
-    if block.engine == "cwltool":
-        from blocks.cwltool import sandbox_policy
-
-        # The tool sandbox is the site's (OAPIP_SANDBOX*), whatever a saved document says.
-        block.sandbox = sandbox_policy(settings)  # type: ignore[attr-defined]
+    block.with_site_policy(settings)
     return block

@@ -70,3 +70,13 @@ def test_tools_without_an_image_are_found_and_refused_at_deploy():
     with_image = Settings(execution=ExecutionSettings(sandbox="containers", default_image="x"))
     check_sandbox_images(echo, None, with_image)
     check_sandbox_images(echo, None, Settings())
+
+
+def test_a_saved_cwltool_document_runs_under_the_site_sandbox(tmp_path):
+    """A backend Block document saved with the sandbox off still gets the site's policy."""
+    from blocks.cwltool import CwltoolBackend
+
+    saved = CwltoolBackend(cache_dir=tmp_path, sandbox=SandboxPolicy(mode="off"))
+    site = Settings(execution=ExecutionSettings(sandbox="containers", default_image="img:1"))
+    saved.with_site_policy(site)
+    assert saved.sandbox.mode == "containers" and saved.sandbox.default_image == "img:1"
