@@ -14,13 +14,19 @@ from collections.abc import Callable
 from urllib.parse import urlparse
 
 from blocks.s3 import S3ResultStorage, s3_credentials
-from blocks.storage import ResultStorage, storage_from_url
+from blocks.storage import LocalResultStorage, ResultStorage, storage_from_url
 from blocks.workspace import WorkspaceApi
 from core.exceptions import StagingError
 from core.naming import results_key
 from core.settings import Settings
 
-__all__ = ["job_stores", "remove_job_results", "result_storage"]
+__all__ = [
+    "discard_partial_results",
+    "job_stores",
+    "remove_job_results",
+    "result_storage",
+    "where",
+]
 
 
 def _shared_storage(settings: Settings) -> ResultStorage:
@@ -116,3 +122,33 @@ def remove_job_results(settings: Settings, *, user: str | None, job_id: str) -> 
         for store in job_stores(settings, user)
         if store.delete_folder(folder)
     ]
+
+
+def where(store: ResultStorage, folder: str) -> str:
+    """How a message names ``folder`` of ``store``: its URL, or for the local store its
+    key (a path of the engine's disk is not for users)."""
+    if isinstance(store, LocalResultStorage):
+        return f"{folder}/ in the local result store"
+    return store.url_for(folder) + "/"
+
+
+def discard_partial_results(settings: Settings, stores: list[ResultStorage], *, job_id: str) -> str:
+    """Remove what a job that did not succeed had uploaded to ``stores`` before it
+    ended, unless the operator keeps it (``OAPIP_KEEP_FAILED_OUTPUTS``); return the
+    sentence the job's message ends with (empty when nothing had been uploaded).
+
+    A store that cannot be reached now is named as still holding its part.
+    """
+    folder = results_key(settings.results.prefix, job_id)
+    if settings.retention.keep_failed_outputs:
+        places = ", ".join(where(store, folder) for store in stores)
+        return f"anything it had uploaded is kept at {places} (OAPIP_KEEP_FAILED_OUTPUTS)"
+    removed, left = 0, []
+    for store in stores:
+        try:
+            removed += store.delete_folder(folder)
+        except StagingError as exc:
+            left.append(f"{where(store, folder)} ({exc.detail})")
+    if left:
+        return f"what it had uploaded could not be removed from {', '.join(left)}"
+    return f"the {removed} files it had uploaded were removed" if removed else ""
