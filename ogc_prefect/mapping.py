@@ -139,6 +139,7 @@ class JobRecord:
     updated: dt.datetime | None
     progress: int | None
     schedule_id: str | None = None  # set on runs a reprocessing schedule created
+    expires: dt.datetime | None = None  # when the retention policy removes its results
 
 
 @dataclass(frozen=True)
