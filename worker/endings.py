@@ -4,9 +4,9 @@ killed, or orphaned by a worker that is gone).
 Three steps, in this order: stop what the job's backend left running outside the process
 group (:func:`stop_left_runs`: a WES run, a Kubernetes namespace, containers) and remove
 what its stage-out had uploaded, write what was done to the job's Prefect log, then
-record the job's final state (:func:`record_end`). A dismissed job thus reads ``dismissed`` only once its WES run and
-batch jobs are gone. Writes to Prefect are repeated while its server is away
-(:func:`retrying`).
+record the job's final state (:func:`record_end`). A dismissed job thus reads
+``dismissed`` only once its WES run and batch jobs are gone. Writes to Prefect are
+repeated while its server is away (:func:`retrying`).
 """
 
 from __future__ import annotations
