@@ -27,6 +27,7 @@ from tests.support import (
     deploy_cwl,
     execute_async,
     poll,
+    sleep_cwl,
     wait_for_status,
 )
 
@@ -134,6 +135,32 @@ def test_kept_outputs_of_a_failed_job_are_named(
     prefix = f"processing-results/{job_id}/"
     assert f"kept at s3://eoepca/{prefix}" in final["message"], final
     assert stageout_s3.keys("eoepca", prefix) == [f"{prefix}a_first/first.txt"]
+
+
+def test_a_job_dismissed_mid_way_leaves_nothing(
+    s3_engine: Engine, user: str, stageout_s3: S3Server
+):
+    """What a dismissed job had uploaded (put there by the test while the job runs, as a
+    stage-out cut short would leave it) is removed when the worker ends the job."""
+    api = s3_engine.api(user)
+    deploy_cwl(api, sleep_cwl("sleeper", "600"))
+    created = execute_async(api, "sleeper", {})
+    assert created.status_code == 201, created.text
+    job_url, job_id = created.headers["Location"], created.json()["jobID"]
+    wait_for_status(job_url, ["running"], timeout=60)
+    partial = f"processing-results/{job_id}/out/part.bin"
+    stageout_s3.put("eoepca", partial, b"half an output")
+
+    assert requests.delete(job_url, timeout=30).status_code == 200
+    assert (
+        wait_for_status(job_url, ["dismissed", "failed", "successful"], timeout=60)["status"]
+        == "dismissed"
+    )
+    poll(
+        lambda: stageout_s3.keys("eoepca", f"processing-results/{job_id}/") == [],
+        timeout=30,
+        what="the partial results removed",
+    )
 
 
 # --- delete is delete -------------------------------------------------------------------
