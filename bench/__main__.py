@@ -3,6 +3,7 @@
     python -m bench [--jobs 300] [--clients 50] [--history 20000] [--postgres]
     python -m bench --only transfer [--transfer-mib 200] [--rounds 3]
     python -m bench --only wes [--wes-runs 5] [--wes-workflows two-steps echo]
+    python -m bench --only housekeeping [--expired 10000] --postgres
 
 It starts its own stack (Prefect server, fast worker, gateway) on free loopback ports in
 a temporary home, deploys ``bench/echo.cwl`` and measures:
@@ -20,6 +21,10 @@ a temporary home, deploys ``bench/echo.cwl`` and measures:
   job's end-to-end time through the engine is set against the same packed
   workflow submitted straight to WES, alternately, median of ``--wes-runs`` each, for
   ``bench/two-steps.cwl`` and ``echo.cwl``.
+
+``--only housekeeping`` (``bench/housekeeping.py``): submit latency while the
+housekeeping flow expires ``--expired`` jobs, against the same submissions with nothing
+else running.
 
 ``--only transfer`` runs ``bench/transfer.py`` alone (no stack): 200 MiB through stage-in
 and stage-out against raw boto3 transfers to the same S3 endpoint.
@@ -76,6 +81,10 @@ class Bench:
             self.site.start()
             print(f"bench: HPC site (Slurm + Toil WES) up in {self.site.up_s:.1f} s", flush=True)
             os.environ.update({**self.site.settings, "OAPIP_EXECUTION_ENGINE": "toil"})
+        if self.args.only == "housekeeping":
+            from bench.housekeeping import ENVIRONMENT
+
+            os.environ.update(ENVIRONMENT)
         port, prefect_port = _free_port(), _free_port()
         os.environ.update(
             {
@@ -426,9 +435,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["transfer", "wes"],
+        choices=["transfer", "wes", "housekeeping"],
         help="run one measurement alone: transfer (stage-in/stage-out vs raw boto3, no stack); "
-        "wes (an HPC site, Slurm + Toil WES, is started too)",
+        "wes (an HPC site, Slurm + Toil WES, is started too); housekeeping (submissions "
+        "while expired jobs are housekept)",
     )
     parser.add_argument(
         "--transfer-mib", type=int, default=200, help="file size of the transfer benchmark, MiB"
@@ -436,6 +446,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the transfer benchmark")
     parser.add_argument(
         "--s3-endpoint", help="S3 endpoint for the transfer benchmark (default: a moto_server)"
+    )
+    parser.add_argument(
+        "--expired", type=int, default=10000, help="expired jobs for --only housekeeping"
     )
     parser.add_argument("--wes-runs", type=int, default=5, help="runs each way for --only wes")
     parser.add_argument(
@@ -466,6 +479,10 @@ def main() -> int:
 
             for process in args.wes_workflows:
                 wes.end_to_end(bench, process, args.wes_runs)
+        elif args.only == "housekeeping":
+            from bench import housekeeping
+
+            housekeeping.run(bench, args.expired)
         else:
             bench.run_all()
     finally:
