@@ -90,6 +90,7 @@ def lifecycle_engine(
         **stageout_s3.environment(""),
         "OAPIP_KEEP_FAILED_OUTPUTS": "true",
         "OAPIP_JOB_RETENTION_DAYS": str(RETENTION_S / 86400),
+        "OAPIP_JOB_PURGE_DAYS": str(RETENTION_S / 86400),
         # Runs are started by the tests; the schedule must not expire jobs meanwhile.
         "OAPIP_HOUSEKEEPING_INTERVAL_S": "86400",
         "OAPIP_STAGING_ATTEMPTS": "2",
@@ -270,6 +271,16 @@ def test_retention_expires_old_jobs_and_leaves_younger_ones(
     assert stageout_s3.keys("eoepca", f"processing-results/{young_id}/") == [
         f"processing-results/{young_id}/said/said.txt"
     ]
+
+    # OAPIP_JOB_PURGE_DAYS after its results expired, the old job's record goes too; the
+    # young one, which ended after the old one expired, is not due yet (`expires` is
+    # given to the millisecond: 10 ms more is past the old job's exact time).
+    purge = expires + dt.timedelta(seconds=RETENTION_S, milliseconds=10)
+    assert _housekeeping(lifecycle_engine, purge)["state"]["type"] == "COMPLETED"
+    for url in (old_url, f"{old_url}/results", f"{old_url}/logs"):
+        assert_ogc_exception(requests.get(url, timeout=30), 404, f"{P1_EXC}/no-such-job")
+    assert _prefect(lifecycle_engine, "GET", f"/flow_runs/{old_id}").status_code == 404
+    assert requests.get(f"{young_url}/results", timeout=30).status_code == 200
 
 
 def test_the_housekeeping_deployment_has_its_schedule(lifecycle_engine: Engine):
