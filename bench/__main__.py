@@ -5,6 +5,7 @@
     python -m bench --only submit [--jobs 300] [--clients 50] [--postgres]
     python -m bench --only wes [--wes-runs 5] [--wes-workflows two-steps echo]
     python -m bench --only sandbox [--sandbox-runs 10]
+    python -m bench --only housekeeping [--expired 10000] --postgres
 
 It starts its own stack (Prefect server, fast worker, gateway) on free loopback ports in
 a temporary home, deploys ``bench/echo.cwl`` and measures:
@@ -25,6 +26,9 @@ a temporary home, deploys ``bench/echo.cwl`` and measures:
 
 ``--only sandbox`` runs ``bench/sandbox.py``: the echo job end to end on a stack with
 ``OAPIP_SANDBOX=containers`` (podman) against one with ``off``, side by side.
+``--only housekeeping`` (``bench/housekeeping.py``): submit latency while the
+housekeeping flow expires ``--expired`` jobs, against the same submissions with nothing
+else running.
 
 ``--only transfer`` runs ``bench/transfer.py`` alone (no stack): 200 MiB through stage-in
 and stage-out against raw boto3 transfers to the same S3 endpoint.
@@ -47,6 +51,8 @@ from pathlib import Path
 
 import psutil
 import requests
+
+from bench.options import parse_args
 
 HERE = Path(__file__).parent
 
@@ -81,6 +87,10 @@ class Bench:
             self.site.start()
             print(f"bench: HPC site (Slurm + Toil WES) up in {self.site.up_s:.1f} s", flush=True)
             os.environ.update({**self.site.settings, "OAPIP_EXECUTION_ENGINE": "toil"})
+        if self.args.only == "housekeeping":
+            from bench.housekeeping import ENVIRONMENT
+
+            os.environ.update(ENVIRONMENT)
         port, prefect_port = _free_port(), _free_port()
         os.environ.update(
             {
@@ -406,56 +416,7 @@ def _table(rows: list[tuple[str, str, str, str]]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--jobs", type=int, default=300, help="jobs submitted at once for throughput"
-    )
-    parser.add_argument(
-        "--clients", type=int, default=50, help="concurrent clients for submit latency"
-    )
-    parser.add_argument(
-        "--history", type=int, default=0, help="finished jobs to put in history first"
-    )
-    parser.add_argument(
-        "--postgres", action="store_true", help="Prefect server on PostgreSQL (127.0.0.1:5432)"
-    )
-    parser.add_argument(
-        "--slots", type=int, default=8, help="fast worker slots (OAPIP_WORKER_SLOTS)"
-    )
-    parser.add_argument(
-        "--skip", nargs="*", default=[], help="measurements to skip: e2e latency throughput memory"
-    )
-    parser.add_argument(
-        "--only",
-        choices=["transfer", "wes", "sandbox", "submit"],
-        help="run one measurement alone: transfer (stage-in/stage-out vs raw boto3, no stack); "
-        "wes (an HPC site, Slurm + Toil WES, is started too); sandbox (echo with "
-        "OAPIP_SANDBOX=containers vs off, two stacks); submit (a burst of jobs from "
-        "--clients clients while earlier jobs run: latency, throughput, bench/submit.py)",
-    )
-    parser.add_argument(
-        "--transfer-mib", type=int, default=200, help="file size of the transfer benchmark, MiB"
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the transfer benchmark")
-    parser.add_argument(
-        "--s3-endpoint", help="S3 endpoint for the transfer benchmark (default: a moto_server)"
-    )
-    parser.add_argument(
-        "--sandbox-runs", type=int, default=10, help="echo jobs on each stack for --only sandbox"
-    )
-    parser.add_argument("--wes-runs", type=int, default=5, help="runs each way for --only wes")
-    parser.add_argument(
-        "--wes-workflows",
-        nargs="+",
-        default=["two-steps", "echo"],
-        choices=["two-steps", "echo"],
-        help="workflows measured by --only wes",
-    )
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     if args.only in ("transfer", "sandbox"):
         from bench import sandbox, transfer
 
@@ -483,6 +444,10 @@ def main() -> int:
             from bench import submit
 
             submit.burst(bench, args.jobs, args.clients)
+        elif args.only == "housekeeping":
+            from bench import housekeeping
+
+            housekeeping.run(bench, args.expired)
         else:
             bench.run_all()
     finally:

@@ -20,7 +20,12 @@ from urllib.parse import urlparse
 
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 from prefect.blocks.core import Block
 from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
@@ -40,6 +45,7 @@ __all__ = [
 
 _MIB = 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_DELETE_BATCH = 1000  # keys per DeleteObjects call (the S3 maximum)
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -79,30 +85,75 @@ def s3_credentials(
 
 
 @contextlib.contextmanager
-def s3_errors(url: str) -> Iterator[None]:
-    """Translate botocore errors about ``url`` into ``StagingError`` (the one boundary)."""
+def s3_errors(url: str, client: Any = None) -> Iterator[None]:
+    """Translate botocore errors about ``url`` into ``StagingError`` (the one boundary).
+
+    The message names the cause: a bucket that does not exist, keys the endpoint refuses
+    (or none set), an endpoint that cannot be reached, an object that does not exist.
+    A HEAD request (which downloads begin with) answers a bare 403 or 404; with
+    ``client``, one listing call of the bucket then tells which of them it is.
+    """
     try:
         yield
     except (ClientError, BotoCoreError, Boto3Error) as exc:
         # boto3's managed transfers wrap the botocore error that ended them.
-        cause = exc.__cause__ if isinstance(exc, Boto3Error) else exc
-        raise StagingError(_describe(url, cause or exc)) from exc
+        cause = (exc.__cause__ or exc.__context__) if isinstance(exc, Boto3Error) else exc
+        cause = cause or exc
+        if client is not None and _code(cause) in ("403", "404"):
+            cause = _probe(client, url) or cause
+        raise StagingError(_describe(url, cause)) from exc
+
+
+def _code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _probe(client: Any, url: str) -> ClientError | None:
+    """The error a listing of ``url``'s bucket answers (with its code in a body), or
+    None when the bucket lists: then the object itself is what is missing."""
+    bucket, key = split_s3_url(url)
+    try:
+        client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except ClientError as exc:
+        return exc
+    except (BotoCoreError, Boto3Error):
+        return None
+    return None
+
+
+_KEYS_REFUSED = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 
 
 def _describe(url: str, exc: BaseException) -> str:
+    bucket = urlparse(url).netloc
+    endpoint = ""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         if code == "NoSuchBucket":
-            return f"{url}: bucket {urlparse(url).netloc!r} does not exist"
+            return f"{url}: bucket {bucket!r} does not exist"
         if code in _MISSING:
-            return f"{url} does not exist"
-        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return f"{url}: access denied ({code})"
+            return f"{url} does not exist (no such object in bucket {bucket!r})"
+        if code in _KEYS_REFUSED:
+            return f"{url}: the S3 endpoint refused the access key or secret key ({code})"
+        if code in ("403", "AccessDenied", "AllAccessDisabled"):
+            return f"{url}: access denied: these S3 keys may not read or write here ({code})"
         return f"{url}: S3 error {code}: {error.get('Message', exc)}"
+    if isinstance(exc, NoCredentialsError):
+        return f"{url}: no S3 access key and secret key are set for this endpoint"
+    if isinstance(exc, EndpointConnectionError):
+        endpoint = str(getattr(exc, "kwargs", {}).get("endpoint_url", ""))
+        host = urlparse(endpoint)
+        where = f"{host.scheme}://{host.netloc}" if host.netloc else "the S3 endpoint"
+        return (
+            f"{url}: S3 endpoint {where} unreachable after retries "
+            "(the connection was refused or timed out)"
+        )
     if isinstance(exc, BotoCoreError):
-        return f"{url}: S3 endpoint unreachable after retries: {exc}"
-    return f"{url}: S3 transfer failed: {exc}"
+        return f"{url}: S3 endpoint unreachable after retries: {type(exc).__name__}"
+    return f"{url}: S3 transfer failed: {type(exc).__name__}"
 
 
 def concurrently(function: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int) -> None:
@@ -177,13 +228,13 @@ class S3Source(_Transfers):
         """Download the object at ``url`` to the file ``target``."""
         bucket, key = split_s3_url(url)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with s3_errors(url):
+        with s3_errors(url, self.client):
             self.client.download_file(bucket, key, str(target), Config=self._transfer_config())
 
     def read_text(self, url: str) -> str:
         """The object at ``url`` as UTF-8 text (a STAC document)."""
         bucket, key = split_s3_url(url)
-        with s3_errors(url):
+        with s3_errors(url, self.client):
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
     def download_folder(self, url: str, folder: Path) -> None:
@@ -233,7 +284,7 @@ class S3ResultStorage(_Transfers, ResultStorage):
     def check(self) -> None:
         """Fail with ``StagingError`` unless the bucket exists and the keys can reach it."""
         url = f"s3://{self.bucket}"
-        with s3_errors(url):
+        with s3_errors(url, self.client):
             try:
                 self.client.head_bucket(Bucket=self.bucket)
             except ClientError as exc:
@@ -245,7 +296,7 @@ class S3ResultStorage(_Transfers, ResultStorage):
     def upload_from_path(self, from_path: Path, to_path: str) -> str:
         url = self.url_for(to_path)
         media_type = mimetypes.guess_type(from_path.name)[0] or "application/octet-stream"
-        with s3_errors(url):
+        with s3_errors(url, self.client):
             self.client.upload_file(
                 str(from_path),
                 self.bucket,
@@ -263,6 +314,24 @@ class S3ResultStorage(_Transfers, ResultStorage):
             self.concurrency,
         )
         return self.url_for(to_folder) + "/"
+
+    def delete_folder(self, folder: str) -> int:
+        prefix = folder.strip("/") + "/"
+        if prefix == "/":
+            raise ValueError("refusing to delete the whole bucket")
+        url = self.url_for(prefix)
+        with s3_errors(url, self.client):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+            for start in range(0, len(keys), _DELETE_BATCH):
+                batch = keys[start : start + _DELETE_BATCH]
+                self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+                )
+        return len(keys)
 
     def write_path(self, path: str, content: bytes) -> str:
         url = self.url_for(path)

@@ -38,6 +38,11 @@ class ResultStorage(Block, ABC):
     def check(self) -> None:
         """Fail (``StagingError``) when results cannot be stored; run before a job starts."""
 
+    @abstractmethod
+    def delete_folder(self, folder: str) -> int:
+        """Remove every object below key ``folder``; return how many there were (0 when
+        there were none: removing twice is not an error)."""
+
     def upload_from_folder(self, from_folder: Path, to_folder: str) -> str:
         """Store every file under ``from_folder`` below key ``to_folder``; return its URL."""
         for path in sorted(p for p in from_folder.rglob("*") if p.is_file()):
@@ -87,11 +92,21 @@ class LocalResultStorage(ResultStorage):
         target.write_bytes(content)
         return target.as_uri()
 
+    def delete_folder(self, folder: str) -> int:
+        root = self.path_for(folder)
+        if root == self.basepath.resolve():
+            raise ValueError("refusing to delete the whole storage folder")
+        if not root.is_dir():
+            return 0
+        count = sum(1 for p in root.rglob("*") if p.is_file())
+        shutil.rmtree(root)
+        return count
+
 
 def storage_from_url(url: str) -> ResultStorage:
     """The storage block for a ``file:///folder`` results URL.
 
-    ``s3://`` stores need credentials: ``flows.staging.result_storage`` builds them.
+    ``s3://`` stores need credentials: ``blocks.result_stores.result_storage`` builds them.
     """
     parsed = urlparse(url)
     if parsed.scheme == "file":

@@ -17,6 +17,7 @@
     │   └── OwsException              a WPS request the service cannot answer, with its OWS
     │                                 exception code (MissingParameterValue, …) and locator
     ├── PayloadTooLarge               413
+    ├── ResultsExpired                410  the job's results were removed by the retention policy
     ├── JobFailed                     500  results asked of a failed job: the failure is the answer
     ├── ServiceUnavailable            503  Prefect (or another service) did not answer in time
     ├── ContainerEngineError          the container engine (podman service, images) is unusable
@@ -56,6 +57,7 @@ __all__ = [
     "OwsException",
     "PayloadTooLarge",
     "ResultNotReady",
+    "ResultsExpired",
     "ServiceUnavailable",
     "StagingError",
     "ToolFailed",
@@ -194,6 +196,19 @@ class PayloadTooLarge(EngineError):
     status = 413
     type_uri = f"{_P1}/payload-too-large"
     title = "Payload too large"
+
+
+class ResultsExpired(EngineError):
+    """Results of a job whose results the retention policy removed (its record stays
+    until it is purged).
+
+    OGC API - Processes names 410 for expired resources (the workflows extension) but no
+    type URI; this one follows the standard's naming.
+    """
+
+    status = 410
+    type_uri = f"{_P1}/results-expired"
+    title = "Results expired"
 
 
 class JobFailed(EngineError):

@@ -26,8 +26,10 @@ from urllib.parse import quote
 __all__ = [
     "ANONYMOUS",
     "ENTRYPOINT",
+    "EXPIRED_TAG",
     "FAST_POOL_TYPE",
     "FLOW_NAME",
+    "HOUSEKEEPING_FLOW",
     "PACKAGE_BLOCK_TYPE",
     "PROCESS_ID",
     "RESULT_STORAGE_BLOCK",
@@ -64,6 +66,10 @@ FAST_POOL_TYPE = "oapip-fast"
 """Work-pool type of the engine's own worker."""
 WORKER_ALIVE_FILE = "worker.alive"
 """File in ``OAPIP_HOME`` the fast worker touches every 30 s (its pod's liveness probe)."""
+EXPIRED_TAG = "results-expired"
+"""Tag housekeeping puts on a job whose results the retention policy removed."""
+HOUSEKEEPING_FLOW = "oapip-housekeeping"
+"""The flow that expires and purges old jobs (its deployment runs on a schedule)."""
 TOOL_LINE = "tool: "
 """How a line of a tool's own output starts in a job's logs (users see it as it is)."""
 

@@ -49,6 +49,7 @@ def status_info(
     updated: dt.datetime | None = None,
     progress: int | None = None,
     schedule_id: str | None = None,
+    expires: dt.datetime | None = None,
     jobs_url: str = "",
     api_url: str | None = None,
     prefect_ui: str | None = None,
@@ -62,6 +63,8 @@ def status_info(
         created, started, finished, updated: the job's times.
         progress: 0-100 (clipped to that range).
         schedule_id: the reprocessing schedule that started the job, if one did.
+        expires: when the retention policy removes the job's results (``expires``; no
+            draft of Core 2.0 names this, so it takes the HTTP header's name).
         jobs_url: the job list URL; the document links to ``<jobs_url>/<job id>``
             (empty: no links).
         api_url: the OGC API tree the gateway serves the job from; given, the document
@@ -81,7 +84,13 @@ def status_info(
         "status": status,
         "message": message,
     }
-    times = {"created": created, "started": started, "finished": finished, "updated": updated}
+    times = {
+        "created": created,
+        "started": started,
+        "finished": finished,
+        "updated": updated,
+        "expires": expires,
+    }
     for key, value in times.items():
         if value is not None:
             document[key] = format_time(value)

@@ -36,6 +36,7 @@ from core.ogc import clean_message
 from core.secrets import Redactor
 from core.settings import get_settings
 from flows.callbacks import Notifier, status_document
+from flows.lifecycle import failed_stage_out
 from flows.staging import (
     fetcher_from_settings,
     result_links,
@@ -260,7 +261,10 @@ def execute_process(
         cwl_outputs = execute(backend, package, revision, job_order, workdir)
         if outputs:
             cwl_outputs = {k: v for k, v in cwl_outputs.items() if k in outputs}
-        results = stage_out(storage, cwl_outputs, job_id, jobs_url)
+        try:
+            results = stage_out(storage, cwl_outputs, job_id, jobs_url)
+        except Exception as exc:
+            raise failed_stage_out(exc, settings, storage, job_id) from exc
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     create_link_artifact(

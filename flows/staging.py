@@ -23,9 +23,9 @@ from urllib.parse import unquote, urlparse
 
 import requests
 
-from blocks.s3 import S3ResultStorage, S3Source, concurrently, s3_credentials
-from blocks.storage import LocalResultStorage, ResultStorage, storage_from_url
-from blocks.workspace import WorkspaceApi
+from blocks.result_stores import result_storage
+from blocks.s3 import S3Source, concurrently, s3_credentials
+from blocks.storage import LocalResultStorage, ResultStorage
 from core import http
 from core.exceptions import StagingError
 from core.naming import result_file_url, results_key
@@ -165,69 +165,6 @@ def fetcher_from_settings(settings: Settings) -> Fetcher:
         backoff_s=settings.transfer.backoff_s,
         guard=http.Guard.from_settings(settings),
     )
-
-
-def _shared_s3_storage(settings: Settings, bucket: str) -> S3ResultStorage:
-    return S3ResultStorage(
-        bucket=bucket,
-        credentials=s3_credentials(
-            endpoint=settings.results.s3_endpoint,
-            access_key=settings.results.s3_access_key,
-            secret_key=settings.results.s3_secret_key,
-            region=settings.results.s3_region,
-            attempts=settings.transfer.attempts,
-        ),
-        chunk_mib=settings.transfer.chunk_mib,
-        concurrency=settings.transfer.concurrency,
-    )
-
-
-def result_storage(
-    settings: Settings, *, user: str | None, log: Callable[[str], None] | None = None
-) -> ResultStorage:
-    """Where ``user``'s job results go (the one place the store is chosen).
-
-    Workspace mode (``USE_WORKSPACE_API``): the user's workspace bucket with the keys the
-    Workspace API gives; when that lookup fails, the shared bucket if
-    ``OAPIP_WORKSPACE_FALLBACK`` is set, else ``StagingError``. Otherwise
-    ``settings.results_url``: ``s3://bucket`` with the ``S3_*`` endpoint and keys, or a
-    ``file://`` folder.
-    """
-    if settings.workspace.enabled:
-        if not settings.workspace.api_url:
-            raise StagingError("USE_WORKSPACE_API is set but OAPIP_WORKSPACE_API_URL is not")
-        api = WorkspaceApi(
-            url=settings.workspace.api_url,
-            prefix=settings.workspace.prefix,
-            token=settings.workspace.api_token,
-        )
-        try:
-            if not user:
-                raise StagingError("the job has no user, so it has no workspace")
-            found = api.lookup(user)
-        except StagingError as exc:
-            if not settings.workspace.fallback:
-                raise
-            if log:
-                log(f"{exc}; results go to the shared store instead")
-        else:
-            return S3ResultStorage(
-                bucket=found.bucket,
-                credentials=s3_credentials(
-                    endpoint=found.endpoint,
-                    access_key=found.access_key,
-                    secret_key=found.secret_key,
-                    region=found.region,
-                    attempts=settings.transfer.attempts,
-                ),
-                chunk_mib=settings.transfer.chunk_mib,
-                concurrency=settings.transfer.concurrency,
-            )
-    url = settings.results_url
-    parsed = urlparse(url)
-    if parsed.scheme == "s3":
-        return _shared_s3_storage(settings, parsed.netloc)
-    return storage_from_url(url)
 
 
 # --- stage-in ---------------------------------------------------------------------------

@@ -67,6 +67,7 @@ from ogc_prefect.mapping import (
 )
 from ogc_prefect.processes import Processes
 from ogc_prefect.rest import RETRY_CODES
+from ogc_prefect.retention import check_results_kept, delete_job, with_expiry
 from ogc_prefect.submit import find_run, list_with_outbox, outbox_record, submit
 
 __all__ = ["Jobs", "check_urls"]
@@ -208,7 +209,7 @@ class Jobs:
         progress = None
         if flow_run.state and flow_run.state.type == StateType.RUNNING:
             progress = await self._progress(flow_run)
-        return job_record(flow_run, progress, self.api.redact)
+        return with_expiry(job_record(flow_run, progress, self.api.redact), self.api)
 
     async def list_jobs(self, user: str, filters: JobFilters) -> tuple[list[JobRecord], bool]:
         """A page of ``user``'s jobs, newest first, and whether more follow."""
@@ -240,18 +241,21 @@ class Jobs:
             after_=filters.created_after, before_=before
         )
         if filters.min_duration_s is None and filters.max_duration_s is None:
-            return await self._page(flow_run_filter, filters)
-        return await self._scan(flow_run_filter, filters)
+            records, more = await self._page(flow_run_filter, filters)
+        else:
+            records, more = await self._scan(flow_run_filter, filters)
+        return [with_expiry(r, self.api) for r in records], more
 
     async def dismiss(self, user: str, job_id: str) -> JobRecord:
-        """Cancel a queued or running job; delete a finished one (and its record)."""
+        """Cancel a queued or running job; delete a finished one: its results, its record
+        (``ogc_prefect.retention.delete_job``)."""
         if self.api.outbox and (waiting := await self.api.outbox.remove(user, job_id)):
             return dismissed(outbox_record(waiting))
         flow_run = await self.flow_run(user, job_id)
         state = flow_run.state
         if state and state.is_final():
             if state.type != StateType.CANCELLED:
-                await self.api.call(self.api.client.delete_flow_run, flow_run.id)
+                await delete_job(self.api, flow_run)
             return dismissed(job_record(flow_run, None, self.api.redact))
         await self.api.call(
             self.api.client.set_flow_run_state,
@@ -275,6 +279,7 @@ class Jobs:
                 if record.status != "dismissed"
                 else f"job {job_id} was dismissed"
             )
+        check_results_kept(flow_run, job_id)
         result = await flow_run.state.aresult(raise_on_failure=False)
         return result if isinstance(result, dict) else {}
 
@@ -290,6 +295,7 @@ class Jobs:
         record = job_record(flow_run, None, self.api.redact)
         if record.status != "successful":
             raise ResultNotReady(f"job {job_id} is {record.status}; it has no results to serve")
+        check_results_kept(flow_run, job_id)
         missing = NotFound(f"job {job_id} has no result {relative!r} on this server")
         store = urlparse(self.api.settings.results_url)
         if store.scheme != "file" or self.api.settings.workspace.enabled:

@@ -140,6 +140,7 @@ class JobRecord:
     progress: int | None
     schedule_id: str | None = None  # set on runs a reprocessing schedule created
     run_id: str | None = None  # the flow run's id ("" while the job waits in the outbox)
+    expires: dt.datetime | None = None  # when the retention policy removes its results
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,8 @@ class Stack:
         )
         setup(self.settings, pool_type=FAST_POOL_TYPE if self.worker == "fast" else "process")
         self.start_worker()
+        if self.settings.retention.retention_days is not None:
+            self.start_housekeeping()
         self.start_gateway()
 
     def start_server(self) -> None:
@@ -168,6 +170,13 @@ class Stack:
                 prefect_env(s),
             )
 
+    def start_housekeeping(self) -> None:
+        """Serve the housekeeping deployment (``flows.housekeeping``): it registers the
+        deployment and its schedule, then runs its runs."""
+        self._start(
+            "housekeeping", [sys.executable, "-m", "flows.housekeeping"], prefect_env(self.settings)
+        )
+
     def start_gateway(self) -> None:
         """Start the gateway; return once it answers."""
         s = self.settings
@@ -205,7 +214,7 @@ class Stack:
     def stop(self) -> None:
         """Stop what this stack started (or, from PID files, what an earlier start left)."""
         workers = sorted(p.stem for p in self.run_dir.glob("worker*.pid"))
-        for name in ("gateway", *workers, "prefect-services", "prefect-server"):
+        for name in ("gateway", "housekeeping", *workers, "prefect-services", "prefect-server"):
             self.stop_one(name)
 
     def stop_one(self, name: str) -> None:

@@ -2,11 +2,11 @@
 killed, or orphaned by a worker that is gone).
 
 Three steps, in this order: stop what the job's backend left running outside the process
-group (:func:`stop_left_runs`: a WES run, a Kubernetes namespace, containers), write what
-was stopped to the job's Prefect log, then record the job's final state
-(:func:`record_end`). A dismissed job thus reads ``dismissed`` only once its WES run and
-batch jobs are gone. Writes to Prefect are repeated while its server is away
-(:func:`retrying`).
+group (:func:`stop_left_runs`: a WES run, a Kubernetes namespace, containers) and remove
+what its stage-out had uploaded, write what was done to the job's Prefect log, then
+record the job's final state (:func:`record_end`). A dismissed job thus reads
+``dismissed`` only once its WES run and batch jobs are gone. Writes to Prefect are
+repeated while its server is away (:func:`retrying`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Cancelled, Crashed
 
 from blocks.registry import stop_recorded_runs
-from core.naming import job_id_of
+from blocks.result_stores import discard_partial_results, job_stores
+from core.naming import job_id_of, user_of
 from core.retry import Backoff, retry_async
 from core.settings import Settings
 
@@ -74,12 +75,32 @@ async def stop_left_runs(client: PrefectClient, settings: Settings, flow_run_id:
         await asyncio.to_thread(stop_recorded_runs, folder, settings, job_log.logger)
     except Exception:
         logger.exception("could not stop the runs of flow run %s", flow_run_id)
+    try:
+        await _discard_partial_results(client, settings, flow_run_id, job_log.logger)
+    except Exception:
+        logger.exception("could not remove the partial results of flow run %s", flow_run_id)
     if not job_log.logs:
         return
     try:
         await retrying(client.create_logs, job_log.logs)
     except Exception:
         logger.exception("could not write to the log of flow run %s", flow_run_id)
+
+
+async def _discard_partial_results(
+    client: PrefectClient, settings: Settings, flow_run_id: uuid.UUID, log: logging.Logger
+) -> None:
+    """A job that did not complete (dismissed or killed during stage-out) leaves no
+    results behind, unless the operator keeps them (``blocks.result_stores``)."""
+    flow_run = await retrying(client.read_flow_run, flow_run_id)
+    if flow_run.state and flow_run.state.is_completed():
+        return
+    stores = await asyncio.to_thread(job_stores, settings, user_of(flow_run.tags))
+    outcome = await asyncio.to_thread(
+        discard_partial_results, settings, stores, job_id=job_id_of(flow_run.tags, flow_run.id)
+    )
+    if outcome:
+        log.info("the job did not complete: %s", outcome)
 
 
 async def record_end(

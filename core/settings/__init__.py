@@ -23,7 +23,13 @@ from core.settings.backends import (
     ToilSettings,
 )
 from core.settings.base import Group, config
-from core.settings.data import ResultSettings, StageInSettings, TransferSettings, WorkspaceSettings
+from core.settings.data import (
+    ResultSettings,
+    RetentionSettings,
+    StageInSettings,
+    TransferSettings,
+    WorkspaceSettings,
+)
 from core.settings.services import (
     CallbackSettings,
     GatewaySettings,
@@ -45,6 +51,7 @@ __all__ = [
     "OutboundSettings",
     "PrefectSettings",
     "ResultSettings",
+    "RetentionSettings",
     "Settings",
     "StackSettings",
     "StageInSettings",
@@ -85,6 +92,7 @@ class Settings(Group):
     kubernetes_pool: KubernetesPoolSettings = Field(default_factory=KubernetesPoolSettings)
     results: ResultSettings = Field(default_factory=ResultSettings)
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     stagein: StageInSettings = Field(default_factory=StageInSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)

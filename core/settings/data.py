@@ -8,6 +8,7 @@ from core.settings.base import Group, config
 
 __all__ = [
     "ResultSettings",
+    "RetentionSettings",
     "StageInSettings",
     "TransferSettings",
     "WorkspaceSettings",
@@ -146,4 +147,42 @@ class TransferSettings(Group):
         ge=1,
         le=64,
         description="Parts (or files of a folder) transferred to or from S3 at once.",
+    )
+
+
+class RetentionSettings(Group):
+    """How long finished jobs keep their results and records (housekeeping)."""
+
+    model_config = config("OAPIP_")
+
+    retention_days: float | None = Field(
+        validation_alias=AliasChoices("OAPIP_JOB_RETENTION_DAYS", "retention_days"),
+        default=None,
+        gt=0,
+        description="Days a finished job keeps its results; then the housekeeping flow "
+        "removes them and the job answers 410 Gone for its results. Fractions are allowed "
+        "(0.5 is 12 hours). Unset: results are kept until the job is deleted.",
+        examples=[30],
+    )
+    purge_days: float | None = Field(
+        validation_alias=AliasChoices("OAPIP_JOB_PURGE_DAYS", "purge_days"),
+        default=None,
+        ge=0,
+        description="Days an expired job's record (its Prefect flow run, logs and "
+        "artifacts) is kept after its results expired; then housekeeping deletes it and "
+        "the job is 404. Unset: records of expired jobs are kept.",
+        examples=[60],
+    )
+    housekeeping_interval_s: float = Field(
+        validation_alias=AliasChoices("OAPIP_HOUSEKEEPING_INTERVAL_S", "housekeeping_interval_s"),
+        default=3600,
+        ge=1,
+        description="Seconds between runs of the housekeeping deployment's schedule.",
+    )
+    keep_failed_outputs: bool = Field(
+        validation_alias=AliasChoices("OAPIP_KEEP_FAILED_OUTPUTS", "keep_failed_outputs"),
+        default=False,
+        description="Keep what a failed job had uploaded before it failed (for debugging); "
+        "its status message then says where. Unset: a failed job's partial results are "
+        "removed.",
     )

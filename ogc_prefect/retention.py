@@ -1,0 +1,74 @@
+"""A job's end of life, as the gateway sees it: deleting a finished job, and the
+retention policy's marks on a job's status and results.
+
+Deleting (``DELETE`` of a finished job) removes its results from every store it may
+have used (``blocks.result_stores``), its artifacts, and its flow run, whose logs the
+Prefect server then deletes: afterwards the job is 404 everywhere. The housekeeping flow
+(``flows.housekeeping``) expires jobs past ``OAPIP_JOB_RETENTION_DAYS``: it removes their
+results and tags their runs ``results-expired``; :func:`check_results_kept` turns that
+tag into ``410 Gone`` on the results. :func:`with_expiry` adds when results expire to a
+job's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import ObjectNotFound
+
+from blocks.result_stores import remove_job_results
+from core.exceptions import ResultsExpired, ServiceUnavailable, StagingError
+from core.naming import EXPIRED_TAG, job_id_of, user_of
+from core.retention import expires_at
+from ogc_prefect.client import PrefectApi
+from ogc_prefect.mapping import JobRecord
+
+__all__ = ["check_results_kept", "delete_job", "with_expiry"]
+
+
+async def delete_job(api: PrefectApi, flow_run: FlowRun) -> None:
+    """Remove a finished job: its results in every store, its artifacts, its flow run
+    (and so its logs). Results go first: a store that cannot be reached leaves the job
+    in place (``ServiceUnavailable``), to be deleted again later, rather than orphaned
+    objects that nothing points at."""
+    try:
+        await asyncio.to_thread(
+            remove_job_results,
+            api.settings,
+            user=user_of(flow_run.tags),
+            job_id=job_id_of(flow_run.tags, flow_run.id),
+        )
+    except StagingError as exc:
+        raise ServiceUnavailable(
+            f"the job's results cannot be removed now, so the job was kept: {exc.detail}"
+        ) from exc
+    artifacts = await api.call(
+        api.client.read_artifacts,
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])),
+    )
+    # Either may be gone meanwhile (a second DELETE of the same job).
+    for artifact in artifacts:
+        with contextlib.suppress(ObjectNotFound):
+            await api.call(api.client.delete_artifact, artifact.id)
+    with contextlib.suppress(ObjectNotFound):
+        await api.call(api.client.delete_flow_run, flow_run.id)
+
+
+def check_results_kept(flow_run: FlowRun, job_id: str) -> None:
+    """``ResultsExpired`` (410) when housekeeping removed the job's results."""
+    if EXPIRED_TAG in (flow_run.tags or []):
+        raise ResultsExpired(
+            f"the results of job {job_id} expired under this site's retention policy "
+            "and were removed; run the job again to compute them anew"
+        )
+
+
+def with_expiry(record: JobRecord, api: PrefectApi) -> JobRecord:
+    """``record`` with when its results expire (``OAPIP_JOB_RETENTION_DAYS`` after it
+    ended), if they do."""
+    expires = expires_at(record.finished, api.settings.retention)
+    return dataclasses.replace(record, expires=expires) if expires else record
