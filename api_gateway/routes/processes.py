@@ -7,10 +7,17 @@ import json
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from api_gateway.builtins import check_mutable
 from api_gateway.deps import ContextDep, JobsDep, ProcessesDep, SettingsDep
 from api_gateway.models import ExecuteRequest, ProcessDescription, ProcessList, Results, StatusInfo
 from api_gateway.packages import PACKAGE_MEDIA_TYPES, check_media_type, read_package
-from api_gateway.views import process_description, process_summary, render, status_info
+from api_gateway.views import (
+    process_description,
+    process_list,
+    process_summary,
+    render,
+    status_info,
+)
 from core.exceptions import InvalidParameter
 
 router = APIRouter(tags=["Processes"])
@@ -35,25 +42,17 @@ _EXECUTE_BODY = {
 
 
 @router.get("/processes", response_model=ProcessList, summary="List the processes")
-async def list_processes(ctx: ContextDep, processes: ProcessesDep):
+async def list_processes(
+    ctx: ContextDep,
+    processes: ProcessesDep,
+    limit: int = Query(100, ge=1, le=10000, description="Processes per page."),
+    offset: int = Query(0, ge=0, description="Processes to skip (paging)."),
+):
     records = await processes.list_processes(ctx.user)
-    document = {
-        "processes": [process_summary(ctx, r) for r in records],
-        "links": [
-            {
-                "href": f"{ctx.base}/processes",
-                "rel": "self",
-                "type": "application/json",
-                "title": "processes",
-            },
-            {
-                "href": f"{ctx.base}/processes?f=html",
-                "rel": "alternate",
-                "type": "text/html",
-                "title": "processes (HTML)",
-            },
-        ],
-    }
+    page = records[offset : offset + limit]
+    document = process_list(
+        ctx, page, offset=offset, limit=limit, more=offset + limit < len(records)
+    )
     return render(ctx, "processes.html", document)
 
 
@@ -103,6 +102,7 @@ async def replace_process(
 ):
     # Part 2: an unsupported media type is refused before the process is even looked up.
     check_media_type(request.headers.get("content-type"))
+    check_mutable(processId)
     await processes.get_process(ctx.user, processId)
     package = await read_package(
         request.headers.get("content-type"), await request.body(), w or processId, settings
@@ -113,6 +113,7 @@ async def replace_process(
 
 @router.delete("/processes/{processId}", status_code=204, summary="Undeploy a process (Part 2)")
 async def undeploy_process(processId: str, ctx: ContextDep, processes: ProcessesDep):
+    check_mutable(processId)
     await processes.undeploy(ctx.user, processId)
     return Response(status_code=204)
 

@@ -1,0 +1,132 @@
+"""The built-in processes every user has: ``echo``, immutable (``mutable: false``).
+
+``echo`` returns its inputs as its outputs. It is what the OGC test suites
+(``echoprocessid``), EOEPCA's system test and ZOO-Project expect of a server: one input
+of each kind the suites exercise (a string, a number, an array of integers, a bounding
+box, an object, a binary value inline or by reference, a file by reference). It runs like
+any deployed process (a Prefect deployment of the one flow, CWL run by the backend): its
+package is ``builtin/echo.cwl``, an ExpressionTool whose outputs are its inputs.
+
+A user's built-ins are deployed on the first request of that user a gateway serves
+(one Prefect read when they exist); replacing or undeploying them is refused
+(``ImmutableProcess``, 403).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from pathlib import Path
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+
+from api_gateway.packages import build_package
+from core.exceptions import DuplicatedProcess, ImmutableProcess, NoSuchProcess
+from core.settings import Settings
+from ogc_prefect import DeployedPackage, Processes
+
+__all__ = ["BUILTIN_IDS", "check_mutable", "ensure_builtins", "is_mutable"]
+
+ECHO_ID = "echo"
+BUILTIN_IDS = frozenset({ECHO_ID})
+_ECHO_CWL = Path(__file__).with_name("builtin") / "echo.cwl"
+
+# What CWL cannot say of the inputs (all but the string are CWL `Any`/optional): the
+# OGC schemas the test suites read to choose their values. `crs` has no `format: uri`:
+# the suites send URNs too.
+_BBOX = {
+    "type": "object",
+    "required": ["bbox"],
+    "properties": {
+        "bbox": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+        "crs": {"type": "string"},
+    },
+}
+_BINARY = {
+    "oneOf": [
+        {"type": "string", "contentEncoding": "binary", "contentMediaType": "image/tiff"},
+        {
+            "type": "object",
+            "required": ["href"],
+            "properties": {"href": {"type": "string"}, "type": {"type": "string"}},
+        },
+    ]
+}
+# A file reference says its media type: the suites send a plain string ("teststring")
+# to every string input that has none.
+_FILE = {
+    "oneOf": [
+        {"type": "string", "format": "uri", "contentMediaType": "application/octet-stream"},
+        {
+            "type": "object",
+            "required": ["href"],
+            "properties": {"href": {"type": "string", "format": "uri"}, "type": {"type": "string"}},
+        },
+    ]
+}
+_INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "file_input": _FILE,
+    "bbox_input": _BBOX,
+    "object_input": {"type": "object"},
+    "binary_input": _BINARY,
+}
+_OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "string_output": {"type": "string"},
+    "double_output": {"type": "number"},
+    "array_output": {"type": "array", "items": {"type": "integer"}},
+    "bbox_output": {"allOf": [{"format": "ogc-bbox"}, _BBOX]},
+    "object_output": {"type": "object"},
+    "binary_output": {"type": "string", "contentEncoding": "binary"},
+    "file_output": {"type": "string", "format": "uri"},
+}
+
+
+def is_mutable(process_id: str) -> bool:
+    """False for a built-in process (``mutable`` of its summary, Part 2)."""
+    return process_id not in BUILTIN_IDS
+
+
+def check_mutable(process_id: str) -> None:
+    """Raise ``ImmutableProcess`` for a built-in process (replace and undeploy)."""
+    if not is_mutable(process_id):
+        raise ImmutableProcess(
+            f"process {process_id!r} is built in and cannot be replaced or undeployed; "
+            "deploy your own process under another id"
+        )
+
+
+def echo_package(settings: Settings) -> DeployedPackage:
+    """The ``echo`` package, its description completed with the schemas CWL cannot say."""
+    package = build_package(_ECHO_CWL.read_text(), None, {}, settings)
+    description = copy.deepcopy(package.description)
+    for name, schema in _INPUT_SCHEMAS.items():
+        description["inputs"][name]["schema"] = copy.deepcopy(schema)
+    for name, schema in _OUTPUT_SCHEMAS.items():
+        description["outputs"][name]["schema"] = copy.deepcopy(schema)
+    return DeployedPackage(
+        process_id=package.process_id,
+        workflow=package.workflow,
+        entrypoint=package.entrypoint,
+        description=description,
+        source=package.source,
+        execution_engine=None,
+    )
+
+
+async def ensure_builtins(state: Any, processes: Processes, user: str) -> None:
+    """Deploy ``user``'s built-in processes unless this gateway saw them already
+    (``state``: the app's state, which remembers the users done)."""
+    if not hasattr(state, "builtin_users"):
+        state.builtin_users = set()
+    if user in state.builtin_users:
+        return
+    try:
+        await processes.get_process(user, ECHO_ID)
+    except NoSuchProcess:
+        if not hasattr(state, "echo_package"):
+            state.echo_package = await run_in_threadpool(echo_package, state.settings)
+        # Another request of the same user may have deployed it meanwhile.
+        with contextlib.suppress(DuplicatedProcess):
+            await processes.deploy(user, state.echo_package)
+    state.builtin_users.add(user)
