@@ -26,8 +26,8 @@ Schema choices for the process description (``describe``):
   ``maxOccurs`` multiplicity is not needed.
 * Optional types (``T?``, ``["null", T]``) and inputs with a ``default`` have
   ``minOccurs`` 0; the default is copied into the schema (File/Directory defaults
-  as their location). Unions of several types become ``oneOf`` (as OGC's examples write them; validation
-  reads it as ``anyOf``, see :mod:`cwlpkg.inputs`); ``Any`` is ``{}``;
+  as their location). Unions of several types become ``oneOf`` (as OGC's examples
+  write them; validation reads it as ``anyOf``, see :mod:`cwlpkg.inputs`); ``Any`` is ``{}``;
   enums are ``{"type": "string", "enum": [...]}``; records ``{"type": "object",
   "properties": ...}``.
 """

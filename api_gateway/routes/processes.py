@@ -11,6 +11,7 @@ from api_gateway.builtins import check_mutable
 from api_gateway.deps import ContextDep, JobsDep, ProcessesDep, SettingsDep
 from api_gateway.models import ExecuteRequest, ProcessDescription, ProcessList, Results, StatusInfo
 from api_gateway.packages import PACKAGE_MEDIA_TYPES, check_media_type, read_package
+from api_gateway.results import render_results
 from api_gateway.views import (
     process_description,
     process_list,
@@ -172,6 +173,7 @@ async def execute_process(
         subscriber=subscriber,
         jobs_url=f"{ctx.base}/jobs",
         wait_s=None if respond_async else settings.gateway.sync_execute_timeout_s,
+        response=execute.response,
     )
     location = f"{ctx.base}/jobs/{record.job_id}"
     if respond_async:
@@ -185,4 +187,9 @@ async def execute_process(
         return JSONResponse(
             status_info(ctx, record), status_code=201, headers={"Location": location}
         )
-    return JSONResponse(results, status_code=200, headers={"Link": f'<{location}>; rel="monitor"'})
+    return render_results(
+        results,
+        response=execute.response,
+        outputs=execute.outputs,
+        headers={"Link": f'<{location}>; rel="monitor"'},
+    )
