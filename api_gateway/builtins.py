@@ -5,7 +5,8 @@
 of each kind the suites exercise (a string, a number, an array of integers, a bounding
 box, an object, a binary value inline or by reference, a file by reference). It runs like
 any deployed process (a Prefect deployment of the one flow, CWL run by the backend): its
-package is ``builtin/echo.cwl``, an ExpressionTool whose outputs are its inputs.
+package is ``builtin/echo.cwl``, an ExpressionTool whose outputs are its inputs, each
+output named as its input (the Part 1 suite selects "the output of the first input's id").
 
 A user's built-ins are deployed on the first request of that user a gateway serves
 (one Prefect read when they exist); replacing or undeploying them is refused
@@ -53,18 +54,9 @@ _BINARY = {
         },
     ]
 }
-# A file reference says its media type: the suites send a plain string ("teststring")
-# to every string input that has none.
-_FILE = {
-    "oneOf": [
-        {"type": "string", "format": "uri", "contentMediaType": "application/octet-stream"},
-        {
-            "type": "object",
-            "required": ["href"],
-            "properties": {"href": {"type": "string", "format": "uri"}, "type": {"type": "string"}},
-        },
-    ]
-}
+# A file by reference: a URL (with a media type and `format`, the test suites send no
+# "teststring" to it; a `{"href": ...}` object would get their `{"value": "teststring"}`).
+_FILE = {"type": "string", "format": "uri", "contentMediaType": "application/octet-stream"}
 _INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
     "file_input": _FILE,
     "bbox_input": _BBOX,
@@ -72,13 +64,13 @@ _INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
     "binary_input": _BINARY,
 }
 _OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
-    "string_output": {"type": "string"},
-    "double_output": {"type": "number"},
-    "array_output": {"type": "array", "items": {"type": "integer"}},
-    "bbox_output": {"allOf": [{"format": "ogc-bbox"}, _BBOX]},
-    "object_output": {"type": "object"},
-    "binary_output": {"type": "string", "contentEncoding": "binary"},
-    "file_output": {"type": "string", "format": "uri"},
+    "string_input": {"type": "string"},
+    "double_input": {"type": "number"},
+    "array_input": {"type": "array", "items": {"type": "integer"}},
+    "bbox_input": {"allOf": [{"format": "ogc-bbox"}, _BBOX]},
+    "object_input": {"type": "object"},
+    "binary_input": copy.deepcopy(_BINARY),
+    "file_input": {"type": "string", "format": "uri"},
 }
 
 
