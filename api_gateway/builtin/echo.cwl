@@ -12,20 +12,22 @@ $namespaces:
 s:softwareVersion: 1.0.0
 s:keywords: [echo, test]
 # A parameter reference, not JavaScript: no Node.js needed. The outputs are the inputs.
+# The object input comes before the bounding box: the Part 1 suite gives its object value
+# ({"value": "teststring"}) to the first input whose schema is an object.
 expression: $(inputs)
 inputs:
   string_input: {type: string, label: A string}
   double_input: {type: "double?", label: A number}
   array_input: {type: "int[]?", label: An array of integers}
-  bbox_input: {type: "Any?", label: A bounding box}
   object_input: {type: "Any?", label: An object}
+  bbox_input: {type: "Any?", label: A bounding box}
   binary_input: {type: "Any?", label: "A binary value, inline (base64) or by reference"}
   file_input: {type: "File?", label: A file by reference}
 outputs:
   string_input: "Any?"
   double_input: "Any?"
   array_input: "Any?"
-  bbox_input: "Any?"
   object_input: "Any?"
+  bbox_input: "Any?"
   binary_input: "Any?"
   file_input: "File?"

@@ -98,7 +98,7 @@ def _type_of(schema: dict[str, Any], item: Input) -> Type:
 
 
 def create_input(schema: dict[str, Any], input_id: str) -> Input:
-    """``CommonFixture.createInput`` (CommonFixture.java:214)."""
+    """``CommonFixture.createInput`` (CommonFixture.java:286)."""
     item = Input(input_id)
     if "type" in schema:
         if schema["type"] == "string" and "format" in schema:
@@ -150,7 +150,7 @@ class EchoProcess:
     # --- Jobs.addInput and friends -------------------------------------------------
 
     def add_input(self, item: Input, inputs: dict[str, Any]) -> None:
-        """``Jobs.addInput`` (Jobs.java:357): strings, bboxes and objects only."""
+        """``Jobs.addInput`` (Jobs.java:340): strings, bboxes and objects only."""
         for kind in item.types:
             if kind.definition == "string":
                 if item.format is None and kind.content_media_type is None:
