@@ -10,6 +10,7 @@ import json
 import pytest
 import requests
 
+from tests import reference
 from tests.support import deploy_cwl, sleep_cwl
 
 P2 = "http://www.opengis.net/def/exceptions/ogcapi-processes-2/1.0"
@@ -191,13 +192,11 @@ def test_docker_package_is_refused_with_a_reason(root: str, name: str):
         "/conf/docker" in c
         for c in requests.get(f"{root}/conformance", timeout=30).json()["conformsTo"]
     )
-    package = {
-        "processDescription": {"id": "BandMath", "version": "1.0.0", "inputs": {}, "outputs": {}},
-        "executionUnit": {"type": "docker", "image": "docker://otbtf/4.1.0-cpu"},
-    }
+    # The suite's own file, from the reference folder (the test skips without it).
+    package = reference.ogc_schemas() / "ets-ogcapi-processes10-part2" / "ogcapppkg.json"
     headers = {**JSON, "Content-Type": "application/ogcapppkg+json"}
     response = requests.post(
-        f"{root}/processes", data=json.dumps(package), headers=headers, timeout=TIMEOUT_S
+        f"{root}/processes", data=package.read_bytes(), headers=headers, timeout=TIMEOUT_S
     )
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["detail"]
