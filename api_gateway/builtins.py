@@ -10,7 +10,9 @@ output named as its input (the Part 1 suite selects "the output of the first inp
 
 A user's built-ins are deployed on the first request of that user a gateway serves
 (one Prefect read when they exist); replacing or undeploying them is refused
-(``ImmutableProcess``, 403).
+(``ImmutableProcess``, 403). A user's own process of a built-in's id (deployed before
+the built-ins existed, or since) takes the built-in's place for that user: it is
+mutable like any other, and undeploying it brings the built-in back.
 """
 
 from __future__ import annotations
@@ -25,9 +27,16 @@ from fastapi.concurrency import run_in_threadpool
 from api_gateway.packages import build_package
 from core.exceptions import DuplicatedProcess, ImmutableProcess, NoSuchProcess
 from core.settings import Settings
-from ogc_prefect import DeployedPackage, Processes
+from ogc_prefect import DeployedPackage, Processes, ProcessRecord
 
-__all__ = ["BUILTIN_IDS", "check_mutable", "ensure_builtins", "is_mutable"]
+__all__ = [
+    "BUILTIN_IDS",
+    "check_mutable",
+    "deploy_over_builtin",
+    "ensure_builtins",
+    "forget_user",
+    "is_builtin",
+]
 
 ECHO_ID = "echo"
 BUILTIN_IDS = frozenset({ECHO_ID})
@@ -74,17 +83,22 @@ _OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def is_mutable(process_id: str) -> bool:
-    """False for a built-in process (``mutable`` of its summary, Part 2)."""
-    return process_id not in BUILTIN_IDS
+def is_builtin(state: Any, record: ProcessRecord) -> bool:
+    """Whether ``record`` is a built-in process (not a user's own of the same id)."""
+    package = getattr(state, "echo_package", None)
+    return (
+        record.process_id in BUILTIN_IDS
+        and package is not None
+        and record.revision == package.revision
+    )
 
 
-def check_mutable(process_id: str) -> None:
+def check_mutable(state: Any, record: ProcessRecord) -> None:
     """Raise ``ImmutableProcess`` for a built-in process (replace and undeploy)."""
-    if not is_mutable(process_id):
+    if is_builtin(state, record):
         raise ImmutableProcess(
-            f"process {process_id!r} is built in and cannot be replaced or undeployed; "
-            "deploy your own process under another id"
+            f"process {record.process_id!r} is built in and cannot be replaced or "
+            "undeployed; deploy your own process under another id"
         )
 
 
@@ -108,7 +122,10 @@ def echo_package(settings: Settings) -> DeployedPackage:
 
 async def ensure_builtins(state: Any, processes: Processes, user: str) -> None:
     """Deploy ``user``'s built-in processes unless this gateway saw them already
-    (``state``: the app's state, which remembers the users done)."""
+    (``state``: the app's state, which remembers the users done). A process of the user's
+    own under the same id (deployed before there were built-ins) is left as it is."""
+    if not hasattr(state, "echo_package"):
+        state.echo_package = await run_in_threadpool(echo_package, state.settings)
     if not hasattr(state, "builtin_users"):
         state.builtin_users = set()
     if user in state.builtin_users:
@@ -116,9 +133,31 @@ async def ensure_builtins(state: Any, processes: Processes, user: str) -> None:
     try:
         await processes.get_process(user, ECHO_ID)
     except NoSuchProcess:
-        if not hasattr(state, "echo_package"):
-            state.echo_package = await run_in_threadpool(echo_package, state.settings)
         # Another request of the same user may have deployed it meanwhile.
         with contextlib.suppress(DuplicatedProcess):
             await processes.deploy(user, state.echo_package)
     state.builtin_users.add(user)
+
+
+async def deploy_over_builtin(
+    state: Any, processes: Processes, user: str, package: DeployedPackage
+) -> ProcessRecord | None:
+    """Deploy ``package`` in place of the user's built-in process of the same id, if it
+    is one (a user's own ``echo`` takes the built-in's place for that user; undeploying
+    it brings the built-in back). None when ``package`` is not such a process."""
+    if package.process_id not in BUILTIN_IDS:
+        return None
+    try:
+        record = await processes.get_process(user, package.process_id)
+    except NoSuchProcess:
+        return None
+    if not is_builtin(state, record):
+        return None  # the user's own: deploying it again is a duplicate
+    await processes.replace(user, package.process_id, package)
+    return await processes.get_process(user, package.process_id)
+
+
+def forget_user(state: Any, user: str) -> None:
+    """After ``user`` undeployed a process of a built-in's id: restore the built-in on
+    their next request."""
+    getattr(state, "builtin_users", set()).discard(user)

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api_gateway.builtins import is_mutable
+from api_gateway.builtins import is_builtin
 from api_gateway.deps import OgcContext
 from core import ogc
 from core.naming import result_file_url
@@ -146,7 +146,7 @@ def process_summary(ctx: OgcContext, record: ProcessRecord) -> dict[str, Any]:
         "version": str(d.get("version") or "1.0.0"),
         "jobControlOptions": JOB_CONTROL,
         "outputTransmission": TRANSMISSION,
-        "mutable": is_mutable(record.process_id),
+        "mutable": not is_builtin(ctx.request.app.state, record),
         "links": [
             {
                 "href": href,

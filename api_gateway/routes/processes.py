@@ -7,7 +7,7 @@ import json
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api_gateway.builtins import check_mutable
+from api_gateway.builtins import check_mutable, deploy_over_builtin, forget_user
 from api_gateway.deps import ContextDep, JobsDep, ProcessesDep, SettingsDep
 from api_gateway.models import ExecuteRequest, ProcessDescription, ProcessList, Results, StatusInfo
 from api_gateway.packages import PACKAGE_MEDIA_TYPES, check_media_type, read_package
@@ -74,7 +74,9 @@ async def deploy_process(
     package = await read_package(
         request.headers.get("content-type"), await request.body(), w, settings
     )
-    record = await processes.deploy(ctx.user, package)
+    state = request.app.state
+    record = await deploy_over_builtin(state, processes, ctx.user, package)
+    record = record or await processes.deploy(ctx.user, package)
     href = f"{ctx.base}/processes/{record.process_id}"
     return JSONResponse(process_summary(ctx, record), status_code=201, headers={"Location": href})
 
@@ -103,8 +105,7 @@ async def replace_process(
 ):
     # Part 2: an unsupported media type is refused before the process is even looked up.
     check_media_type(request.headers.get("content-type"))
-    check_mutable(processId)
-    await processes.get_process(ctx.user, processId)
+    check_mutable(request.app.state, await processes.get_process(ctx.user, processId))
     package = await read_package(
         request.headers.get("content-type"), await request.body(), w or processId, settings
     )
@@ -113,9 +114,12 @@ async def replace_process(
 
 
 @router.delete("/processes/{processId}", status_code=204, summary="Undeploy a process (Part 2)")
-async def undeploy_process(processId: str, ctx: ContextDep, processes: ProcessesDep):
-    check_mutable(processId)
+async def undeploy_process(
+    processId: str, request: Request, ctx: ContextDep, processes: ProcessesDep
+):
+    check_mutable(request.app.state, await processes.get_process(ctx.user, processId))
     await processes.undeploy(ctx.user, processId)
+    forget_user(request.app.state, ctx.user)
     return Response(status_code=204)
 
 

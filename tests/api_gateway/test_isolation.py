@@ -38,7 +38,8 @@ def test_other_users_see_nothing(engine: Engine, alice: dict[str, str], other: s
     job_id = alice["job_id"]
 
     listing = requests.get(f"{api}/processes", timeout=30).json()
-    assert "echo" not in [p["id"] for p in listing["processes"]]
+    # Alice's own echo (mutable) is not listed; everyone has the built-in one.
+    assert "echo" not in [p["id"] for p in listing["processes"] if p["mutable"]]
     jobs = requests.get(f"{api}/jobs", params={"limit": 1000}, timeout=30).json()
     assert job_id not in [j["jobID"] for j in jobs["jobs"]]
     filtered = requests.get(f"{api}/jobs", params={"processID": "echo"}, timeout=30).json()

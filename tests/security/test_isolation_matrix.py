@@ -112,7 +112,8 @@ def test_bob_lists_and_deploys_without_seeing_alice(
     token = oidc_gateway.issuer.token(bob)
     base = oidc_gateway.api(bob if tree == "own" else None)
     listing = requests.get(f"{base}/processes", headers=auth(token), timeout=30).json()
-    assert "echo" not in [p["id"] for p in listing["processes"]]
+    # Alice's own echo (mutable) is not listed; everyone has the built-in one.
+    assert "echo" not in [p["id"] for p in listing["processes"] if p["mutable"]]
     for params in ({}, {"processID": "echo"}, {"limit": 1000}):
         jobs = requests.get(f"{base}/jobs", params=params, headers=auth(token), timeout=30)
         assert alice["job_id"] not in [j["jobID"] for j in jobs.json()["jobs"]]
