@@ -167,3 +167,40 @@ def test_job_list_success(root: str, a_job: str):
     response = _get(f"{root}/jobs")
     assert response.status_code == 200
     validate(response.json(), "jobList")
+
+
+# --- beyond the ETS: what the tutorials and clients do -----------------------------------
+
+
+def test_trailing_slashes_are_served(root: str):
+    """``POST …/processes/`` (EOEPCA's tutorials, plain curl) deploys: no empty 307."""
+    from tests.support import sleep_cwl
+
+    response = requests.post(
+        f"{root}/processes/",
+        data=sleep_cwl("slash", "0"),
+        headers={"Content-Type": "application/cwl+yaml"},
+        allow_redirects=False,
+        timeout=TIMEOUT_S,
+    )
+    assert response.status_code == 201, response.text
+    for url in (f"{root}/processes/", f"{root}/processes/slash/", f"{root}/jobs/"):
+        assert _get(url).status_code == 200, url
+    assert requests.delete(f"{root}/processes/slash/", timeout=30).status_code == 204
+
+
+def test_process_list_pages_back_and_forth(root: str):
+    """``limit``/``offset`` with ``next`` and ``prev`` links, like the job list."""
+    from tests.support import deploy_cwl, sleep_cwl
+
+    deploy_cwl(root, sleep_cwl("pages", "0"))
+    everything = [p["id"] for p in _get(f"{root}/processes").json()["processes"]]
+    assert len(everything) >= 2
+    first = _get(f"{root}/processes?limit=1").json()
+    second = _get(next(li["href"] for li in first["links"] if li["rel"] == "next")).json()
+    back = _get(next(li["href"] for li in second["links"] if li["rel"] == "prev")).json()
+    assert [first["processes"][0]["id"], second["processes"][0]["id"]] == everything[:2]
+    assert back["processes"] == first["processes"]
+    bad = _get(f"{root}/processes?limit=0")
+    assert bad.status_code == 400
+    validate(bad.json(), "exception")
