@@ -201,3 +201,30 @@ def test_docker_package_is_refused_with_a_reason(root: str, name: str):
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["detail"]
     assert requests.get(f"{root}/processes/BandMath", timeout=30).status_code == 404
+
+
+# --- beyond the ETS ------------------------------------------------------------------------
+
+
+def test_echo_cannot_be_replaced(root: str):
+    """Replacing an immutable process → 403 ``immutable-process`` (a valid package)."""
+    headers = {**JSON, "Content-Type": "application/cwl+yaml"}
+    response = requests.put(
+        f"{root}/processes/echo", data=sleep_cwl("echo", "0"), headers=headers, timeout=60
+    )
+    assert response.status_code == 403
+    assert response.json()["type"] == f"{P2}/immutable-process"
+
+
+def test_a_users_own_echo_takes_the_builtins_place(engine):
+    """A user who deploys an ``echo`` of their own has it (mutable); undeployed, the
+    built-in is back."""
+    import uuid
+
+    api = engine.api(f"own-echo-{uuid.uuid4().hex[:6]}")
+    assert requests.get(f"{api}/processes/echo", timeout=60).json()["mutable"] is False
+    deploy_cwl(api, sleep_cwl("echo", "0"))
+    mine = requests.get(f"{api}/processes/echo", timeout=60).json()
+    assert mine["mutable"] is True and mine["title"] == "Sleeper"
+    assert requests.delete(f"{api}/processes/echo", timeout=60).status_code == 204
+    assert requests.get(f"{api}/processes/echo", timeout=60).json()["mutable"] is False
