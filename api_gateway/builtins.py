@@ -17,6 +17,7 @@ mutable like any other, and undeploying it brings the built-in back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 from pathlib import Path
@@ -124,19 +125,24 @@ async def ensure_builtins(state: Any, processes: Processes, user: str) -> None:
     """Deploy ``user``'s built-in processes unless this gateway saw them already
     (``state``: the app's state, which remembers the users done). A process of the user's
     own under the same id (deployed before there were built-ins) is left as it is."""
-    if not hasattr(state, "echo_package"):
-        state.echo_package = await run_in_threadpool(echo_package, state.settings)
     if not hasattr(state, "builtin_users"):
-        state.builtin_users = set()
+        # (No await between the check and the set: one event loop, no race.)
+        state.builtin_users, state.builtin_lock = set(), asyncio.Lock()
     if user in state.builtin_users:
         return
-    try:
-        await processes.get_process(user, ECHO_ID)
-    except NoSuchProcess:
-        # Another request of the same user may have deployed it meanwhile.
-        with contextlib.suppress(DuplicatedProcess):
-            await processes.deploy(user, state.echo_package)
-    state.builtin_users.add(user)
+    # One at a time: a new user's first requests often come together (a client's burst).
+    async with state.builtin_lock:
+        if user in state.builtin_users:
+            return
+        if not hasattr(state, "echo_package"):
+            state.echo_package = await run_in_threadpool(echo_package, state.settings)
+        try:
+            await processes.get_process(user, ECHO_ID)
+        except NoSuchProcess:
+            # Another gateway may have deployed it meanwhile.
+            with contextlib.suppress(DuplicatedProcess):
+                await processes.deploy(user, state.echo_package)
+        state.builtin_users.add(user)
 
 
 async def deploy_over_builtin(
