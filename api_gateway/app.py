@@ -17,6 +17,7 @@ from api_gateway.auth import OidcVerifier
 from api_gateway.errors import install_error_handlers, ogc_exception
 from api_gateway.packages import warm_up
 from api_gateway.routes import jobs, landing, processes, schedules
+from api_gateway.slashes import TrailingSlashes
 from api_gateway.wps import exception_response, is_wps_path
 from api_gateway.wps import router as wps_router
 from core.exceptions import PayloadTooLarge
@@ -133,5 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health():
         return {"status": "ok"}
 
+    app.add_middleware(TrailingSlashes)
     app.add_middleware(_BodyLimit, limit=settings.gateway.max_request_bytes)
     return app

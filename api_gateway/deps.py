@@ -19,6 +19,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api_gateway.auth import OidcVerifier, bearer_token
+from api_gateway.builtins import ensure_builtins
 from core.exceptions import Forbidden, InvalidParameter
 from core.naming import ANONYMOUS, USER_NAME
 from core.settings import Settings
@@ -149,7 +150,11 @@ class OgcContext:
         )
 
 
-def get_context(request: Request, user: UserDep, settings: SettingsDep) -> OgcContext:
+async def get_context(
+    request: Request, user: UserDep, settings: SettingsDep, processes: ProcessesDep
+) -> OgcContext:
+    # Every user has the built-in processes (echo): deployed on their first request here.
+    await ensure_builtins(request.app.state, processes, user)
     return OgcContext(request, user, settings)
 
 

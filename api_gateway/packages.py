@@ -37,6 +37,7 @@ __all__ = [
     "warm_up",
     "CWL_MEDIA_TYPES",
     "PACKAGE_MEDIA_TYPES",
+    "build_package",
     "check_media_type",
     "check_resources",
     "read_package",
@@ -233,9 +234,10 @@ def _execution_engine(value: object, settings: Settings) -> dict[str, str]:
     return {"executionEngine": str(value)}
 
 
-def _build(
+def build_package(
     cwl_source: str | dict, w: str | None, source: dict, settings: Settings
 ) -> DeployedPackage:
+    """Validate, describe and pack a CWL document (text or parsed) as a process."""
     doc = cwl_source if isinstance(cwl_source, dict) else cwl.parse_document(cwl_source)
     # /processes/{id}/package serves the document as deployed (ids, metadata and all),
     # not the packed one the workers run.
@@ -273,4 +275,4 @@ async def read_package(
         )
     cwl_source, source = await _cwl_text(media_type, body, settings)
     # Validation loads the document with schema-salad: CPU work, off the event loop.
-    return await run_in_threadpool(_build, cwl_source, w, source, settings)
+    return await run_in_threadpool(build_package, cwl_source, w, source, settings)

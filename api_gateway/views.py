@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api_gateway.builtins import is_builtin
 from api_gateway.deps import OgcContext
 from core import ogc
 from core.naming import result_file_url
@@ -26,6 +27,7 @@ __all__ = [
     "job_logs_text",
     "landing_page",
     "process_description",
+    "process_list",
     "process_summary",
     "render",
     "result_folder",
@@ -144,7 +146,7 @@ def process_summary(ctx: OgcContext, record: ProcessRecord) -> dict[str, Any]:
         "version": str(d.get("version") or "1.0.0"),
         "jobControlOptions": JOB_CONTROL,
         "outputTransmission": TRANSMISSION,
-        "mutable": True,
+        "mutable": not is_builtin(ctx.request.app.state, record),
         "links": [
             {
                 "href": href,
@@ -170,6 +172,28 @@ def process_summary(ctx: OgcContext, record: ProcessRecord) -> dict[str, Any]:
     if d.get("keywords"):
         summary["keywords"] = list(d["keywords"])
     return summary
+
+
+def process_list(
+    ctx: OgcContext, records: list[ProcessRecord], *, offset: int, limit: int, more: bool
+) -> dict[str, Any]:
+    """A page of the process list: ``limit`` processes from ``offset``, ``next``/``prev``
+    links like the job list's."""
+
+    def page(at: int) -> str:
+        return f"{ctx.base}/processes?{urlencode({'limit': limit, 'offset': at})}"
+
+    links = [
+        {"href": page(offset), "rel": "self", "type": "application/json", "title": "processes"},
+        {
+            "href": f"{page(offset)}&f=html",
+            "rel": "alternate",
+            "type": "text/html",
+            "title": "processes (HTML)",
+        },
+    ]
+    links += _paging_links(page, offset=offset, limit=limit, more=more)
+    return {"processes": [process_summary(ctx, r) for r in records], "links": links}
 
 
 def process_description(ctx: OgcContext, record: ProcessRecord) -> dict[str, Any]:

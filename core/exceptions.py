@@ -147,7 +147,7 @@ class ImmutableProcess(EngineError):
 
 class UnsupportedMediaType(EngineError):
     status = 415
-    type_uri = f"{_P2}/unsupported-content-type"
+    type_uri = f"{_P2}/unsupported-media-type"
     title = "Unsupported media type"
 
 

@@ -14,9 +14,12 @@ from typing import Any
 
 from core.times import format_time
 
-__all__ = ["REL", "clean_message", "status_info"]
+__all__ = ["PREFECT_UI_REL", "REL", "clean_message", "status_info"]
 
 REL = "http://www.opengis.net/def/rel/ogc/1.0"
+# The relation of a job's link to its flow run in the Prefect UI (not `monitor`: OGC
+# clients follow `monitor` to the job's status document).
+PREFECT_UI_REL = "prefect-ui"
 """Prefix of the OGC link relations (``…/results``, ``…/job-list``, ``…/execute``)."""
 
 _MESSAGE_MAX = 2000  # characters of a state message a status document carries
@@ -70,10 +73,10 @@ def status_info(
         api_url: the OGC API tree the gateway serves the job from; given, the document
             also links to the job's HTML page, results, logs, process and schedule (and
             ``jobs_url`` defaults to ``<api_url>/jobs``).
-        prefect_ui: the Prefect UI's URL; given, a ``monitor`` link opens the job's flow
-            run there.
+        prefect_ui: the Prefect UI's URL; given, a ``prefect-ui`` link opens the job's flow
+            run there (``monitor`` is the job's status, where OGC clients poll).
         run_id: the job's flow-run id (None: the job id itself; empty: no run yet, the
-            job waits in the gateway's outbox, and no ``monitor`` link).
+            job waits in the gateway's outbox, and no ``prefect-ui`` link).
     """
     if api_url is not None:
         jobs_url = jobs_url or f"{api_url}/jobs"
@@ -117,14 +120,18 @@ def _status_links(
     if not jobs_url:
         return []
     href = f"{jobs_url}/{job_id}"
-    links = [{"href": href, "rel": "self", "type": "application/json", "title": "job status"}]
+    # `monitor` is where an OGC client polls the job (the ETS follows it): its status.
+    links = [
+        {"href": href, "rel": "self", "type": "application/json", "title": "job status"},
+        {"href": href, "rel": "monitor", "type": "application/json", "title": "job status"},
+    ]
     if api_url is not None:
         links += _api_links(href, api_url, process_id, status)
     if prefect_ui is not None and run_id != "":
         links.append(
             {
                 "href": f"{prefect_ui}/runs/flow-run/{run_id or job_id}",
-                "rel": "monitor",
+                "rel": PREFECT_UI_REL,
                 "type": "text/html",
                 "title": "the job in the Prefect UI",
             }

@@ -26,7 +26,8 @@ Schema choices for the process description (``describe``):
   ``maxOccurs`` multiplicity is not needed.
 * Optional types (``T?``, ``["null", T]``) and inputs with a ``default`` have
   ``minOccurs`` 0; the default is copied into the schema (File/Directory defaults
-  as their location). Unions of several types become ``anyOf``; ``Any`` is ``{}``;
+  as their location). Unions of several types become ``oneOf`` (as OGC's examples
+  write them; validation reads it as ``anyOf``, see :mod:`cwlpkg.inputs`); ``Any`` is ``{}``;
   enums are ``{"type": "string", "enum": [...]}``; records ``{"type": "object",
   "properties": ...}``.
 """
@@ -211,7 +212,7 @@ def _schema(cwl_type: Any, types: Mapping[str, Any], file_schema: dict[str, Any]
         return _schema(named, types, file_schema) if named is not None else {}
     if isinstance(cwl_type, list):
         members = [_schema(t, types, file_schema) for t in cwl_type if t != "null"]
-        return members[0] if len(members) == 1 else {"anyOf": members} if members else {}
+        return members[0] if len(members) == 1 else {"oneOf": members} if members else {}
     if not isinstance(cwl_type, Mapping):
         return {}
     kind = cwl_type.get("type")

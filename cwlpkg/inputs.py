@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from core.exceptions import InvalidInput
@@ -27,9 +27,16 @@ from cwlpkg.locations import input_files_problem, is_remote, remote_defaults
 __all__ = ["file_urls", "job_order", "validate_inputs"]
 
 # Keys of an OGC qualified input value (``{"value": ..., "mediaType": ...}``).
-_QUALIFIED_KEYS = {"value", "mediaType", "encoding", "schema"}
+# (1.0's qualifiedInputValue: ``value`` and ``format``; ``mediaType``/``encoding``/``schema``
+# at the top level as clients also write them.)
+_QUALIFIED_KEYS = {"value", "format", "mediaType", "encoding", "schema"}
 
 _FORMATS = FormatChecker(formats=())
+# Process descriptions say `oneOf` (as OGC's examples do) where branches may overlap (an
+# integer is also a number): a value is valid when it matches one branch or more.
+_Validator = validators.extend(
+    Draft202012Validator, {"oneOf": Draft202012Validator.VALIDATORS["anyOf"]}
+)
 
 
 @_FORMATS.checks("uri")
@@ -62,8 +69,10 @@ def validate_inputs(description: dict[str, Any], inputs: dict[str, Any]) -> dict
         value = _unqualified(raw)
         if isinstance(value, list):
             value = [_unqualified(item) for item in value]
-        validator = Draft202012Validator(properties[name], format_checker=_FORMATS)
+        validator = _Validator(properties[name], format_checker=_FORMATS)
         error = best_match(validator.iter_errors(value))
+        if error is not None and value is not raw and validator.is_valid(raw):
+            value, error = raw, None  # an object input whose value has a `value` key
         problem = _input_error(error) if error is not None else input_files_problem(value)
         if problem:
             errors[name] = problem
@@ -113,7 +122,8 @@ def file_urls(description: dict[str, Any], inputs: dict[str, Any]) -> list[tuple
 
 def _urls(schema: Mapping[str, Any], value: Any) -> list[str]:
     """The URLs in ``value`` where ``schema`` (an input's) has a File/Directory reference;
-    a union (``anyOf``) is ambiguous, so it is not walked (``job_order`` leaves it as is)."""
+    a union (``oneOf`` of several types) is walked too: a URL the job may fetch is checked
+    even where ``job_order`` leaves the value as it is."""
     if isinstance(value, Mapping) and value.get("class") in ("File", "Directory"):
         return [str(value["location"])] if "location" in value else []
     urls = [u for member in schema.get("oneOf", []) for u in _urls(member, value)]

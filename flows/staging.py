@@ -271,6 +271,8 @@ def stage_out_outputs(
     link = link or storage.url_for
     results: dict[str, Any] = {}
     for output_id, value in outputs.items():
+        if value is None:
+            continue  # an optional output not produced is left out (results have no null)
         if on_progress:
             on_progress(output_id)
         try:

@@ -74,6 +74,8 @@ __all__ = ["Jobs", "check_urls"]
 
 _PROCESS_MAX_AGE_S = 2.0  # how old a cached process may be when a job of it is submitted
 _RESOLVE_TIMEOUT_S = 5.0  # a host that does not resolve by then is left to the job
+# The tag of a job whose execute request asked for `"response": "raw"` results.
+_RAW_TAG = "response:raw"
 
 
 async def check_urls(
@@ -130,6 +132,7 @@ class Jobs:
         subscriber: dict[str, Any] | None = None,
         jobs_url: str = "",
         wait_s: float | None = None,
+        response: str = "document",
     ) -> tuple[JobRecord, dict[str, Any] | None]:
         """Validate ``inputs`` and create the job's flow run; with ``wait_s``, wait that
         many seconds at most for the job to end.
@@ -137,15 +140,17 @@ class Jobs:
         Returns the job's status and, when it ended within ``wait_s``, its results
         (``JobFailed``, ``ResultNotReady`` when it failed or was dismissed); without
         ``wait_s``, or while it still runs, no results. ``jobs_url`` is the job list URL
-        the callbacks to ``subscriber`` link to.
+        the callbacks to ``subscriber`` link to; ``response`` (``raw`` or ``document``) is
+        kept with the job for its results (:meth:`results_request`).
         """
         record = await self.processes.get_process(user, process_id, max_age_s=_PROCESS_MAX_AGE_S)
         parameters = run_parameters(record.description, inputs, outputs, subscriber, jobs_url)
         await check_urls(self.api.settings, record.description, parameters)
         if self.api.outbox is not None:
-            job = await submit(self.api, self.api.outbox, user, record, parameters)
+            extra_tags = [_RAW_TAG] if response == "raw" else []
+            job = await submit(self.api, self.api.outbox, user, record, parameters, extra_tags)
         else:
-            job = await self._create_run(user, record, parameters)
+            job = await self._create_run(user, record, parameters, response)
         if wait_s is None:
             return job, None
         job = await self.wait(user, job.job_id, wait_s)
@@ -153,8 +158,15 @@ class Jobs:
             return job, None
         return job, await self.results(user, job.job_id)
 
+    async def results_request(self, user: str, job_id: str) -> tuple[str, dict[str, Any]]:
+        """How the execute request of ``user``'s job asked for its results: ``response``
+        (``raw`` or ``document``) and its ``outputs`` selection (``{}``: all, by value)."""
+        flow_run = await self.flow_run(user, job_id)
+        response = "raw" if _RAW_TAG in (flow_run.tags or []) else "document"
+        return response, dict((flow_run.parameters or {}).get("outputs") or {})
+
     async def _create_run(
-        self, user: str, process: ProcessRecord, parameters: dict[str, Any]
+        self, user: str, process: ProcessRecord, parameters: dict[str, Any], response: str
     ) -> JobRecord:
         """Create the flow run of one job of ``process``; its first status."""
         process_id = process.process_id
@@ -163,7 +175,7 @@ class Jobs:
                 flow_run = await self.api.rest.create_flow_run_from_deployment(
                     process.deployment_id,
                     parameters=parameters,
-                    tags=job_tags(user, process_id),
+                    tags=job_tags(user, process_id) + ([_RAW_TAG] if response == "raw" else []),
                     name=process_id,
                 )
             except httpx.HTTPStatusError as exc:

@@ -50,13 +50,19 @@ _FOR_GOOD = ("validation", "schema", "job variables", "work queue")
 
 
 async def submit(
-    api: PrefectApi, outbox: Outbox, user: str, process: ProcessRecord, parameters: dict[str, Any]
+    api: PrefectApi,
+    outbox: Outbox,
+    user: str,
+    process: ProcessRecord,
+    parameters: dict[str, Any],
+    extra_tags: list[str] | None = None,
 ) -> JobRecord:
-    """Write ``user``'s job of ``process`` to the outbox; its first status (``accepted``)."""
+    """Write ``user``'s job of ``process`` to the outbox; its first status (``accepted``).
+    ``extra_tags``: more tags of its flow run (how its results are asked for)."""
     job_id = str(uuid.uuid4())
     body = {
         "parameters": parameters,
-        "tags": [*job_tags(user, process.process_id), job_tag(job_id)],
+        "tags": [*job_tags(user, process.process_id), job_tag(job_id), *(extra_tags or [])],
         "name": process.process_id,
         "idempotency_key": job_id,
     }

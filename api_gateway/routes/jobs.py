@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from api_gateway.deps import ContextDep, JobsDep, LogsDep
 from api_gateway.models import JobList, JobLogs, Results, StatusInfo
+from api_gateway.results import present, render_results
 from api_gateway.views import (
     job_list,
     job_logs,
@@ -120,7 +121,12 @@ async def dismiss_job(jobId: str, ctx: ContextDep, jobs: JobsDep):
 
 @router.get("/jobs/{jobId}/results", response_model=Results, summary="Results of a job")
 async def get_results(jobId: str, ctx: ContextDep, jobs: JobsDep):
-    return render(ctx, "results.html", await jobs.results(ctx.user, jobId), job_id=jobId)
+    results = await jobs.results(ctx.user, jobId)
+    response, outputs = await jobs.results_request(ctx.user, jobId)
+    if ctx.wants_html():
+        return render(ctx, "results.html", present(results, outputs), job_id=jobId)
+    # As the execute request asked: `response` raw or document, its outputs selection.
+    return render_results(results, response=response, outputs=outputs)
 
 
 @router.get(

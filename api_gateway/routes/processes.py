@@ -7,10 +7,18 @@ import json
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from api_gateway.builtins import check_mutable, deploy_over_builtin, forget_user
 from api_gateway.deps import ContextDep, JobsDep, ProcessesDep, SettingsDep
 from api_gateway.models import ExecuteRequest, ProcessDescription, ProcessList, Results, StatusInfo
 from api_gateway.packages import PACKAGE_MEDIA_TYPES, check_media_type, read_package
-from api_gateway.views import process_description, process_summary, render, status_info
+from api_gateway.results import render_results
+from api_gateway.views import (
+    process_description,
+    process_list,
+    process_summary,
+    render,
+    status_info,
+)
 from core.exceptions import InvalidParameter
 
 router = APIRouter(tags=["Processes"])
@@ -35,25 +43,17 @@ _EXECUTE_BODY = {
 
 
 @router.get("/processes", response_model=ProcessList, summary="List the processes")
-async def list_processes(ctx: ContextDep, processes: ProcessesDep):
+async def list_processes(
+    ctx: ContextDep,
+    processes: ProcessesDep,
+    limit: int = Query(100, ge=1, le=10000, description="Processes per page."),
+    offset: int = Query(0, ge=0, description="Processes to skip (paging)."),
+):
     records = await processes.list_processes(ctx.user)
-    document = {
-        "processes": [process_summary(ctx, r) for r in records],
-        "links": [
-            {
-                "href": f"{ctx.base}/processes",
-                "rel": "self",
-                "type": "application/json",
-                "title": "processes",
-            },
-            {
-                "href": f"{ctx.base}/processes?f=html",
-                "rel": "alternate",
-                "type": "text/html",
-                "title": "processes (HTML)",
-            },
-        ],
-    }
+    page = records[offset : offset + limit]
+    document = process_list(
+        ctx, page, offset=offset, limit=limit, more=offset + limit < len(records)
+    )
     return render(ctx, "processes.html", document)
 
 
@@ -74,7 +74,9 @@ async def deploy_process(
     package = await read_package(
         request.headers.get("content-type"), await request.body(), w, settings
     )
-    record = await processes.deploy(ctx.user, package)
+    state = request.app.state
+    record = await deploy_over_builtin(state, processes, ctx.user, package)
+    record = record or await processes.deploy(ctx.user, package)
     href = f"{ctx.base}/processes/{record.process_id}"
     return JSONResponse(process_summary(ctx, record), status_code=201, headers={"Location": href})
 
@@ -103,7 +105,7 @@ async def replace_process(
 ):
     # Part 2: an unsupported media type is refused before the process is even looked up.
     check_media_type(request.headers.get("content-type"))
-    await processes.get_process(ctx.user, processId)
+    check_mutable(request.app.state, await processes.get_process(ctx.user, processId))
     package = await read_package(
         request.headers.get("content-type"), await request.body(), w or processId, settings
     )
@@ -112,8 +114,12 @@ async def replace_process(
 
 
 @router.delete("/processes/{processId}", status_code=204, summary="Undeploy a process (Part 2)")
-async def undeploy_process(processId: str, ctx: ContextDep, processes: ProcessesDep):
+async def undeploy_process(
+    processId: str, request: Request, ctx: ContextDep, processes: ProcessesDep
+):
+    check_mutable(request.app.state, await processes.get_process(ctx.user, processId))
     await processes.undeploy(ctx.user, processId)
+    forget_user(request.app.state, ctx.user)
     return Response(status_code=204)
 
 
@@ -171,6 +177,7 @@ async def execute_process(
         subscriber=subscriber,
         jobs_url=f"{ctx.base}/jobs",
         wait_s=None if respond_async else settings.gateway.sync_execute_timeout_s,
+        response=execute.response,
     )
     location = f"{ctx.base}/jobs/{record.job_id}"
     if respond_async:
@@ -184,4 +191,9 @@ async def execute_process(
         return JSONResponse(
             status_info(ctx, record), status_code=201, headers={"Location": location}
         )
-    return JSONResponse(results, status_code=200, headers={"Link": f'<{location}>; rel="monitor"'})
+    return render_results(
+        results,
+        response=execute.response,
+        outputs=execute.outputs,
+        headers={"Link": f'<{location}>; rel="monitor"'},
+    )

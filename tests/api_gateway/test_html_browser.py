@@ -138,7 +138,7 @@ def test_prefect_ui_shows_the_jobs_flow_run(browser, api: str, engine: Engine):
     job_url = execute_async(api, "two-phase", {}).headers["Location"]
     job = wait_for_status(job_url, timeout=90)
     assert job["status"] == "successful"
-    monitor = next(link["href"] for link in job["links"] if link["rel"] == "monitor")
+    monitor = next(link["href"] for link in job["links"] if link["rel"] == "prefect-ui")
     assert requests.get(monitor, headers={"Accept": "text/html"}, timeout=30).status_code == 200
     browser.get(monitor)
     _wait(

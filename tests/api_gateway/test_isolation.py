@@ -21,13 +21,16 @@ from tests.support import (
     wait_for_status,
 )
 
+HERS_CWL = ECHO_CWL.replace("id: echo", "id: hers")
+
 
 @pytest.fixture
 def alice(engine: Engine) -> dict[str, str]:
     """A user with a process and a finished job."""
     api = engine.api(f"alice-{uuid.uuid4().hex[:6]}")
-    deploy_cwl(api, ECHO_CWL)
-    job_url = execute_async(api, "echo", {"message": "mine"}).headers["Location"]
+    # Not `echo`: every user has the built-in one.
+    deploy_cwl(api, HERS_CWL)
+    job_url = execute_async(api, "hers", {"message": "mine"}).headers["Location"]
     job_id = wait_for_status(job_url, ["successful"], timeout=60)["jobID"]
     return {"api": api, "job_id": job_id}
 
@@ -38,23 +41,23 @@ def test_other_users_see_nothing(engine: Engine, alice: dict[str, str], other: s
     job_id = alice["job_id"]
 
     listing = requests.get(f"{api}/processes", timeout=30).json()
-    assert "echo" not in [p["id"] for p in listing["processes"]]
+    assert "hers" not in [p["id"] for p in listing["processes"]]
     jobs = requests.get(f"{api}/jobs", params={"limit": 1000}, timeout=30).json()
     assert job_id not in [j["jobID"] for j in jobs["jobs"]]
-    filtered = requests.get(f"{api}/jobs", params={"processID": "echo"}, timeout=30).json()
+    filtered = requests.get(f"{api}/jobs", params={"processID": "hers"}, timeout=30).json()
     assert job_id not in [j["jobID"] for j in filtered["jobs"]]
 
     no_process = f"{P1_EXC}/no-such-process"
     for method, path, kwargs in (
-        ("GET", "/processes/echo", {}),
-        ("GET", "/processes/echo/package", {}),
-        ("POST", "/processes/echo/execution", {"json": {"inputs": {"message": "x"}}}),
+        ("GET", "/processes/hers", {}),
+        ("GET", "/processes/hers/package", {}),
+        ("POST", "/processes/hers/execution", {"json": {"inputs": {"message": "x"}}}),
         (
             "PUT",
-            "/processes/echo",
-            {"data": ECHO_CWL.encode(), "headers": {"Content-Type": "application/cwl+yaml"}},
+            "/processes/hers",
+            {"data": HERS_CWL.encode(), "headers": {"Content-Type": "application/cwl+yaml"}},
         ),
-        ("DELETE", "/processes/echo", {}),
+        ("DELETE", "/processes/hers", {}),
     ):
         response = requests.request(method, api + path, timeout=30, **kwargs)
         assert_ogc_exception(response, 404, no_process)
@@ -69,19 +72,19 @@ def test_other_users_see_nothing(engine: Engine, alice: dict[str, str], other: s
 
     # Alice's process and job are untouched by all of that.
     mine = alice["api"]
-    assert requests.get(f"{mine}/processes/echo", timeout=30).json()["title"] == "Echo"
+    assert requests.get(f"{mine}/processes/hers", timeout=30).json()["title"] == "Echo"
     assert requests.get(f"{mine}/jobs/{job_id}", timeout=30).json()["status"] == "successful"
     assert requests.get(f"{mine}/jobs/{job_id}/results", timeout=30).status_code == 200
 
 
 def test_same_process_id_for_two_users(engine: Engine, alice: dict[str, str]):
-    """Process ids are per user: bob deploys his own `echo` without a conflict."""
+    """Process ids are per user: bob deploys his own `hers` without a conflict."""
     bob = engine.api(f"bob-{uuid.uuid4().hex[:6]}")
-    deploy_cwl(bob, ECHO_CWL.replace("label: Echo", "label: Bob's echo"))
-    assert requests.get(f"{bob}/processes/echo", timeout=30).json()["title"] == "Bob's echo"
-    assert requests.get(f"{alice['api']}/processes/echo", timeout=30).json()["title"] == "Echo"
-    assert requests.delete(f"{bob}/processes/echo", timeout=30).status_code == 204
-    assert requests.get(f"{alice['api']}/processes/echo", timeout=30).status_code == 200
+    deploy_cwl(bob, HERS_CWL.replace("label: Echo", "label: Bob's echo"))
+    assert requests.get(f"{bob}/processes/hers", timeout=30).json()["title"] == "Bob's echo"
+    assert requests.get(f"{alice['api']}/processes/hers", timeout=30).json()["title"] == "Echo"
+    assert requests.delete(f"{bob}/processes/hers", timeout=30).status_code == 204
+    assert requests.get(f"{alice['api']}/processes/hers", timeout=30).status_code == 200
 
 
 def test_unprefixed_processes_are_their_own_user(engine: Engine):

@@ -28,7 +28,8 @@ def test_failed_job_logs_hold_the_tools_stderr(api: str):
     # The status links to the logs and to the flow run in the Prefect UI.
     links = {link["rel"]: link["href"] for link in job["links"]}
     assert links["logs"] == f"{job_url}/logs"
-    assert links["monitor"].endswith(f"/runs/flow-run/{job['jobID']}")
+    assert links["monitor"] == job_url
+    assert links["prefect-ui"].endswith(f"/runs/flow-run/{job['jobID']}")
 
     response = requests.get(links["logs"], timeout=30)
     assert response.status_code == 200

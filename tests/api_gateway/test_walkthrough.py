@@ -32,11 +32,11 @@ def test_walkthrough(
     conformance = requests.get(f"{api}/conformance", timeout=30)
     validate(conformance.json(), "confClasses")
 
-    # 1. the list, empty for a new user
+    # 1. the list: a new user has only the built-in echo
     listing = requests.get(f"{api}/processes", timeout=30)
     assert listing.status_code == 200
     validate(listing.json(), "processList")
-    assert listing.json()["processes"] == []
+    assert [(p["id"], p["mutable"]) for p in listing.json()["processes"]] == [("echo", False)]
 
     # 2. deploy by href
     deploy_body = json.loads((app_packages / "convert-url-deploy-request.json").read_text())
@@ -52,7 +52,7 @@ def test_walkthrough(
     validate(deployed.json(), "processSummary")
     listing = requests.get(f"{api}/processes", timeout=30).json()
     validate(listing, "processList")
-    assert [p["id"] for p in listing["processes"]] == ["convert-url"]
+    assert [p["id"] for p in listing["processes"]] == ["convert-url", "echo"]
 
     # 3. describe
     description = requests.get(deployed.headers["Location"], timeout=30)

@@ -71,7 +71,7 @@ def _check_outputs(client: dict[str, Any], execution, message: str, tmp_path: Pa
 def test_owslib_lists_and_describes(client: dict[str, Any]):
     wps = client["wps"]
     assert wps.identification.type == "WPS"
-    assert [p.identifier for p in wps.processes] == ["wps-echo"]
+    assert [p.identifier for p in wps.processes] == ["echo", "wps-echo"]  # built-in first
     process = wps.describeprocess("wps-echo")
     assert process.title == "WPS echo" and process.storeSupported and process.statusSupported
     inputs = {i.identifier: i for i in process.dataInputs}

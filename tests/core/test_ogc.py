@@ -55,10 +55,11 @@ def test_a_callback_document_links_only_to_the_job():
     assert document["links"] == [
         {
             "href": f"{API}/jobs/{JOB}",
-            "rel": "self",
+            "rel": rel,
             "type": "application/json",
             "title": "job status",
         }
+        for rel in ("self", "monitor")
     ]
     assert status_info(job_id=JOB, process_id=None, status="failed", message="")["links"] == []
 
@@ -76,11 +77,12 @@ def test_the_gateways_document_links_to_every_page_of_the_job():
     assert document["scheduleID"] == "s-1"
     assert _rels(document) == [
         "self",
+        "monitor",
         "alternate",
         f"{REL}/results",
         "up",
         "logs",
-        "monitor",
+        "prefect-ui",
         "related",
     ]
     hrefs = {link["rel"]: link["href"] for link in document["links"]}
@@ -89,7 +91,8 @@ def test_the_gateways_document_links_to_every_page_of_the_job():
     assert hrefs[f"{REL}/results"] == f"{API}/jobs/{JOB}/results"
     assert hrefs["up"] == f"{API}/processes/echo"
     assert hrefs["logs"] == f"{API}/jobs/{JOB}/logs"
-    assert hrefs["monitor"] == f"http://127.0.0.1:4200/runs/flow-run/{JOB}"
+    assert hrefs["monitor"] == f"{API}/jobs/{JOB}"
+    assert hrefs["prefect-ui"] == f"http://127.0.0.1:4200/runs/flow-run/{JOB}"
     assert hrefs["related"] == f"{API}/processes/echo/schedules/s-1"
 
 
@@ -97,4 +100,4 @@ def test_results_and_process_links_only_when_there_are_some():
     document = status_info(
         job_id=JOB, process_id=None, status="running", message="job running", api_url=API
     )
-    assert _rels(document) == ["self", "alternate", "logs"]
+    assert _rels(document) == ["self", "monitor", "alternate", "logs"]

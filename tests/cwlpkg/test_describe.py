@@ -125,7 +125,7 @@ def test_describe_maps_every_cwl_type() -> None:
         "note": {"type": "string"},
         "level": {"type": "integer"},
         "anything": {},
-        "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+        "either": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
         "box": {
             "type": "object",
             "properties": {

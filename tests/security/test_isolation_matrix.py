@@ -1,6 +1,6 @@
 """Two users with OIDC tokens, every endpoint: bob never sees or touches alice's things.
 
-Alice deploys ``echo`` and runs a job. For every operation of the API, bob's token — on
+Alice deploys ``hers`` and runs a job. For every operation of the API, bob's token — on
 his own tree and on the unprefixed one — gets the answer a missing process or job gets
 (same status, type and title), and on alice's tree a 403 that is the same whether the
 thing exists or not. Afterwards alice's process and job are unchanged.
@@ -19,20 +19,22 @@ from tests.security.conftest import OidcGateway, auth
 from tests.support import ECHO_CWL, FINAL
 
 ECHO_YAML = {"Content-Type": "application/cwl+yaml"}
+HERS_CWL = ECHO_CWL.replace("id: echo", "id: hers")
 
 
 @pytest.fixture(scope="module")
 def alice(oidc_gateway: OidcGateway) -> dict[str, Any]:
-    """Alice, her process ``echo`` and a finished job."""
+    """Alice, her process ``hers`` (not ``echo``: every user has the built-in one) and a
+    finished job."""
     name = f"alice-{uuid.uuid4().hex[:6]}"
     token = oidc_gateway.issuer.token(name)
     api = oidc_gateway.api(name)
     response = requests.post(
-        f"{api}/processes", data=ECHO_CWL.encode(), headers={**ECHO_YAML, **auth(token)}, timeout=60
+        f"{api}/processes", data=HERS_CWL.encode(), headers={**ECHO_YAML, **auth(token)}, timeout=60
     )
     assert response.status_code == 201, response.text
     response = requests.post(
-        f"{api}/processes/echo/execution",
+        f"{api}/processes/hers/execution",
         json={"inputs": {"message": "alice's"}},
         headers={"Prefer": "respond-async", **auth(token)},
         timeout=30,
@@ -87,7 +89,7 @@ def test_bob_cannot_tell_alices_things_exist(
     bob = f"bob-{uuid.uuid4().hex[:6]}"
     token = oidc_gateway.issuer.token(bob)
     base = oidc_gateway.api(bob if tree == "own" else None)
-    hers = _call(base, operation, token, "echo", alice["job_id"])
+    hers = _call(base, operation, token, "hers", alice["job_id"])
     missing = _call(base, operation, token, "no-such-proc", str(uuid.uuid4()))
     assert hers.status_code == 404, hers.text
     assert _shape(hers) == _shape(missing)
@@ -98,7 +100,7 @@ def test_bob_on_alices_tree_is_forbidden_alike(
     oidc_gateway: OidcGateway, alice: dict[str, Any], operation: str
 ):
     token = oidc_gateway.issuer.token(f"bob-{uuid.uuid4().hex[:6]}")
-    hers = _call(alice["api"], operation, token, "echo", alice["job_id"])
+    hers = _call(alice["api"], operation, token, "hers", alice["job_id"])
     missing = _call(alice["api"], operation, token, "no-such-proc", str(uuid.uuid4()))
     assert hers.status_code == 403, hers.text
     assert _shape(hers) == _shape(missing) and hers.json()["detail"] == missing.json()["detail"]
@@ -112,26 +114,26 @@ def test_bob_lists_and_deploys_without_seeing_alice(
     token = oidc_gateway.issuer.token(bob)
     base = oidc_gateway.api(bob if tree == "own" else None)
     listing = requests.get(f"{base}/processes", headers=auth(token), timeout=30).json()
-    assert "echo" not in [p["id"] for p in listing["processes"]]
-    for params in ({}, {"processID": "echo"}, {"limit": 1000}):
+    assert "hers" not in [p["id"] for p in listing["processes"]]
+    for params in ({}, {"processID": "hers"}, {"limit": 1000}):
         jobs = requests.get(f"{base}/jobs", params=params, headers=auth(token), timeout=30)
         assert alice["job_id"] not in [j["jobID"] for j in jobs.json()["jobs"]]
     # Deploying the same id is no conflict: ids are per user, nothing to learn.
     deployed = requests.post(
         f"{base}/processes",
-        data=ECHO_CWL.encode(),
+        data=HERS_CWL.encode(),
         headers={**ECHO_YAML, **auth(token)},
         timeout=60,
     )
     assert deployed.status_code == 201, deployed.text
-    assert requests.delete(f"{base}/processes/echo", headers=auth(token), timeout=30).ok
+    assert requests.delete(f"{base}/processes/hers", headers=auth(token), timeout=30).ok
 
 
 def test_alices_things_are_untouched(oidc_gateway: OidcGateway, alice: dict[str, Any]):
     """Runs last in this module: nothing bob tried changed alice's process or job."""
     headers = auth(alice["token"])
     for base in (alice["api"], oidc_gateway.api(None)):
-        assert requests.get(f"{base}/processes/echo", headers=headers, timeout=30).ok
+        assert requests.get(f"{base}/processes/hers", headers=headers, timeout=30).ok
         status = requests.get(f"{base}/jobs/{alice['job_id']}", headers=headers, timeout=30)
         assert status.json()["status"] == "successful", status.text
         results = requests.get(

@@ -19,7 +19,7 @@ from owslib.wps import ASYNC, WebProcessingService
 
 from tests.api_gateway.wps_support import NS, OWS2, OWS11, V2, job_request_v2
 from tests.security.conftest import OidcGateway, auth
-from tests.security.test_isolation_matrix import alice  # noqa: F401 (fixture: echo and a job)
+from tests.security.test_isolation_matrix import alice  # noqa: F401 (fixture: hers and a job)
 from tests.wps_schemas import validate_if_available
 
 
@@ -47,7 +47,7 @@ def test_no_token_is_401_with_a_bearer_challenge(oidc_gateway: OidcGateway, alic
 def test_own_token_sees_own_processes_on_both_trees(oidc_gateway: OidcGateway, alice: dict):  # noqa: F811
     for url in (_wps(oidc_gateway, alice["name"]), _wps(oidc_gateway, None)):
         wps = WebProcessingService(url, headers=auth(alice["token"]), timeout=60)
-        assert [p.identifier for p in wps.processes] == ["echo"]
+        assert [p.identifier for p in wps.processes] == ["echo", "hers"]  # built-in, hers
 
 
 def test_owslib_runs_a_job_with_a_token(oidc_gateway: OidcGateway, alice: dict):  # noqa: F811
@@ -56,7 +56,7 @@ def test_owslib_runs_a_job_with_a_token(oidc_gateway: OidcGateway, alice: dict):
     )
     # With outputs named, OWSLib asks for a stored response (without, 1.0.0 runs it sync).
     outputs = [("said", True, None)]
-    execution = wps.execute("echo", [("message", "with a token")], output=outputs, mode=ASYNC)
+    execution = wps.execute("hers", [("message", "with a token")], output=outputs, mode=ASYNC)
     assert execution.statusLocation, execution.response
     deadline = time.monotonic() + 90
     while not execution.isComplete():
@@ -99,7 +99,7 @@ def test_bob_on_alices_wps_is_forbidden_alike(oidc_gateway: OidcGateway, alice: 
     described = requests.get(
         url,
         params={"service": "WPS", "version": "1.0.0", "request": "DescribeProcess",
-                "identifier": "echo"},
+                "identifier": "hers"},
         headers=headers,
         timeout=30,
     )  # fmt: skip
