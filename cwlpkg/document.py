@@ -7,7 +7,9 @@ raised as ``InvalidPackage`` with a message meant for them.
 No network, no local files: cwltool loads the package through a fetcher that
 serves only the package itself (``_PackageFetcher``), so ``$import``, ``$include``
 or ``run:`` pointing anywhere else is refused (a package must be self-contained,
-as OGC Application Packages are: one file, processes in ``$graph``). The
+as OGC Application Packages are: one file, processes in ``$graph``). Schemas a package
+``$import``s from http(s) URLs are written into it at deploy, before it gets here
+(:mod:`cwlpkg.imports`). The
 ``schemas:`` / ``$schemas:`` entries (remote RDF ontologies, e.g. schema.org's
 ``schemaorg-current-http.rdf`` in every EOEPCA package) are dropped before loading:
 cwltool would download them to reason about ``format`` IRIs, and ``schemas:`` (as the
