@@ -26,7 +26,7 @@ from api_gateway.package_imports import resolve_imports
 from core.exceptions import InvalidPackage
 from core.settings import OutboundSettings, Settings
 from tests import eoap_patterns, reference
-from tests.conftest import FileServer
+from tests.conftest import Engine, FileServer
 from tests.ogc_schemas import validate
 from tests.support import deploy_cwl
 
@@ -61,7 +61,7 @@ def test_every_pattern_deploys_and_takes_its_parameters(
 
 
 def test_pattern_12_is_stored_with_the_schemas_it_imports(
-    api: str, file_server: FileServer
+    engine: Engine, api: str, user: str, file_server: FileServer
 ) -> None:
     deploy_cwl(api, _package(12, file_server))
 
@@ -73,6 +73,15 @@ def test_pattern_12_is_stored_with_the_schemas_it_imports(
     description = requests.get(f"{api}/processes/pattern-12", timeout=30).json()
     crs = description["inputs"]["aoi"]["schema"]["properties"]["crs"]
     assert crs == {"type": "string", "enum": ["CRS84", "CRS84h"]}
+
+    # Self-contained: it deploys again, as it is, with no schema server to ask.
+    copied = requests.post(
+        f"{engine.api(user + '-copy')}/processes",
+        json=package,
+        headers={"Content-Type": "application/cwl+json"},
+        timeout=60,
+    )
+    assert copied.status_code == 201, copied.text
 
 
 def test_a_missing_schema_is_a_400_naming_it(api: str, file_server: FileServer) -> None:
