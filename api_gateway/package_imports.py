@@ -24,10 +24,10 @@ from cwlpkg.imports import MAX_IMPORTS
 __all__ = ["resolve_imports"]
 
 
-async def resolve_imports(cwl_source: str | dict[str, Any], settings: Settings) -> str | dict:
-    """``cwl_source`` (CWL text or parsed) with its remote ``$import``s written in; as it
-    is when it imports nothing. Raises ``InvalidPackage`` (``PayloadTooLarge``) naming the
-    import that could not be fetched or parsed."""
+async def resolve_imports(cwl_source: str | dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``cwl_source`` (CWL text or parsed), parsed, with its remote ``$import``s written
+    in. Raises ``InvalidPackage`` (``PayloadTooLarge``) naming the import that could not be
+    fetched or parsed, or the parse error of the package itself."""
     doc = (
         cwl_source
         if isinstance(cwl_source, dict)
@@ -35,7 +35,7 @@ async def resolve_imports(cwl_source: str | dict[str, Any], settings: Settings) 
     )
     pending = cwl.remote_imports(doc)
     if not pending:
-        return cwl_source
+        return doc
     documents: dict[str, Any] = {}
     while pending:
         url = pending.pop(0)
