@@ -68,7 +68,9 @@ def test_ogc_api_processes_client_drives_a_process(api: str) -> None:
     assert description.id == "echo" and "message" in description.inputs
 
     status = client.execute_simple(
-        "echo", {"inputs": {"message": "hello"}}, _headers={"Prefer": "respond-async"}
+        "echo",
+        {"inputs": {"message": "hello"}, "response": "document"},
+        _headers={"Prefer": "respond-async"},
     )
     job_id = status.job_id
 
