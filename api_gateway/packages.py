@@ -19,6 +19,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 import cwlpkg as cwl
+from api_gateway.package_imports import resolve_imports
 from blocks import registry
 from core import http
 from core.exceptions import (
@@ -274,5 +275,6 @@ async def read_package(
             "the request body is empty: send a CWL document or an application package"
         )
     cwl_source, source = await _cwl_text(media_type, body, settings)
+    cwl_source = await resolve_imports(cwl_source, settings)
     # Validation loads the document with schema-salad: CPU work, off the event loop.
     return await run_in_threadpool(build_package, cwl_source, w, source, settings)

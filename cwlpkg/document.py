@@ -7,7 +7,9 @@ raised as ``InvalidPackage`` with a message meant for them.
 No network, no local files: cwltool loads the package through a fetcher that
 serves only the package itself (``_PackageFetcher``), so ``$import``, ``$include``
 or ``run:`` pointing anywhere else is refused (a package must be self-contained,
-as OGC Application Packages are: one file, processes in ``$graph``). The
+as OGC Application Packages are: one file, processes in ``$graph``). Schemas a package
+``$import``s from http(s) URLs are written into it at deploy, before it gets here
+(:mod:`cwlpkg.imports`). The
 ``schemas:`` / ``$schemas:`` entries (remote RDF ontologies, e.g. schema.org's
 ``schemaorg-current-http.rdf`` in every EOEPCA package) are dropped before loading:
 cwltool would download them to reason about ``format`` IRIs, and ``schemas:`` (as the
@@ -46,6 +48,7 @@ __all__ = [
     "entrypoint",
     "pack",
     "parse_document",
+    "parse_yaml",
     "select_workflow",
     "step_count",
     "validate_document",
@@ -85,6 +88,20 @@ def parse_document(text: str | bytes, *, base_uri: str = _BASE_URI) -> dict[str,
     Raises ``InvalidPackage`` for text that is not UTF-8, not YAML/JSON (with the
     line and column of the problem) or not a mapping.
     """
+    loaded = parse_yaml(text, base_uri=base_uri)
+    if not isinstance(loaded, dict):
+        raise InvalidPackage(
+            f"{base_uri}: a CWL document must be a mapping (a process, or `$graph` with "
+            f"processes), not {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def parse_yaml(text: str | bytes, *, base_uri: str = _BASE_URI) -> Any:
+    """Parse YAML 1.2 or JSON text (a package, or a schema it imports) into plain values.
+
+    Raises ``InvalidPackage`` naming ``base_uri`` as :func:`parse_document` does.
+    """
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
@@ -106,11 +123,6 @@ def parse_document(text: str | bytes, *, base_uri: str = _BASE_URI) -> dict[str,
             ) from exc
         except RecursionError:
             raise InvalidPackage(f"{base_uri}: the package is nested too deeply") from None
-    if not isinstance(loaded, Mapping):
-        raise InvalidPackage(
-            f"{base_uri}: a CWL document must be a mapping (a process, or `$graph` with "
-            f"processes), not {type(loaded).__name__}"
-        )
     try:
         return _plain(loaded)
     except TypeError as exc:

@@ -28,8 +28,11 @@ __all__ = ["file_urls", "job_order", "validate_inputs"]
 
 # Keys of an OGC qualified input value (``{"value": ..., "mediaType": ...}``).
 # (1.0's qualifiedInputValue: ``value`` and ``format``; ``mediaType``/``encoding``/``schema``
-# at the top level as clients also write them.)
-_QUALIFIED_KEYS = {"value", "format", "mediaType", "encoding", "schema"}
+# at the top level as clients also write them; eoap's parameter files add the value's type
+# as ``class``.)
+_QUALIFIED_KEYS = {"value", "format", "mediaType", "encoding", "schema", "class"}
+# ``class`` values that make a mapping a CWL file object rather than a typed value.
+_CWL_CLASSES = ("File", "Directory")
 
 _FORMATS = FormatChecker(formats=())
 # Process descriptions say `oneOf` (as OGC's examples do) where branches may overlap (an
@@ -50,10 +53,13 @@ def validate_inputs(description: dict[str, Any], inputs: dict[str, Any]) -> dict
     """Check an execute request's ``inputs`` against a process description.
 
     Accepts OGC qualified values (``{"value": x, "mediaType": ...}`` becomes ``x``,
-    also inside arrays) and references (``{"href": url}``) where the schema allows
-    them (File/Directory). Returns the inputs with qualified values unwrapped;
-    defaults are not filled in. Raises ``InvalidInput`` naming every unknown,
-    missing or ill-typed input at once (``errors`` maps input id to message).
+    also inside arrays), typed ones as the eoap application-package patterns write them
+    (``{"class": "…/url.yaml#URL", "value": x}``; a typed record such as ``{"class":
+    "…/ogc.yaml#BBox", "bbox": [...], "crs": ...}`` loses its ``class``) and references
+    (``{"href": url}``) where the schema allows them (File/Directory). Returns the
+    inputs with qualified values unwrapped; defaults are not filled in. Raises
+    ``InvalidInput`` naming every unknown, missing or ill-typed input at once
+    (``errors`` maps input id to message).
     """
     if not isinstance(inputs, Mapping):
         raise InvalidInput("The execute request's `inputs` must be a JSON object")
@@ -66,10 +72,11 @@ def validate_inputs(description: dict[str, Any], inputs: dict[str, Any]) -> dict
             expected = ", ".join(properties) or "none"
             errors[name] = f"unknown input (this process takes: {expected})"
             continue
-        value = _unqualified(raw)
-        if isinstance(value, list):
-            value = [_unqualified(item) for item in value]
         validator = _Validator(properties[name], format_checker=_FORMATS)
+        value = _unqualified(raw, validator)
+        if isinstance(value, list):
+            items = _Validator(properties[name].get("items", {}), format_checker=_FORMATS)
+            value = [_unqualified(item, items) for item in value]
         error = best_match(validator.iter_errors(value))
         if error is not None and value is not raw and validator.is_valid(raw):
             value, error = raw, None  # an object input whose value has a `value` key
@@ -141,9 +148,19 @@ def _urls(schema: Mapping[str, Any], value: Any) -> list[str]:
 # Helpers: request values -> CWL values
 
 
-def _unqualified(value: Any) -> Any:
-    """OGC qualified value ``{"value": x, "mediaType": ...}`` -> ``x``."""
-    if isinstance(value, Mapping) and "value" in value and set(value) <= _QUALIFIED_KEYS:
+def _unqualified(value: Any, validator: Draft202012Validator) -> Any:
+    """OGC qualified value ``{"value": x, "mediaType": ...}`` -> ``x``; a typed value
+    ``{"class": "…#T", ...}`` -> the record without ``class`` when the input's schema
+    takes that record (eoap/schemas' ``URI`` is the record ``{"value": ...}``), else
+    the ``value`` it qualifies."""
+    if not isinstance(value, Mapping):
+        return value
+    typed = "class" in value and value["class"] not in _CWL_CLASSES
+    if typed:
+        record = {key: item for key, item in value.items() if key != "class"}
+        if "value" not in value or validator.is_valid(record):
+            return record
+    if "value" in value and set(value) <= _QUALIFIED_KEYS and (typed or "class" not in value):
         return value["value"]
     return value
 

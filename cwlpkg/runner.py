@@ -40,9 +40,13 @@ __all__ = [
 
 # cwltool reports each finished job/step as "[job convert] completed permanentFail".
 _COMPLETED = re.compile(r"^\[(job|step|workflow) ?([^\]]*)\] completed (\w+)")
-# "<cache>/packages/<revision>.cwl:1:94: " before each line of a cwltool message: a place
-# in the engine's packed copy, meaningless to the package's author (and an engine path).
-_SOURCE_LOCATION = re.compile(r"^\S+\.cwl:\d+:\d+: ?", re.MULTILINE)
+# "<cache>/packages/<revision>.cwl:1:94: " before a line of a cwltool message or inside
+# it ("Error collecting output for parameter 'x': <here>Did not find output file ..."): a
+# place in the engine's packed copy, meaningless to the package's author (and an engine path).
+_SOURCE_LOCATION = re.compile(r"(?<!\S)\S+\.cwl:\d+:\d+: ?")
+# "[job convert] Job error:" heads cwltool's report of a failed job; the reason (a glob
+# that matched nothing, an exit code, a failed expression) is on the lines after it.
+_JOB_ERROR = re.compile(r"^\[(?:job|step|workflow) ?[^\]]*\] (?:Job error|Exception)[^:\n]*:\s*")
 
 
 @dataclass
@@ -93,6 +97,15 @@ def load_tool(workflow: dict[str, Any], entrypoint: str, revision: str, cache_di
     return _load_from_file(uri)
 
 
+def _reason(message: str) -> str:
+    """cwltool's error ``message`` on one line, without the ``[job x] Job error:`` head
+    (at most 500 characters): "Error collecting output for parameter 'results': Did not
+    find output file with glob pattern: ['*-resize.png']."."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    head = _JOB_ERROR.match(text)
+    return (text[head.end() :] if head and head.end() < len(text) else text)[:500]
+
+
 class _CwltoolLogRelay(logging.Handler):
     """Forward cwltool's log records to the job's logger and remember failed steps."""
 
@@ -119,7 +132,7 @@ class _CwltoolLogRelay(logging.Handler):
                 self.on_step()
         message = _SOURCE_LOCATION.sub("", message)
         if record.levelno >= logging.ERROR:
-            self.errors.append(message.splitlines()[0][:500])
+            self.errors.append(_reason(message))
         self.target.log(record.levelno, "cwltool: %s", message)
 
 
@@ -278,7 +291,7 @@ def _failure_message(relay: _CwltoolLogRelay, tail: list[str], fallback: str) ->
         f"step {', '.join(relay.failed)} failed" if relay.failed else (fallback or "cwltool failed")
     ]
     if detail:
-        parts.append(detail)
+        parts.append(detail.rstrip("."))
     if tail:
         parts.append("stderr: " + " | ".join(tail[-5:]))
     return _DOC_URI.sub("", _SOURCE_LOCATION.sub("", ": ".join(parts)))[:2000]

@@ -54,15 +54,27 @@ LOOPBACK_NETWORKS = '["127.0.0.1/32", "::1/128"]'
 # Small, so the 413 test needs no huge body; larger than every package the tests send.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
-# What the engine's tool runs instead of the `eoepca/convert` image: fetch the image and
-# write `<fn>-<size>.png` into the output directory (cwd), as the real tool does.
+# What the engine's tool runs instead of the `eoepca/convert` image: fetch the image (no
+# resize) and write what the real tool writes into the output directory (cwd):
+# `<stem>-resize.<ext>`, a STAC item `<stem>-resize.json` and `catalog.json`.
 CONVERT_SH = """\
 #!/bin/sh
 # convert.sh FN --url URL SIZE  (stand-in for the eoepca/convert image)
 set -eu
-fn="$1"; url="$3"; size="$(printf %s "$4" | tr -d %)"
-curl --noproxy '*' -sSf -o "${fn}-${size}.png" "$url"
+url="$3"; name="$(basename "${url%%\\?*}")"; stem="${name%.*}-resize"; out="$stem.${name##*.}"
+curl --noproxy '*' -sSf -o "$out" "$url"
+now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+printf '{"stac_version": "1.0.0", "id": "%s", "type": "Feature", "geometry": null, \
+"properties": {"datetime": "%s"}, "assets": {"output": {"type": "image/png", \
+"roles": ["data"], "href": "%s", "file:size": %s}}, "links": [{"rel": "parent", \
+"href": "catalog.json"}, {"rel": "self", "href": "%s.json"}, {"rel": "root", \
+"href": "catalog.json"}]}\n' "$stem" "$now" "$out" "$(wc -c < "$out")" "$stem" > "$stem.json"
+printf '{"stac_version": "1.0.0", "id": "catalog", "type": "Catalog", \
+"description": "Root catalog", "links": [{"rel": "item", "href": "%s.json"}, \
+{"rel": "self", "href": "catalog.json"}]}\n' "$stem" > catalog.json
 """
+# The names it writes for an input image called `logo.png`.
+CONVERTED = ("catalog.json", "logo-resize.json", "logo-resize.png")
 
 
 def free_port() -> int:

@@ -6,6 +6,9 @@ Three folders of files nobody on this project wrote:
   EOEPCA deployment guide's walkthrough;
 * ``ogcapi-processes/``: the official OGC API - Processes schemas and examples (Part 1
   1.0, Part 2 DRU), and the test package of the Part 2 ETS;
+* ``eoap-patterns/``: the twelve eoap application-package patterns (CWL), the notebooks
+  whose ``params`` cells are their parameter files, and the eoap/schemas files pattern
+  12 imports, as they were when the patterns were written (``schemas/``);
 * ``wps-schemas/``: the official XML schemas of WPS 1.0.0 and 2.0 and of the OWS Common
   versions they import (1.1.0, 2.0), laid out by URL (:data:`LAYOUT`). The W3C schemas
   they import (xlink, xml, XMLSchema) come from the ``xmlschema`` package, or from
@@ -43,6 +46,7 @@ import pytest
 __all__ = [
     "APP_PACKAGES",
     "CACHE",
+    "EOAP_PATTERNS",
     "LAYOUT",
     "OGC_SCHEMAS",
     "ROOT",
@@ -50,6 +54,7 @@ __all__ = [
     "SOURCES",
     "Source",
     "app_packages",
+    "eoap_patterns",
     "find",
     "heredoc_json",
     "locate",
@@ -63,6 +68,7 @@ SETTING = "OAPIP_REFERENCE_DIR"
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".reference"
 APP_PACKAGES = "app-packages"
+EOAP_PATTERNS = "eoap-patterns"
 OGC_SCHEMAS = "ogcapi-processes"
 WPS_SCHEMAS = "wps-schemas"
 # Per request: a machine without internet access fails fast instead of hanging the run.
@@ -219,6 +225,26 @@ SOURCES: dict[str, list[Source]] = {
             },
         ),
     ],
+    EOAP_PATTERNS: [
+        Source(
+            "eoap/application-package-patterns",
+            "353070bda68170e3d606c4fe9334a51856d39e80",
+            files={
+                **{f"pattern-{n}.cwl": f"cwl-workflow/pattern-{n}.cwl" for n in range(1, 13)},
+                **{f"pattern-{n}.ipynb": f"docs/pattern-{n}.ipynb" for n in range(1, 13)},
+            },
+        ),
+        # The schemas pattern 12 imports from `main`, as they were when it was written
+        # (September 2025: CRS symbols `CRS84`, as its parameters write them).
+        Source(
+            "eoap/schemas",
+            "ef851d5647657977d02c4b0460c4c83591a87a53",
+            files={
+                "schemas/ogc.yaml": "ogc.yaml",
+                "schemas/string_format.yaml": "string_format.yaml",
+            },
+        ),
+    ],
     # A verbatim 2019 copy of schemas.opengis.net (the WPS schemas last changed in 2015);
     # every file the two WPS schemas include or import, but the W3C ones.
     WPS_SCHEMAS: [
@@ -253,6 +279,11 @@ SOURCES: dict[str, list[Source]] = {
 #: What each folder must look like when it is put under ``$OAPIP_REFERENCE_DIR``.
 LAYOUT = {
     APP_PACKAGES: "the files of the table in its README.md",
+    EOAP_PATTERNS: (
+        "eoap-patterns/pattern-{1..12}.cwl and .ipynb (cwl-workflow/ and docs/ of "
+        "github.com/eoap/application-package-patterns at 353070b) and "
+        "eoap-patterns/schemas/{ogc,string_format}.yaml (github.com/eoap/schemas at ef851d5)"
+    ),
     OGC_SCHEMAS: "the files of the table in its README.md",
     WPS_SCHEMAS: (
         "wps-schemas/schemas.opengis.net/{wps/1.0.0,wps/1.0.0/common,wps/2.0,ows/1.1.0,"
@@ -276,6 +307,11 @@ def app_packages() -> Path:
     return _require(APP_PACKAGES)
 
 
+def eoap_patterns() -> Path:
+    """The ``eoap-patterns`` folder; skips the calling test when it cannot be had."""
+    return _require(EOAP_PATTERNS)
+
+
 def ogc_schemas() -> Path:
     """The ``ogcapi-processes`` folder; skips the calling test when it cannot be had."""
     return _require(OGC_SCHEMAS)
@@ -287,8 +323,8 @@ def wps_schemas() -> Path:
 
 
 def find(kind: str) -> Path | None:
-    """The reference folder ``kind`` (``APP_PACKAGES``, ``OGC_SCHEMAS``, ``WPS_SCHEMAS``),
-    or None.
+    """The reference folder ``kind`` (``APP_PACKAGES``, ``EOAP_PATTERNS``, ``OGC_SCHEMAS``,
+    ``WPS_SCHEMAS``), or None.
 
     Tried once per test session: the folder under the setting, then the cache, then a
     fetch into the cache.

@@ -7,6 +7,7 @@ test controls exactly how long a job runs and how it ends.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -34,6 +35,7 @@ __all__ = [
     "P1_EXC",
     "P2_EXC",
     "assert_ogc_exception",
+    "converted_item",
     "deploy_cwl",
     "execute_async",
     "poll",
@@ -46,6 +48,16 @@ P1_EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
 P2_EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-2/1.0"
 FINAL = ("successful", "failed", "dismissed")
 HTTP_TIMEOUT_S = 30.0
+
+
+def converted_item(
+    catalog: dict[str, Any], read: Callable[[str], bytes]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The STAC item eoepca/convert writes, and its ``output`` asset (the image), from the
+    published catalog that is the ``converted_image`` result; ``read`` gets a URL's bytes."""
+    [link] = [link for link in catalog["links"] if link["rel"] == "item"]
+    item = json.loads(read(link["href"]))
+    return item, item["assets"]["output"]
 
 
 def poll(

@@ -33,6 +33,7 @@ def _stand_in_github(kind: str, folder: Path) -> dict[str, bytes]:
 
 _FOLDERS = {
     reference.APP_PACKAGES: reference.app_packages,
+    reference.EOAP_PATTERNS: reference.eoap_patterns,
     reference.OGC_SCHEMAS: reference.ogc_schemas,
     reference.WPS_SCHEMAS: reference.wps_schemas,
 }

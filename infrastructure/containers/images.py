@@ -8,7 +8,9 @@ adds its program in a second layer (``podman build --pull=never``).
 
 Images (names as the application packages' ``dockerPull`` lines spell them):
 
-* ``eoepca/convert:latest`` — ``convert.sh FN --url URL SIZE`` resizes a PNG (Pillow);
+* ``eoepca/convert:latest`` — ``convert.sh FN --url URL SIZE`` resizes an image (Pillow)
+  and writes what the real image writes: ``<stem>-resize.<ext>``, its STAC item
+  ``<stem>-resize.json`` and ``catalog.json``;
 * ``ghcr.io/terradue/ogc-eo-application-package-hands-on/{crop,norm_diff,otsu,stac}:1.5.0``
   — stand-ins of the water-bodies tools on tiny GeoTIFFs (``python -m app``).
 """

@@ -23,7 +23,14 @@ from tests.conftest import Engine, FileServer, tiny_png
 from tests.containers import geotiff, water_bodies_item
 from tests.ogc_schemas import validate
 from tests.s3_server import S3Server
-from tests.support import IMAGE_TOOL_CWL, deploy_cwl, execute_async, poll, wait_for_status
+from tests.support import (
+    IMAGE_TOOL_CWL,
+    converted_item,
+    deploy_cwl,
+    execute_async,
+    poll,
+    wait_for_status,
+)
 
 WATER_BODIES = "app-water-bodies-cloud-native.1.5.0.cwl"
 
@@ -59,9 +66,13 @@ def test_convert_url_resizes_the_png_in_its_container(
     results = requests.get(f"{api}/jobs/{final['jobID']}/results", timeout=30).json()
     validate(results, "results")
     prefix = f"processing-results/{final['jobID']}/converted_image"
-    (stored,) = results["converted_image"]["files"]
+    # What the real eoepca/convert writes: the image, its STAC item and the catalog,
+    # published on S3.
+    catalog = results["converted_image"]
+    assert catalog["href"] == f"s3://eoepca/{prefix}/catalog.json"
+    _, stored = converted_item(catalog, stageout_s3.get)
+    assert stored["href"] == f"s3://eoepca/{prefix}/banner-resize.png"
     assert stored["type"] == "image/png"
-    assert stored["href"] == f"s3://eoepca/{prefix}/resize-50.png"
     assert png_size(stageout_s3.get(stored["href"])) == (32, 15)
 
 

@@ -24,6 +24,7 @@ from tests.support import (
     FAILING_WORKFLOW_CWL,
     HTTP_TIMEOUT_S,
     assert_ogc_exception,
+    converted_item,
     execute_async,
     flow_run_id,
     poll,
@@ -177,10 +178,11 @@ def test_convert_url_runs_as_slurm_jobs(
 
     results = requests.get(f"{api}/jobs/{job_id}/results", timeout=HTTP_TIMEOUT_S).json()
     validate(results, "results")
-    image = results["converted_image"]
-    # The local result store, served by the gateway under the job's URL.
-    [png] = [f["href"] for f in image["files"]]
-    assert png == f"{api}/jobs/{job_id}/results/converted_image/resize-50.png"
+    # eoepca/convert's STAC catalog, in the local result store, served by the gateway
+    # under the job's URL.
+    _, image = converted_item(results["converted_image"], result_bytes)
+    png = image["href"]
+    assert png == f"{api}/jobs/{job_id}/results/converted_image/logo-resize.png"
     assert result_bytes(png) == (file_server.root / "logo.png").read_bytes()
 
     run_id = wes_run_id(hpc_engine, job_id)

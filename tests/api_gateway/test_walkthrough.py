@@ -15,9 +15,15 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import BOTH_ENGINES, Engine, FileServer, tiny_png
+from tests.conftest import BOTH_ENGINES, CONVERTED, Engine, FileServer, tiny_png
 from tests.ogc_schemas import validate
-from tests.support import P1_EXC, assert_ogc_exception, wait_for_status
+from tests.support import (
+    P1_EXC,
+    assert_ogc_exception,
+    converted_item,
+    result_bytes,
+    wait_for_status,
+)
 
 
 @BOTH_ENGINES
@@ -89,23 +95,27 @@ def test_walkthrough(
     validate(jobs, "jobList")
     assert [j["jobID"] for j in jobs["jobs"]] == [status["jobID"]]
 
-    # 6. results: the output directory, naming its files
+    # 6. results: eoepca/convert writes the image, its STAC item and catalog.json; the
+    # result is that catalog, published with the job's URLs.
     response = requests.get(f"{job_url}/results", timeout=30)
     assert response.status_code == 200, response.text
     results = response.json()
     validate(results, "results")
-    image = results["converted_image"]
-    assert image["type"] == "application/x-directory"
+    catalog = results["converted_image"]
+    assert catalog["type"] == "Catalog"
     # Served by the gateway under the job's URL, not as a path of the engine's host.
-    assert image["href"] == f"{job_url}/results/converted_image/"
-    assert [f["href"] for f in image["files"]] == [f"{image['href']}resize-50.png"]
-    assert image["files"][0]["type"] == "image/png"
-    stored = requests.get(image["files"][0]["href"], timeout=30)
+    folder = f"{job_url}/results/converted_image/"
+    assert catalog["href"] == f"{folder}catalog.json"
+    item, image = converted_item(catalog, result_bytes)
+    assert item["type"] == "Feature"
+    assert image["href"] == f"{folder}logo-resize.png"
+    assert image["type"] == "image/png"
+    stored = requests.get(image["href"], timeout=30)
     assert stored.status_code == 200
     assert stored.headers["content-type"] == "image/png"
     assert stored.content == tiny_png()
-    listing = requests.get(image["href"], timeout=30).json()
-    assert listing["files"] == image["files"]
+    listing = requests.get(folder, timeout=30).json()
+    assert sorted(f["href"] for f in listing["files"]) == [folder + n for n in CONVERTED]
 
     # 7. undeploy
     undeployed = requests.delete(f"{api}/processes/convert-url", timeout=30)

@@ -7,6 +7,7 @@ against podman's API (``DOCKER_HOST``); the fast worker's in-process path is cov
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import struct
@@ -70,7 +71,16 @@ def test_convert_url_resizes_the_png_in_its_image(
     outcome = run.wait_for_completion()
     assert outcome.success, (outcome.message, _lines(records)[-20:])
     folder = Path(unquote(urlparse(run.fetch_result()["converted_image"]["location"]).path))
-    assert png_size((folder / "resize-50.png").read_bytes()) == (20, 10)
+    assert png_size((folder / "wide-resize.png").read_bytes()) == (20, 10)
+    # ...with its STAC item and catalog, as the real eoepca/convert writes them.
+    catalog = json.loads((folder / "catalog.json").read_text())
+    assert [link["href"] for link in catalog["links"] if link["rel"] == "item"] == [
+        "wide-resize.json"
+    ]
+    item = json.loads((folder / "wide-resize.json").read_text())
+    assert item["type"] == "Feature"
+    assert item["assets"]["output"]["href"] == "wide-resize.png"
+    assert item["assets"]["output"]["type"] == "image/png"
     # cwltool ran the tool in the image (docker client, host network), not on the host.
     logged = "\n".join(_lines(records))
     assert "--net=host" in logged and "eoepca/convert:latest" in logged, logged[-3000:]

@@ -134,3 +134,36 @@ def test_job_order_turns_references_into_cwl_files() -> None:
 def test_job_order_water_bodies_arrays_pass_through(water_bodies: dict[str, Any]) -> None:
     order = cwl.job_order(water_bodies, "water_bodies", {"stac_items": ["a", "b"]})
     assert order == {"stac_items": ["a", "b"]}
+
+
+def test_typed_qualified_values_as_eoap_parameter_files_write_them() -> None:
+    url_class = "https://raw.githubusercontent.com/eoap/schemas/main/url.yaml#URL"
+    inputs = {
+        "text": "hello",
+        "count": 3,
+        "big": 1,
+        "ratio": 1,
+        "precise": 0.5,
+        "flag": True,
+        "mode": "fast",
+        "color": "red",
+        "image": {"class": url_class, "value": "https://example.com/a.tif"},
+        "folder": {"class": url_class, "value": "https://example.com/item"},
+        "images": [{"class": url_class, "value": "https://example.com/b.tif"}],
+        "anything": 1,
+        "either": 1,
+        "box": {"class": "https://example.com/types.yaml#Box", "west": 1.5, "east": 2},
+    }
+
+    normalized = cwl.validate_inputs(all_types_description(), inputs)
+
+    assert normalized["image"] == "https://example.com/a.tif"
+    assert normalized["folder"] == "https://example.com/item"
+    assert normalized["images"] == ["https://example.com/b.tif"]
+    assert normalized["box"] == {"west": 1.5, "east": 2}  # a typed record loses its class
+    # A typed value still has to fit the input.
+    with pytest.raises(InvalidInput) as info:
+        cwl.validate_inputs(
+            all_types_description(), {**inputs, "count": {"class": "x", "value": "3"}}
+        )
+    assert list(info.value.errors) == ["count"]

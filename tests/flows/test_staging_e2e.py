@@ -17,12 +17,13 @@ import pystac
 import pytest
 import requests
 
-from tests.conftest import Engine, FileServer, free_port, tiny_png
+from tests.conftest import CONVERTED, Engine, FileServer, free_port, tiny_png
 from tests.ogc_schemas import validate
 from tests.s3_server import S3Server, WorkspaceApiStandIn
 from tests.support import (
     ECHO_CWL,
     assert_ogc_exception,
+    converted_item,
     deploy_cwl,
     execute_async,
     flow_run_id,
@@ -86,14 +87,16 @@ def test_the_walkthrough_leaves_the_png_in_the_stage_out_bucket(
     final = wait_for_status(job_url)
     assert final["status"] == "successful", final
 
-    image = _results(job_url)["converted_image"]
+    # eoepca/convert's catalog.json, item and image, published on S3.
+    catalog = _results(job_url)["converted_image"]
     prefix = f"processing-results/{job_id}/converted_image"
-    assert image["href"] == f"s3://eoepca/{prefix}/"
-    assert [f["href"] for f in image["files"]] == [f"s3://eoepca/{prefix}/resize-50.png"]
+    assert catalog["href"] == f"s3://eoepca/{prefix}/catalog.json"
     assert stageout_s3.keys("eoepca", f"processing-results/{job_id}/") == [
-        f"{prefix}/resize-50.png"
+        f"{prefix}/{name}" for name in CONVERTED
     ]
-    assert stageout_s3.get(image["files"][0]["href"]) == tiny_png()
+    _, image = converted_item(catalog, stageout_s3.get)
+    assert image["href"] == f"s3://eoepca/{prefix}/logo-resize.png"
+    assert stageout_s3.get(image["href"]) == tiny_png()
 
     # The flow run keeps a link artifact (Prefect stores links as markdown) to the results.
     def artifact_links() -> list[str]:

@@ -1,6 +1,6 @@
 #!/bin/sh
-# convert.sh FN --url URL SIZE: fetch the image at URL, apply FN (e.g. resize) with SIZE
-# (e.g. 50%), write <FN>-<SIZE without %>.png into the working directory. Stand-in for
-# the eoepca/convert image: Python with Pillow does what ImageMagick does there.
+# convert.sh FN --url URL SIZE: fetch the image at URL, apply FN (resize) with SIZE (50% or
+# WxH); write <stem>-resize.<ext>, a STAC item <stem>-resize.json and catalog.json into the
+# working directory, as the eoepca/convert image does (there with ImageMagick).
 set -eu
 exec python3 /opt/convert/convert.py "$@"
