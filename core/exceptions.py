@@ -17,6 +17,8 @@
     │   └── OwsException              a WPS request the service cannot answer, with its OWS
     │                                 exception code (MissingParameterValue, …) and locator
     ├── PayloadTooLarge               413
+    ├── LimitReached                  403  a per-user maximum (processes, schedules), named
+    │   └── TooManyJobs               429  too many accepted jobs; with ``Retry-After``
     ├── JobFailed                     500  results asked of a failed job: the failure is the answer
     ├── ServiceUnavailable            503  Prefect (or another service) did not answer in time
     ├── ContainerEngineError          the container engine (podman service, images) is unusable
@@ -49,6 +51,7 @@ __all__ = [
     "InvalidParameter",
     "JobCancelled",
     "JobFailed",
+    "LimitReached",
     "NoSuchJob",
     "NoSuchProcess",
     "NoSuchSchedule",
@@ -59,6 +62,7 @@ __all__ = [
     "ServiceUnavailable",
     "StagingError",
     "ToolFailed",
+    "TooManyJobs",
     "Unauthorized",
     "UnsupportedMediaType",
 ]
@@ -194,6 +198,28 @@ class PayloadTooLarge(EngineError):
     status = 413
     type_uri = f"{_P1}/payload-too-large"
     title = "Payload too large"
+
+
+class LimitReached(EngineError):
+    """A per-user maximum (``OAPIP_USER_MAX_PROCESSES``, ``OAPIP_USER_MAX_SCHEDULES``)
+    that the request would pass; ``detail`` names it and says what to remove first."""
+
+    status = 403
+    type_uri = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/limit-reached"
+    title = "Limit reached"
+
+
+class TooManyJobs(LimitReached):
+    """An execute request of a user who already has ``OAPIP_USER_MAX_QUEUED`` accepted
+    jobs; ``retry_after_s`` (seconds) is sent as ``Retry-After``."""
+
+    status = 429
+    type_uri = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class JobFailed(EngineError):

@@ -30,6 +30,7 @@ from core.settings.services import (
     OidcSettings,
     OutboundSettings,
     PrefectSettings,
+    QuotaSettings,
     StackSettings,
     WorkerSettings,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "OidcSettings",
     "OutboundSettings",
     "PrefectSettings",
+    "QuotaSettings",
     "ResultSettings",
     "Settings",
     "StackSettings",
@@ -88,6 +90,7 @@ class Settings(Group):
     stagein: StageInSettings = Field(default_factory=StageInSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
