@@ -56,6 +56,12 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
         # turned most of a burst of jobs Late (one more state change, with its event,
         # per job) while the worker was draining the queue as fast as it could.
         env.setdefault("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "300")
+        # Concurrency leases (a running job's slot of its user's limit) on disk, not in
+        # memory: a restarted server still knows them and frees them when they expire.
+        env.setdefault(
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE",
+            "prefect.server.concurrency.lease_storage.filesystem",
+        )
     else:
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     return env
