@@ -2,12 +2,14 @@
 
 A job's limit is ``OAPIP_MAX_JOB_SECONDS``, lowered by its package's CWL ``ToolTimeLimit``
 (:func:`cwlpkg.limits.job_time_limit_s`), counted from the moment its job process
-started. The worker enforces it the way it dismisses a job: the job's process group is
-killed (its tools with it), then the worker's ending of an abnormal job stops what the
-backend ran elsewhere (a WES run is cancelled, its Slurm jobs go with it) and only then
-records the run FAILED, with a message that names the limit (:func:`record_timeout`).
-The worker, not a timer inside the job process, is the carrier: a job process blocked
-in a tool or in C code cannot ignore it.
+started. The limit is carried by Prefect: it is the flow run's timeout in the job process
+(``worker/zygote.py``), and Prefect ends the run FAILED ("Flow run exceeded timeout of N
+second(s)"); the job process then exits, and the worker's ending of an abnormal job kills
+its process group (its tools) and stops what the backend ran elsewhere (a WES run is
+cancelled, its Slurm jobs go with it). The worker is the backstop: a job still running
+``GRACE_S`` past its limit (its process blocked in C code) has its group killed the way
+a dismissed job's is, and is recorded FAILED with a message naming the limit
+(:func:`record_timeout`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from core.naming import PACKAGE_BLOCK_TYPE
 from core.settings import Settings
 from cwlpkg.limits import job_time_limit_s
 
-__all__ = ["Deadlines", "record_timeout", "timeout_message"]
+__all__ = ["GRACE_S", "Deadlines", "record_timeout", "timeout_message"]
+
+GRACE_S = 15.0
+"""How long past its limit the worker lets the job's own Prefect timeout act first,
+seconds; a job process blocked in C code, or one that ignored it, is then killed."""
 
 
 def timeout_message(seconds: int) -> str:
@@ -63,20 +69,25 @@ class Deadlines:
             self._limits[key] = job_time_limit_s(block.data.get("workflow") or {}, site)
         return self._limits[key]
 
-    def watch(self, flow_run: FlowRun, started: asyncio.Event, stop: Callable[[], None]) -> None:
-        """Call ``stop`` (which kills the job's group) when the run has been running
-        past its limit since ``started`` was set."""
-        self.timers[flow_run.id] = asyncio.create_task(self._timer(flow_run, started, stop))
+    def watch(
+        self,
+        flow_run: FlowRun,
+        seconds: int | None,
+        started: asyncio.Event,
+        stop: Callable[[], None],
+    ) -> None:
+        """The backstop: call ``stop`` (which kills the job's group) when the run has
+        been running ``seconds`` plus ``GRACE_S`` since ``started`` was set."""
+        if seconds is not None:
+            timer = self._timer(flow_run.id, seconds, started, stop)
+            self.timers[flow_run.id] = asyncio.create_task(timer)
 
     async def _timer(
-        self, flow_run: FlowRun, started: asyncio.Event, stop: Callable[[], None]
+        self, run_id: uuid.UUID, seconds: int, started: asyncio.Event, stop: Callable[[], None]
     ) -> None:
-        seconds = await self.limit_s(flow_run)
-        if seconds is None:
-            return
         await started.wait()
-        await asyncio.sleep(seconds)
-        self.timed_out[flow_run.id] = seconds
+        await asyncio.sleep(seconds + GRACE_S)
+        self.timed_out[run_id] = seconds
         stop()
 
     def forget(self, flow_run_id: uuid.UUID) -> int | None:

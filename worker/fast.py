@@ -185,8 +185,9 @@ class FastWorker:
         flow_run.state = state
         package = await self._package(flow_run)
         await self._zygote_ready.wait()
-        self.deadlines.watch(flow_run, job.started, lambda: job.pid and _kill_group(job.pid))
-        await self._send(Run(flow_run.model_dump(mode="json"), package))
+        limit_s = await self.deadlines.limit_s(flow_run)
+        self.deadlines.watch(flow_run, limit_s, job.started, lambda: _kill_job(job))
+        await self._send(Run(flow_run.model_dump(mode="json"), package, limit_s))
 
     async def _scheduled_runs(self, limit: int) -> list[FlowRun]:
         """Up to ``limit`` runs of our pool that are due now.
@@ -436,6 +437,11 @@ class FastWorker:
                 )
             finally:
                 await self.rest.aclose()
+
+
+def _kill_job(job: _Job) -> None:
+    if job.pid is not None:
+        _kill_group(job.pid)
 
 
 def _kill_group(pgid: int) -> None:
