@@ -3,6 +3,7 @@
     python -m bench [--jobs 300] [--clients 50] [--history 20000] [--postgres]
     python -m bench --only transfer [--transfer-mib 200] [--rounds 3]
     python -m bench --only wes [--wes-runs 5] [--wes-workflows two-steps echo]
+    python -m bench --only fairshare [--jobs 300]
 
 It starts its own stack (Prefect server, fast worker, gateway) on free loopback ports in
 a temporary home, deploys ``bench/echo.cwl`` and measures:
@@ -20,6 +21,9 @@ a temporary home, deploys ``bench/echo.cwl`` and measures:
   job's end-to-end time through the engine is set against the same packed
   workflow submitted straight to WES, alternately, median of ``--wes-runs`` each, for
   ``bench/two-steps.cwl`` and ``echo.cwl``.
+
+``--only fairshare`` runs ``bench/fairshare.py``: the throughput of a burst of jobs of
+several users on a stack with per-user limits on, against one with them off.
 
 ``--only transfer`` runs ``bench/transfer.py`` alone (no stack): 200 MiB through stage-in
 and stage-out against raw boto3 transfers to the same S3 endpoint.
@@ -426,9 +430,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["transfer", "wes"],
+        choices=["transfer", "wes", "fairshare"],
         help="run one measurement alone: transfer (stage-in/stage-out vs raw boto3, no stack); "
-        "wes (an HPC site, Slurm + Toil WES, is started too)",
+        "wes (an HPC site, Slurm + Toil WES, is started too); fairshare (a burst of jobs "
+        "of several users with per-user limits on, against limits off)",
     )
     parser.add_argument(
         "--transfer-mib", type=int, default=200, help="file size of the transfer benchmark, MiB"
@@ -452,6 +457,14 @@ def main() -> int:
         rows = transfer.run(args.transfer_mib, args.rounds, args.s3_endpoint)
         print()
         print(f"machine: {os.cpu_count()} cores")
+        print(_table(rows))
+        return 0
+    if args.only == "fairshare":
+        from bench import fairshare
+
+        rows = fairshare.run(args)
+        print()
+        print(f"machine: {os.cpu_count()} cores; Prefect on SQLite")
         print(_table(rows))
         return 0
     bench = Bench(args)

@@ -2,7 +2,8 @@
 limits, per-user maxima, and a crashed job's slot given back.
 
 One engine of this module's own, with small limits: 2 running jobs per user, 6 accepted,
-20 s per job, 3 processes and 1 schedule per user. Orders and overlaps are read from
+20 s per job, 3 processes and 1 schedule per user; the Toil WES test uses the session's
+engine and HPC site (``tests.hpc``). Orders and overlaps are read from
 Prefect's state history of the flow runs, never from timings measured here.
 """
 
@@ -17,7 +18,14 @@ import psutil
 import pytest
 import requests
 
+from tests.api_gateway.test_hpc_execution import (
+    LONG_SLEEP_CWL,
+    deploy_on,
+    wes_run_id,
+    wes_state,
+)
 from tests.conftest import Engine, FileServer, _running_engine
+from tests.hpc import HPC_BLOCK, Hpc
 from tests.support import (
     ECHO_CWL,
     assert_ogc_exception,
@@ -206,3 +214,37 @@ def test_per_user_maxima_on_processes_and_schedules(limited: Engine):
     assert first.status_code == 201, first.text
     second = requests.post(f"{api}/processes/echo1/schedules", json=body, timeout=30)
     assert "OAPIP_USER_MAX_SCHEDULES" in assert_ogc_exception(second, 403)["detail"]
+
+
+def test_a_toil_wes_job_past_its_time_limit_is_cancelled_with_its_slurm_job(
+    hpc_engine: Engine, hpc: Hpc, user: str
+):
+    """On the session's engine (site limit: a day): the tool's own CWL ToolTimeLimit
+    lowers the job's limit, which ends it while its Slurm job runs."""
+    limit_s = 120
+    cwl = LONG_SLEEP_CWL.replace(
+        '    baseCommand: [sleep, "900"]',
+        f"    hints:\n      ToolTimeLimit:\n        timelimit: {limit_s}\n"
+        '    baseCommand: [sleep, "900"]',
+    )
+    api = hpc_engine.api(user)
+    deploy_on(api, HPC_BLOCK, cwl=cwl)
+    created = execute_async(api, "long-nap", {})
+    assert created.status_code == 201, created.text
+    job_url, job_id = created.headers["Location"], created.json()["jobID"]
+    run_id = wes_run_id(hpc_engine, job_id)
+
+    def running_slurm_jobs() -> list[str]:
+        lines = hpc.slurm("squeue", "-h", "-o", "%i %T %Z").splitlines()
+        return [line.split()[0] for line in lines if run_id in line and " RUNNING " in line]
+
+    (slurm_job,) = poll(running_slurm_jobs, timeout=limit_s, interval=0.5, what="Slurm job")
+    final = wait_for_status(job_url, timeout=limit_s + 120)
+    assert final["status"] == "failed", final
+    assert f"timeout of {limit_s}" in final["message"], final
+    assert wes_state(hpc, run_id) == "CANCELED"
+    poll(
+        lambda: slurm_job not in hpc.queued_slurm_jobs(),
+        timeout=30,
+        what=f"Slurm job {slurm_job} gone",
+    )
