@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.filters import (
@@ -40,10 +41,11 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder, FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
-from prefect.exceptions import ObjectAlreadyExists, PrefectHTTPStatusError
+from prefect.exceptions import ObjectAlreadyExists
 
 from core.naming import running_limit
 from core.settings import Settings
+from ogc_prefect.rest import PrefectRest
 
 __all__ = ["LEASE_S", "FairShare", "Usage", "pick", "run_user"]
 
@@ -101,8 +103,16 @@ class FairShare:
     """The worker's side of per-user running limits: which runs to start, and their
     slots' leases."""
 
-    def __init__(self, client: PrefectClient, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: PrefectClient,
+        rest: PrefectRest,
+        writes: asyncio.Semaphore,
+        settings: Settings,
+    ) -> None:
         self.client = client
+        self.rest = rest  # slots are taken and given back without the client's 2 s waits
+        self.writes = writes  # the worker's queue of writes (SQLite takes one at a time)
         self.settings = settings
         self.enabled = settings.quotas.user_max_running > 0
         self.leases: dict[uuid.UUID, uuid.UUID] = {}  # flow-run id -> its slot's lease id
@@ -193,16 +203,21 @@ class FairShare:
         user = run_user(run)
         if user is None:
             return True
+        holder = ConcurrencyLeaseHolder(type="flow_run", id=run.id)
         try:
-            response = await self.client.increment_concurrency_slots_with_lease(
-                names=[running_limit(user)],
-                slots=1,
-                mode="concurrency",
-                lease_duration=LEASE_S,
-                holder=ConcurrencyLeaseHolder(type="flow_run", id=run.id),
-            )
-        except PrefectHTTPStatusError as exc:
-            if exc.response.status_code == 423:
+            async with self.writes:
+                response = await self.rest.post(
+                    "v2/concurrency_limits/increment-with-lease",
+                    {
+                        "names": [running_limit(user)],
+                        "slots": 1,
+                        "mode": "concurrency",
+                        "lease_duration": LEASE_S,
+                        "holder": holder.model_dump(mode="json"),
+                    },
+                )
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 423:  # Locked: no slot free
                 return False
             raise
         self.leases[run.id] = uuid.UUID(response.json()["lease_id"])
@@ -214,7 +229,10 @@ class FairShare:
         if lease_id is None:
             return
         try:
-            await self.client.release_concurrency_slots_with_lease(lease_id)
+            async with self.writes:
+                await self.rest.post(
+                    "v2/concurrency_limits/decrement-with-lease", {"lease_id": str(lease_id)}
+                )
         except Exception:
             # Not lost: the lease expires within LEASE_S and Prefect frees the slot then.
             logger.warning("could not release the slot of flow run %s", flow_run_id, exc_info=True)

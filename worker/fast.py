@@ -419,7 +419,7 @@ class FastWorker:
             self.client = client
             # Claims go through ogc_prefect.rest: no 2 s client back-off on SQLite.
             self.rest = PrefectRest(self.settings.prefect.api_url)
-            self.fair = FairShare(client, self.settings)
+            self.fair = FairShare(client, self.rest, self._writes, self.settings)
             self.deadlines = Deadlines(client, self.settings)
             pool = await client.read_work_pool(self.settings.prefect.work_pool)
             logger.warning(
