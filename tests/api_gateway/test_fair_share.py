@@ -216,6 +216,7 @@ def test_per_user_maxima_on_processes_and_schedules(limited: Engine):
     assert "OAPIP_USER_MAX_SCHEDULES" in assert_ogc_exception(second, 403)["detail"]
 
 
+@pytest.mark.timeout(900)  # the HPC site's start, Toil's slow runs, then the limit itself
 def test_a_toil_wes_job_past_its_time_limit_is_cancelled_with_its_slurm_job(
     hpc_engine: Engine, hpc: Hpc, user: str
 ):
