@@ -90,6 +90,10 @@ class Bench:
                 "OAPIP_WORKER_SLOTS": str(self.args.slots),
             }
         )
+        # One user submits every job here: per-user limits that do not bind (the cost
+        # of the limits themselves is `--only fairshare`).
+        os.environ.setdefault("OAPIP_USER_MAX_RUNNING", str(self.args.slots))
+        os.environ.setdefault("OAPIP_USER_MAX_QUEUED", "0")
         from core.settings import Settings, get_settings
         from stack.local import Stack
 
