@@ -10,14 +10,16 @@ worker's slots, so the figure is the machinery's cost, not the limit's effect.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures as cf
+import json
 import os
+import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import argparse
-
     from bench.__main__ import Bench
 
 __all__ = ["run"]
@@ -30,9 +32,16 @@ def run(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
     """Both bursts; one table row comparing them."""
     figures = {}
     for mode, running, queued in (("off", "0", "0"), ("on", str(LIMIT), str(args.jobs + 1))):
-        os.environ["OAPIP_USER_MAX_RUNNING"] = running
-        os.environ["OAPIP_USER_MAX_QUEUED"] = queued
-        figures[mode] = _burst(args)
+        # A process per stack: Prefect's client settings are read once per process.
+        env = {**os.environ, "OAPIP_USER_MAX_RUNNING": running, "OAPIP_USER_MAX_QUEUED": queued}
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.fairshare", str(args.jobs), str(args.slots)],
+            env=env,
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        figures[mode] = tuple(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"  limits {mode}: {_text(*figures[mode])}", flush=True)
     (off, *_), (on, *_) = figures["off"], figures["on"]
     return [
@@ -100,3 +109,11 @@ def _wait(bench: Bench, root: str, users: list[str], jobs: set[str]) -> int:
             ).json()["jobs"]
             finished.update({j["jobID"]: j["status"] for j in page if j["jobID"] in jobs})
     return sum(s == "successful" for s in finished.values())
+
+
+if __name__ == "__main__":
+    jobs, slots = int(sys.argv[1]), int(sys.argv[2])
+    burst_args = argparse.Namespace(
+        jobs=jobs, slots=slots, postgres=False, only="fairshare", clients=0, history=0, skip=[]
+    )
+    print(json.dumps(_burst(burst_args)), flush=True)
