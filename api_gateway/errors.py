@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api_gateway.wps.exceptions import exception_response, is_wps_path
-from core.exceptions import EngineError, InvalidInput, Unauthorized
+from core.exceptions import EngineError, InvalidInput, TooManyJobs, Unauthorized
 from core.secrets import Redactor
 
 __all__ = ["install_error_handlers", "ogc_exception"]
@@ -57,6 +57,8 @@ async def _engine_error(request: Request, exc: EngineError) -> Response:
         if exc.error != "missing_token":
             challenge += f', error="{exc.error}"'
         response.headers["WWW-Authenticate"] = challenge
+    if isinstance(exc, TooManyJobs):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
 

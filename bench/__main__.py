@@ -6,6 +6,7 @@
     python -m bench --only wes [--wes-runs 5] [--wes-workflows two-steps echo]
     python -m bench --only sandbox [--sandbox-runs 10]
     python -m bench --only housekeeping [--expired 10000] --postgres
+    python -m bench --only fairshare [--jobs 300]
 
 It starts its own stack (Prefect server, fast worker, gateway) on free loopback ports in
 a temporary home, deploys ``bench/echo.cwl`` and measures:
@@ -29,6 +30,8 @@ a temporary home, deploys ``bench/echo.cwl`` and measures:
 ``--only housekeeping`` (``bench/housekeeping.py``): submit latency while the
 housekeeping flow expires ``--expired`` jobs, against the same submissions with nothing
 else running.
+``--only fairshare`` runs ``bench/fairshare.py``: the throughput of a burst of jobs of
+several users on a stack with per-user limits on, against one with them off.
 
 ``--only transfer`` runs ``bench/transfer.py`` alone (no stack): 200 MiB through stage-in
 and stage-out against raw boto3 transfers to the same S3 endpoint.
@@ -101,6 +104,10 @@ class Bench:
                 "OAPIP_WORKER_SLOTS": str(self.args.slots),
             }
         )
+        # One user submits every job here: per-user limits that do not bind (the cost
+        # of the limits themselves is `--only fairshare`).
+        os.environ.setdefault("OAPIP_USER_MAX_RUNNING", str(self.args.slots))
+        os.environ.setdefault("OAPIP_USER_MAX_QUEUED", "0")
         from core.settings import Settings, get_settings
         from stack.local import Stack
 
@@ -426,6 +433,14 @@ def main() -> int:
             rows = transfer.run(args.transfer_mib, args.rounds, args.s3_endpoint)
         print()
         print(f"machine: {os.cpu_count()} cores")
+        print(_table(rows))
+        return 0
+    if args.only == "fairshare":
+        from bench import fairshare
+
+        rows = fairshare.run(args)
+        print()
+        print(f"machine: {os.cpu_count()} cores; Prefect on SQLite")
         print(_table(rows))
         return 0
     bench = Bench(args)

@@ -33,12 +33,13 @@ def parse_args(description: str | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=["transfer", "wes", "sandbox", "submit", "housekeeping"],
+        choices=["transfer", "wes", "sandbox", "submit", "housekeeping", "fairshare"],
         help="run one measurement alone: transfer (stage-in/stage-out vs raw boto3, no stack); "
         "wes (an HPC site, Slurm + Toil WES, is started too); sandbox (echo with "
         "OAPIP_SANDBOX=containers vs off, two stacks); submit (a burst of jobs from "
         "--clients clients while earlier jobs run: latency, throughput, bench/submit.py); "
-        "housekeeping (submissions while expired jobs are housekept)",
+        "housekeeping (submissions while expired jobs are housekept); fairshare (a burst of "
+        "jobs of several users with per-user limits on, against limits off)",
     )
     parser.add_argument(
         "--transfer-mib", type=int, default=200, help="file size of the transfer benchmark, MiB"

@@ -18,6 +18,8 @@
     │                                 exception code (MissingParameterValue, …) and locator
     ├── PayloadTooLarge               413
     ├── ResultsExpired                410  the job's results were removed by the retention policy
+    ├── LimitReached                  403  a per-user maximum (processes, schedules), named
+    │   └── TooManyJobs               429  too many accepted jobs; with ``Retry-After``
     ├── JobFailed                     500  results asked of a failed job: the failure is the answer
     ├── ServiceUnavailable            503  Prefect (or another service) did not answer in time
     ├── ContainerEngineError          the container engine (podman service, images) is unusable
@@ -50,6 +52,7 @@ __all__ = [
     "InvalidParameter",
     "JobCancelled",
     "JobFailed",
+    "LimitReached",
     "NoSuchJob",
     "NoSuchProcess",
     "NoSuchSchedule",
@@ -61,6 +64,7 @@ __all__ = [
     "ServiceUnavailable",
     "StagingError",
     "ToolFailed",
+    "TooManyJobs",
     "Unauthorized",
     "UnsupportedMediaType",
 ]
@@ -209,6 +213,28 @@ class ResultsExpired(EngineError):
     status = 410
     type_uri = f"{_P1}/results-expired"
     title = "Results expired"
+
+
+class LimitReached(EngineError):
+    """A per-user maximum (``OAPIP_USER_MAX_PROCESSES``, ``OAPIP_USER_MAX_SCHEDULES``)
+    that the request would pass; ``detail`` names it and says what to remove first."""
+
+    status = 403
+    type_uri = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/limit-reached"
+    title = "Limit reached"
+
+
+class TooManyJobs(LimitReached):
+    """An execute request of a user who already has ``OAPIP_USER_MAX_QUEUED`` accepted
+    jobs; ``retry_after_s`` (seconds) is sent as ``Retry-After``."""
+
+    status = 429
+    type_uri = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class JobFailed(EngineError):

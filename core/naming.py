@@ -48,6 +48,7 @@ __all__ = [
     "process_of",
     "result_file_url",
     "results_key",
+    "running_limit",
     "user_of",
     "user_tag",
 ]
@@ -92,6 +93,12 @@ def deployment_name(user: str, process_id: str) -> str:
 def user_tag(user: str) -> str:
     """The tag that marks ``user``'s deployments and flow runs."""
     return f"user:{user}"
+
+
+def running_limit(user: str) -> str:
+    """Name of the Prefect global concurrency limit on ``user``'s running jobs (the
+    same text as the user's tag, so the Prefect UI reads the same name everywhere)."""
+    return user_tag(user)
 
 
 def job_tags(user: str, process_id: str) -> list[str]:

@@ -78,6 +78,7 @@ class PrefectApi:
             (:mod:`ogc_prefect.rest` says why).
         processes: deployed processes by (user, process id), with the monotonic time they
             were read (a cached answer saves a read on every execute request).
+        running_limits: users whose Prefect concurrency limit exists (``ogc_prefect.quotas``).
         packages: package block documents by (block name, revision): a revision never
             changes.
         outbox: the job outbox (:mod:`ogc_prefect.outbox`) the app's lifespan opens; None:
@@ -91,6 +92,7 @@ class PrefectApi:
         self.writes = asyncio.Semaphore(settings.prefect.write_concurrency)
         self.rest = PrefectRest(settings.prefect.api_url)
         self.processes: dict[tuple[str, str], tuple[float, ProcessRecord]] = {}
+        self.running_limits: set[str] = set()  # users whose running limit exists in Prefect
         self.packages: dict[tuple[str, str], ApplicationPackage] = {}
         self._flow_id: uuid.UUID | None = None
         self._background: set[asyncio.Task[None]] = set()

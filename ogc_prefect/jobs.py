@@ -10,6 +10,7 @@ fetch or call are checked by the outbound guard before its flow run exists
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -66,6 +67,7 @@ from ogc_prefect.mapping import (
     state_types,
 )
 from ogc_prefect.processes import Processes
+from ogc_prefect.quotas import Quotas
 from ogc_prefect.rest import RETRY_CODES
 from ogc_prefect.retention import check_results_kept, delete_job, with_expiry
 from ogc_prefect.submit import find_run, list_with_outbox, outbox_record, submit
@@ -146,6 +148,7 @@ class Jobs:
         record = await self.processes.get_process(user, process_id, max_age_s=_PROCESS_MAX_AGE_S)
         parameters = run_parameters(record.description, inputs, outputs, subscriber, jobs_url)
         await check_urls(self.api.settings, record.description, parameters)
+        await Quotas(self.api).check_execute(user)
         if self.api.outbox is not None:
             extra_tags = [_RAW_TAG] if response == "raw" else []
             job = await submit(self.api, self.api.outbox, user, record, parameters, extra_tags)
@@ -221,7 +224,12 @@ class Jobs:
         progress = None
         if flow_run.state and flow_run.state.type == StateType.RUNNING:
             progress = await self._progress(flow_run)
-        return with_expiry(job_record(flow_run, progress, self.api.redact), self.api)
+        record = with_expiry(job_record(flow_run, progress, self.api.redact), self.api)
+        # Waiting for the user's own running limit: say so (read from Prefect).
+        quotas = Quotas(self.api)
+        if record.status == "accepted" and (waiting := await quotas.waiting_message(user)):
+            record = dataclasses.replace(record, message=waiting)
+        return record
 
     async def list_jobs(self, user: str, filters: JobFilters) -> tuple[list[JobRecord], bool]:
         """A page of ``user``'s jobs, newest first, and whether more follow."""

@@ -38,6 +38,7 @@ from core.naming import (
 )
 from ogc_prefect.client import PrefectApi
 from ogc_prefect.mapping import DeployedPackage, ProcessRecord, deployment_fields
+from ogc_prefect.quotas import Quotas
 
 __all__ = ["Processes"]
 
@@ -117,6 +118,7 @@ class Processes:
                 f"process {pid!r} is already deployed; replace it with PUT "
                 f"/processes/{pid} or undeploy it first"
             )
+        await Quotas(self.api).check_deploy(user)
         async with self.api.writes:
             await self._save_package(user, package)
             await self.api.call(

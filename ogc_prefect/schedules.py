@@ -31,6 +31,7 @@ from ogc_prefect.mapping import (
     schedule_record,
 )
 from ogc_prefect.processes import Processes
+from ogc_prefect.quotas import Quotas
 
 __all__ = ["Schedules"]
 
@@ -50,6 +51,7 @@ class Schedules:
     ) -> ScheduleRecord:
         """Add a reprocessing schedule to ``user``'s process; inputs validated like execute."""
         record = await self.processes.get_process(user, process_id)
+        await Quotas(self.api).check_schedule(user)
         timing = self._timing(spec)
         parameters = await self._parameters(record, spec, jobs_url)
         async with self.api.writes:

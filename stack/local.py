@@ -64,6 +64,12 @@ def prefect_env(settings: Settings, *, server: bool = False) -> dict[str, str]:
         env.setdefault("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "300")
         for name, value in LEAN_SERVER.items():
             env.setdefault(name, value)
+        # Concurrency leases (a running job's slot of its user's limit) on disk, not in
+        # memory: a restarted server still knows them and frees them when they expire.
+        env.setdefault(
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE",
+            "prefect.server.concurrency.lease_storage.filesystem",
+        )
     else:
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
         env.pop("PREFECT_SERVER_API_AUTH_STRING", None)

@@ -54,7 +54,9 @@ from core.secrets import install_log_redaction
 from core.settings import Settings, get_settings
 from core.tenancy import check_mode
 from ogc_prefect.rest import PrefectRest, Refused
+from worker.deadline import Deadlines, record_timeout
 from worker.endings import record_end, retrying, stop_left_runs
+from worker.fairness import FairShare
 from worker.protocol import Exited, Message, Package, Ready, Run, Started, decode, encode
 
 __all__ = ["FastWorker", "main"]
@@ -90,6 +92,8 @@ class FastWorker:
         self.wake = asyncio.Event()
         self.client: PrefectClient
         self.rest: PrefectRest
+        self.fair: FairShare  # per-user running limits, fair pick-up (worker/fairness.py)
+        self.deadlines: Deadlines  # job time limits (worker/deadline.py)
         self._zygote: subprocess.Popen | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._zygote_ready = asyncio.Event()
@@ -171,19 +175,20 @@ class FastWorker:
             async with self._writes:
                 state = await self.rest.propose_state(flow_run.id, Pending(message=self.claim))
         except Refused:
-            self.jobs.pop(flow_run.id, None)  # another worker took it, or it was cancelled
-            return
+            state = None  # another worker took it, or it was cancelled
         except Exception:
-            self.jobs.pop(flow_run.id, None)
+            state = None
             logger.exception("could not claim flow run %s", flow_run.id)
-            return
-        if not state.is_pending():
+        if state is None or not state.is_pending():
             self.jobs.pop(flow_run.id, None)
+            await self.fair.release(flow_run.id)
             return
         flow_run.state = state
         package = await self._package(flow_run)
         await self._zygote_ready.wait()
-        await self._send(Run(flow_run.model_dump(mode="json"), package))
+        limit_s = await self.deadlines.limit_s(flow_run)
+        self.deadlines.watch(flow_run, limit_s, job.started, lambda: _kill_job(job))
+        await self._send(Run(flow_run.model_dump(mode="json"), package, limit_s))
 
     async def _scheduled_runs(self, limit: int) -> list[FlowRun]:
         """Up to ``limit`` runs of our pool that are due now.
@@ -214,7 +219,7 @@ class FastWorker:
             if free <= 0:
                 continue
             try:
-                runs = await self._scheduled_runs(free)
+                runs = await self.fair.next_runs(free, self._scheduled_runs)
             except Exception:
                 logger.exception("could not read scheduled flow runs")
                 continue
@@ -225,6 +230,8 @@ class FastWorker:
     # --- endings ---------------------------------------------------------------------
     async def _finished(self, job: _Job, code: int) -> None:
         self.jobs.pop(job.flow_run_id, None)
+        timed_out = self.deadlines.forget(job.flow_run_id)
+        await self.fair.release(job.flow_run_id)
         self.wake.set()
         if job.pid is not None:
             # Whatever the job process left behind in its group (a tool of a crashed
@@ -237,7 +244,12 @@ class FastWorker:
             # Before the end is recorded: a dismissed job reads `dismissed` only once
             # what its backend ran elsewhere (a WES run and its batch jobs) is gone.
             await stop_left_runs(self.client, self.settings, job.flow_run_id)
-            await retrying(record_end, self.client, job.flow_run_id, code, dismissed=job.cancelling)
+            if timed_out and not job.cancelling:
+                await retrying(record_timeout, self.client, job.flow_run_id, timed_out)
+            else:
+                await retrying(
+                    record_end, self.client, job.flow_run_id, code, dismissed=job.cancelling
+                )
         except Exception:
             logger.exception("could not record the end of flow run %s", job.flow_run_id)
         finally:
@@ -413,6 +425,8 @@ class FastWorker:
             self.client = client
             # Claims go through ogc_prefect.rest: no 2 s client back-off on SQLite.
             self.rest = PrefectRest(self.settings.prefect.api_url)
+            self.fair = FairShare(client, self.rest, self._writes, self.settings)
+            self.deadlines = Deadlines(client, self.settings)
             pool = await client.read_work_pool(self.settings.prefect.work_pool)
             logger.warning(
                 "worker %s serving pool %r with %d slots", self.name, pool.name, self.slots
@@ -425,9 +439,15 @@ class FastWorker:
                     self._cancellation_poll(),
                     self._heartbeat_loop(),
                     self._reconcile_loop(),
+                    self.fair.renew_loop(),
                 )
             finally:
                 await self.rest.aclose()
+
+
+def _kill_job(job: _Job) -> None:
+    if job.pid is not None:
+        _kill_group(job.pid)
 
 
 def _kill_group(pgid: int) -> None:

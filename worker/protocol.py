@@ -33,11 +33,13 @@ class Package:
 
 @dataclass(frozen=True)
 class Run:
-    """Fork a job process for ``flow_run`` (the flow run as JSON)."""
+    """Fork a job process for ``flow_run`` (the flow run as JSON); ``timeout_s``: the
+    job's time limit, seconds, the flow run's Prefect timeout (None: none)."""
 
     op: ClassVar[str] = "run"
     flow_run: dict[str, Any]
     package: Package | None = None
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)

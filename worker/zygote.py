@@ -247,7 +247,7 @@ class Zygote:
         _freeze_heap()
 
     # --- job processes ---------------------------------------------------------------
-    def spawn(self, flow_run: dict[str, Any]) -> int:
+    def spawn(self, flow_run: dict[str, Any], timeout_s: float | None = None) -> int:
         pid = os.fork()
         if pid:
             self.children.add(pid)
@@ -261,7 +261,7 @@ class Zygote:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
-            code = _run_job(flow_run)
+            code = _run_job(flow_run, timeout_s)
         finally:
             os._exit(code)
 
@@ -298,7 +298,7 @@ class Zygote:
         if message.package is not None:
             self.preload(message.package)
         _cache_related(message.flow_run)
-        pid = self.spawn(message.flow_run)
+        pid = self.spawn(message.flow_run, message.timeout_s)
         self.send(Started(message.flow_run["id"], pid))
 
     def serve(self) -> None:
@@ -327,8 +327,12 @@ class Zygote:
                     self.handle(decode(line))
 
 
-def _run_job(flow_run_json: dict[str, Any]) -> int:
-    """Body of a job process: run the flow run to a final state; 0 if it completed."""
+def _run_job(flow_run_json: dict[str, Any], timeout_s: float | None = None) -> int:
+    """Body of a job process: run the flow run to a final state; 0 if it completed.
+
+    ``timeout_s`` is the job's time limit: Prefect's flow-run timeout ends the run FAILED
+    past it (the worker stops the job's tools and remote runs when the process exits).
+    """
     from prefect.client.schemas.objects import FlowRun
     from prefect.events.worker import EventsWorker
     from prefect.flow_engine import run_flow
@@ -343,7 +347,10 @@ def _run_job(flow_run_json: dict[str, Any]) -> int:
     # server keeps its deployment.
     flow_run = flow_run.model_copy(update={"deployment_id": None})
     try:
-        state = run_flow(execute_process, flow_run=flow_run, return_type="state")
+        flow = execute_process
+        if timeout_s is not None:
+            flow = execute_process.with_options(timeout_seconds=timeout_s)
+        state = run_flow(flow, flow_run=flow_run, return_type="state")
     finally:
         # The process ends with os._exit (no atexit): hand over queued logs and events.
         EventsWorker.drain_all(timeout=10)

@@ -36,6 +36,7 @@ from core.settings.services import (
     OidcSettings,
     OutboundSettings,
     PrefectSettings,
+    QuotaSettings,
     StackSettings,
     WorkerSettings,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "OidcSettings",
     "OutboundSettings",
     "PrefectSettings",
+    "QuotaSettings",
     "ResultSettings",
     "RetentionSettings",
     "Settings",
@@ -96,6 +98,7 @@ class Settings(Group):
     stagein: StageInSettings = Field(default_factory=StageInSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)

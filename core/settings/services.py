@@ -16,6 +16,7 @@ __all__ = [
     "OidcSettings",
     "OutboundSettings",
     "PrefectSettings",
+    "QuotaSettings",
     "StackSettings",
     "WorkerSettings",
 ]
@@ -260,4 +261,49 @@ class CallbackSettings(Group):
         default=10.0,
         gt=0,
         description="Time one callback delivery attempt may take, seconds.",
+    )
+
+
+class QuotaSettings(Group):
+    """What one user may hold at once, and how long one job may run (fair share).
+
+    The running limit is a Prefect global concurrency limit per user (``user:<name>``),
+    created with this value the first time the user submits a job: an operator sees its
+    usage on Prefect's concurrency page and may raise (or lower) one user's limit there,
+    without a restart.
+    """
+
+    model_config = config("OAPIP_")
+
+    user_max_running: int = Field(
+        default=4,
+        ge=0,
+        description="Jobs of one user that run at once; the others wait `accepted`, and the "
+        "worker starts next the job of the user with the fewest running. It is the initial "
+        "value of the user's Prefect global concurrency limit `user:<name>`, which an "
+        "operator may change per user in the Prefect UI. 0: no limit.",
+    )
+    user_max_queued: int = Field(
+        default=100,
+        ge=0,
+        description="Accepted (not yet running) jobs one user may have; one more is refused "
+        "with 429 and `Retry-After`. 0: no limit.",
+    )
+    max_job_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="Longest a job may run, seconds, site-wide; a process whose tools all "
+        "declare a CWL `ToolTimeLimit` gets at most their sum. A job past it is stopped (its "
+        "tools killed, its remote runs cancelled) and ends `failed`. 0: no limit.",
+    )
+    user_max_processes: int = Field(
+        default=50,
+        ge=0,
+        description="Processes one user may have deployed. 0: no limit.",
+    )
+    user_max_schedules: int = Field(
+        default=20,
+        ge=0,
+        description="Reprocessing schedules one user may have, over all their processes. "
+        "0: no limit.",
     )
