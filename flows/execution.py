@@ -135,7 +135,8 @@ def execute(
     app = load_package(package, revision)
     progress = _StepProgress(cwl.step_count(app.workflow, app.entrypoint))
     job = CwlJob(
-        job_id=str(current_flow_run.id),
+        # The OGC jobID (the run's job tag): namespaces, WES tags and labels name it.
+        job_id=job_id_of(current_flow_run.tags, current_flow_run.id),
         process_id=app.process_id,
         workflow=app.workflow,
         entrypoint=app.entrypoint,

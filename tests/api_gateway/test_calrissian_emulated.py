@@ -20,7 +20,7 @@ from tests.conftest import Engine, FileServer, _running_engine
 from tests.k8s_api import CALRISSIAN_IMAGE, EmulatedKubernetes
 from tests.ogc_schemas import validate
 from tests.s3_server import S3Server
-from tests.support import deploy_cwl, execute_async, wait_for_status
+from tests.support import converted_item, deploy_cwl, execute_async, wait_for_status
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +97,13 @@ def test_convert_url_through_the_ogc_api_on_calrissian_emulated(
 
     results = requests.get(f"{created.headers['Location']}/results", timeout=30).json()
     validate(results, "results")
-    image = results["converted_image"]
+    # What the real eoepca/convert writes: the image, its STAC item and the catalog.
+    catalog = results["converted_image"]
     prefix = f"processing-results/{job_id}/converted_image"
-    assert image["href"] == f"s3://eoepca/{prefix}/"
-    [png] = [f["href"] for f in image["files"]]
-    assert png.startswith(f"s3://eoepca/{prefix}/") and png.endswith(".png")
+    assert catalog["href"] == f"s3://eoepca/{prefix}/catalog.json"
+    _, image = converted_item(catalog, stageout_s3.get)
+    png = image["href"]
+    assert png.startswith(f"s3://eoepca/{prefix}/") and png.endswith("-resize.png")
     assert stageout_s3.get(png)[:8] == b"\x89PNG\r\n\x1a\n"
     # The job ran in a namespace of its own, through Calrissian, which is gone afterwards.
     created_namespaces = [
