@@ -27,6 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api_gateway.packages import build_package
 from core.exceptions import DuplicatedProcess, ImmutableProcess, NoSuchProcess
+from core.naming import BUILTIN_PROCESS_IDS
 from core.settings import Settings
 from ogc_prefect import DeployedPackage, Processes, ProcessRecord
 
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 ECHO_ID = "echo"
-BUILTIN_IDS = frozenset({ECHO_ID})
+BUILTIN_IDS = BUILTIN_PROCESS_IDS
 _ECHO_CWL = Path(__file__).with_name("builtin") / "echo.cwl"
 
 # What CWL cannot say of the inputs (all but the string are CWL `Any`/optional): the

@@ -85,6 +85,11 @@ USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
 _CLAIM = re.compile(r"^claimed by oapip-fast (?P<host>\S+):(?P<pid>\d+)$")
 
 
+#: Processes every user has from the start (``api_gateway/builtins.py``); they count
+#: against no user's maximum of deployed processes.
+BUILTIN_PROCESS_IDS = frozenset({"echo"})
+
+
 def deployment_name(user: str, process_id: str) -> str:
     """Prefect deployment name of ``user``'s process (``@`` cannot occur in either id)."""
     return f"{process_id}@{user}"

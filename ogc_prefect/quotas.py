@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import (
     DeploymentFilterTags,
     FlowRunFilter,
     FlowRunFilterExpectedStartTime,
+    FlowRunFilterIdempotencyKey,
     FlowRunFilterState,
     FlowRunFilterStateType,
     FlowRunFilterTags,
@@ -33,7 +34,7 @@ from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from core.exceptions import LimitReached, TooManyJobs
-from core.naming import TAG, running_limit, user_tag
+from core.naming import BUILTIN_PROCESS_IDS, TAG, process_of, running_limit, user_tag
 from ogc_prefect.client import PrefectApi
 
 __all__ = ["RETRY_AFTER_S", "Quotas", "waiting_text"]
@@ -72,13 +73,14 @@ class Quotas:
             flow_run_filter=FlowRunFilter(
                 tags=FlowRunFilterTags(all_=[TAG, user_tag(user)]),
                 state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING])
+                    # PENDING: a worker holds it (and its running slot); not queued.
+                    type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
                 ),
                 expected_start_time=FlowRunFilterExpectedStartTime(before_=now),
             ),
         )
         if self.api.outbox is not None:  # and those not yet handed to Prefect
-            accepted += len(await self.api.outbox.list(user))
+            accepted += await self._outbox_only(user)
         if accepted >= most:
             raise TooManyJobs(
                 f"you have {accepted} accepted jobs waiting to run, the most one user may "
@@ -86,6 +88,20 @@ class Quotas:
                 "started, or dismiss some",
                 retry_after_s=RETRY_AFTER_S,
             )
+
+    async def _outbox_only(self, user: str) -> int:
+        """How many of ``user``'s jobs wait in the outbox with no flow run yet (a row
+        stays a moment after Prefect created its run: not counted twice)."""
+        rows = await self.api.outbox.list(user)
+        if not rows:
+            return 0
+        created = await self.api.call(
+            self.api.client.count_flow_runs,
+            flow_run_filter=FlowRunFilter(
+                idempotency_key=FlowRunFilterIdempotencyKey(any_=[r.job_id for r in rows])
+            ),
+        )
+        return max(len(rows) - created, 0)
 
     async def waiting_message(self, user: str) -> str | None:
         """Why ``user``'s accepted jobs wait, when it is their own running limit."""
@@ -97,7 +113,15 @@ class Quotas:
     async def check_deploy(self, user: str) -> None:
         """Refuse a new process past ``OAPIP_USER_MAX_PROCESSES`` (``LimitReached``)."""
         most = self.settings.user_max_processes
-        if most and len(await self._deployments(user)) >= most:
+        if not most:
+            return
+        # The built-in processes (or a user's own of their id, in their place) are free.
+        own = [
+            d
+            for d in await self._deployments(user)
+            if process_of(d.tags or []) not in BUILTIN_PROCESS_IDS
+        ]
+        if len(own) >= most:
             raise LimitReached(
                 f"you have {most} deployed processes, the most one user may have "
                 f"(OAPIP_USER_MAX_PROCESSES={most}); undeploy one first"
