@@ -16,7 +16,9 @@ Every number is read from Prefect, never counted by the engine:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.filters import (
@@ -33,13 +35,19 @@ from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from core.exceptions import LimitReached, TooManyJobs
+from core.exceptions import LimitReached, ServiceUnavailable, TooManyJobs
 from core.naming import BUILTIN_PROCESS_IDS, TAG, process_of, running_limit, user_tag
 from ogc_prefect.client import PrefectApi
 
 __all__ = ["RETRY_AFTER_S", "Quotas", "waiting_text"]
 
 RETRY_AFTER_S = 30
+# How long a submit through the outbox waits for Prefect to count a user's jobs; past it
+# (Prefect down or swamped) the job is accepted unchecked: the outbox exists so that
+# submits do not depend on Prefect.
+OUTBOX_CHECK_S = 5.0
+
+logger = logging.getLogger(__name__)
 """``Retry-After`` of a refused job, seconds: Prefect keeps no per-user measure of how long
 a job holds its slot, and a client polling every 30 s costs the gateway nothing."""
 
@@ -62,7 +70,18 @@ class Quotas:
 
     async def check_execute(self, user: str) -> None:
         """Refuse a job past ``user``'s queue limit (``TooManyJobs``), and make sure
-        their running limit exists in Prefect before the worker meets their first job."""
+        their running limit exists in Prefect before the worker meets their first job.
+        With the outbox, a Prefect that does not answer within ``OUTBOX_CHECK_S`` lets
+        the job through unchecked (the worker makes the running limit)."""
+        if self.api.outbox is None:
+            await self._check_execute(user)
+            return
+        try:
+            await asyncio.wait_for(self._check_execute(user), OUTBOX_CHECK_S)
+        except (TimeoutError, ServiceUnavailable):
+            logger.warning("Prefect did not answer: %s's job accepted without its limits", user)
+
+    async def _check_execute(self, user: str) -> None:
         await self._ensure_running_limit(user)
         most = self.settings.user_max_queued
         if not most:

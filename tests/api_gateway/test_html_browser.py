@@ -82,7 +82,7 @@ def _body(driver) -> str:
     return driver.find_element(By.TAG_NAME, "body").text
 
 
-def test_pages_render_and_links_work(browser, api: str):
+def test_pages_render_and_links_work(browser, api: str, engine: Engine):
     deploy_cwl(api, ECHO_CWL)
     job_url = execute_async(api, "echo", {"message": "browsed"}).headers["Location"]
     job = wait_for_status(job_url, timeout=90)
@@ -112,7 +112,8 @@ def test_pages_render_and_links_work(browser, api: str):
     _shot(browser, "results")
     browser.back()
     prefect = browser.find_element("id", "prefect-link").get_attribute("href")
-    assert prefect.endswith(f"/runs/flow-run/{job['jobID']}")
+    run_id = flow_run_id(engine.prefect_api_url, job["jobID"], engine.prefect_auth)
+    assert prefect.endswith(f"/runs/flow-run/{run_id}")
 
 
 def test_job_page_follows_the_job_without_reload(browser, api: str):
@@ -133,6 +134,16 @@ def test_job_page_follows_the_job_without_reload(browser, api: str):
     _shot(browser, "job-finished")
 
 
+def _log_in_to_prefect(driver, engine: Engine) -> None:
+    """What the Prefect UI's login form does with the stack's credentials
+    (``OAPIP_HOME/prefect-auth``, README, Security): keep them, base64, in the page's
+    local storage under ``prefect-password``."""
+    from stack.prefect_auth import auth_string
+
+    script = "localStorage.setItem('prefect-password', btoa(arguments[0]))"
+    driver.execute_script(script, auth_string(engine.home))
+
+
 def test_prefect_ui_shows_the_jobs_flow_run(browser, api: str, engine: Engine):
     deploy_cwl(api, sleep_cwl("two-phase", "1"))
     job_url = execute_async(api, "two-phase", {}).headers["Location"]
@@ -140,6 +151,8 @@ def test_prefect_ui_shows_the_jobs_flow_run(browser, api: str, engine: Engine):
     assert job["status"] == "successful"
     monitor = next(link["href"] for link in job["links"] if link["rel"] == "prefect-ui")
     assert requests.get(monitor, headers={"Accept": "text/html"}, timeout=30).status_code == 200
+    browser.get(monitor)
+    _log_in_to_prefect(browser, engine)
     browser.get(monitor)
     _wait(
         browser,

@@ -53,7 +53,8 @@ def test_owslib_drives_a_process_from_deploy_to_undeploy(api: str) -> None:
     dismissed = client._request(method="DELETE", path=f"jobs/{job_id}")
     assert dismissed["status"] == "dismissed"
     assert client._request(method="DELETE", path="processes/echo") == {}
-    assert client.processes() == []
+    # The user's own echo is gone: the built-in one is back in its place.
+    assert [(p["id"], p.get("mutable")) for p in client.processes()] == [("echo", False)]
 
 
 def test_ogc_api_processes_client_drives_a_process(api: str) -> None:
@@ -87,4 +88,5 @@ def test_ogc_api_processes_client_drives_a_process(api: str) -> None:
     assert client.dismiss(job_id).status.value == "dismissed"
 
     assert requests.delete(f"{api}/processes/echo", timeout=30).status_code == 204
-    assert client.get_processes().processes == []
+    # The built-in echo is back in the place of the user's own.
+    assert [p.id for p in client.get_processes().processes] == ["echo"]

@@ -127,7 +127,7 @@ def test_jobs_wait_in_the_outbox_while_prefect_is_down(crash_engine: Engine):
             assert response.status_code == 201, response.text
             body = response.json()
             assert body["status"] == "accepted"
-            assert not [link for link in body["links"] if link["rel"] == "monitor"]
+            assert not [link for link in body["links"] if link["rel"] == "prefect-ui"]  # no run yet
             jobs.append(body["jobID"])
         assert requests.get(f"{api}/jobs/{jobs[0]}", timeout=30).json()["status"] == "accepted"
         # (The job list reads Prefect too: while it is down, /jobs answers 503.)
@@ -139,7 +139,7 @@ def test_jobs_wait_in_the_outbox_while_prefect_is_down(crash_engine: Engine):
     for job_id in jobs[1:]:
         body = wait_for_status(f"{api}/jobs/{job_id}", FINAL, timeout=300)
         assert body["status"] == "successful", body
-        assert any(link["rel"] == "monitor" for link in body["links"])
+        assert any(link["rel"] == "prefect-ui" for link in body["links"])
     assert requests.get(f"{api}/jobs/{jobs[0]}", timeout=30).status_code == 404
     assert _runs_by_key(crash_engine, jobs) == {
         jobs[0]: [],

@@ -67,4 +67,4 @@ def test_a_part2_client_drives_a_process_from_deploy_to_undeploy(
     assert seen["results"]["said"]["href"].endswith(f"/jobs/{seen['job_id']}/results/said/said.txt")
     assert seen["said"] == "hello\n"
     assert seen["dismissed"] == "dismissed"
-    assert seen["after_undeploy"] == []
+    assert seen["after_undeploy"] == ["echo"]  # the built-in, back in place of the user's

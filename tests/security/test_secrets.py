@@ -19,6 +19,7 @@ from tests.support import (
     FINAL,
     deploy_cwl,
     execute_async,
+    flow_run_id,
     wait_for_status,
 )
 
@@ -54,7 +55,10 @@ def test_secrets_appear_nowhere(own_engine: Engine):
 
     # What the Prefect UI shows: flow runs (parameters, job variables, state messages),
     # their states, logs, deployments and the package blocks.
-    run_ids = [url.rsplit("/", 1)[1] for url in jobs.values()]
+    run_ids = [
+        flow_run_id(own_engine.prefect_api_url, url.rsplit("/", 1)[1], own_engine.prefect_auth)
+        for url in jobs.values()
+    ]
     for run_id in run_ids:
         seen[f"flow run {run_id}"] = _prefect(own_engine, "GET", f"/flow_runs/{run_id}")
         seen[f"states {run_id}"] = _prefect(

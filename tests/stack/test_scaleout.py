@@ -39,6 +39,7 @@ def scaled_engine(
     env = {
         "OAPIP_PREFECT_REPLICAS": "2",
         "OAPIP_FAST_WORKERS": "2",
+        "OAPIP_USER_MAX_QUEUED": "0",  # one user's burst: no queue limit
         "OAPIP_REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
     }
     try:
