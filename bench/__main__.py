@@ -342,31 +342,9 @@ class Bench:
         return [c.memory_full_info().uss for c in zygote.children()] if zygote else []
 
     def history(self, n: int) -> None:
-        import asyncio
+        from bench.history import fill_history
 
-        from prefect.client.orchestration import get_client
-        from prefect.states import Completed
-
-        async def fill() -> None:
-            async with get_client() as client:
-                deployment = await client.read_deployment_by_name("ogc-execute/echo@bench")
-                sem = asyncio.Semaphore(8)
-
-                async def one(i: int) -> None:
-                    async with sem:
-                        await client.create_flow_run_from_deployment(
-                            deployment.id,
-                            parameters={"inputs": {"message": str(i)}},
-                            tags=["oapip", "user:bench", "process:echo"],
-                            name="echo",
-                            state=Completed(),
-                        )
-
-                await asyncio.gather(*(one(i) for i in range(n)))
-
-        t0 = time.perf_counter()
-        asyncio.run(fill())
-        fill_s = time.perf_counter() - t0
+        fill_s = fill_history(n)
         job = self.submit()[0]
         self.wait(job)
         lists, gets = [], []

@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from bench.history import fill_history
+
 __all__ = ["ENVIRONMENT", "run"]
 
 ENVIRONMENT = {
@@ -28,35 +30,6 @@ ENVIRONMENT = {
     "OAPIP_HOUSEKEEPING_INTERVAL_S": "604800",  # a week: only the bench's own runs
 }
 _CLIENTS = 4
-
-
-def _fill(n: int) -> float:
-    """Put ``n`` successful jobs of user ``bench`` in history; seconds it took."""
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.states import Completed
-
-    async def fill() -> None:
-        async with get_client() as client:
-            deployment = await client.read_deployment_by_name("ogc-execute/echo@bench")
-            gate = asyncio.Semaphore(8)
-
-            async def one(i: int) -> None:
-                async with gate:
-                    await client.create_flow_run_from_deployment(
-                        deployment.id,
-                        parameters={"inputs": {"message": str(i)}},
-                        tags=["oapip", "user:bench", "process:echo"],
-                        name="echo",
-                        state=Completed(),
-                    )
-
-            await asyncio.gather(*(one(i) for i in range(n)))
-
-    t0 = time.perf_counter()
-    asyncio.run(fill())
-    return time.perf_counter() - t0
 
 
 def _submissions(bench: Any, until: threading.Event, at_least: int) -> list[float]:
@@ -119,7 +92,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def run(bench: Any, expired: int) -> None:
     """Fill history with ``expired`` jobs, then measure (see the module docstring)."""
-    fill_s = _fill(expired)
+    fill_s = fill_history(expired)
     # Baseline: as many submissions as the loaded phase will make, with nothing else.
     idle = threading.Event()
     idle.set()
