@@ -186,8 +186,10 @@ def test_a_job_past_its_time_limit_fails_naming_it_and_its_tool_is_gone(limited:
     final = wait_for_status(f"{api}/jobs/{job_id}", timeout=MAX_JOB_S + 60)
     assert final["status"] == "failed", final
     # Prefect's flow-run timeout says so ("exceeded timeout of 20 second(s)"); the
-    # worker's backstop, had the job process not ended, would say "time limit of 20 s".
-    assert f"timeout of {MAX_JOB_S}" in final["message"], final
+    # worker's backstop, when the job process did not end in time (a loaded machine),
+    # says "time limit of 20 s". Either names the limit.
+    named = (f"timeout of {MAX_JOB_S} second", f"time limit of {MAX_JOB_S} s")
+    assert any(text in final["message"] for text in named), final
     assert not tool.is_running() or tool.status() == psutil.STATUS_ZOMBIE
 
 
