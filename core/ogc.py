@@ -14,7 +14,7 @@ from typing import Any
 
 from core.times import format_time
 
-__all__ = ["PREFECT_UI_REL", "REL", "clean_message", "status_info"]
+__all__ = ["PREFECT_UI_REL", "REL", "clean_message", "status_info", "timeout_message"]
 
 REL = "http://www.opengis.net/def/rel/ogc/1.0"
 # The relation of a job's link to its flow run in the Prefect UI (not `monitor`: OGC
@@ -27,17 +27,32 @@ _PREFECT_PREFIXES = re.compile(
     r"^(Flow run encountered an exception|Task run encountered an exception)[^:]*:\s*"
     r"(\w+(Error|Failed|Exception|Cancelled)?:\s*)?"
 )
+# Prefect's words for a flow run stopped by its timeout, the carrier of a job's time limit.
+_PREFECT_TIMEOUT = re.compile(r"^Flow run exceeded timeout of (\d+)(?:\.0+)? second\(s\)")
+
+
+def timeout_message(seconds: int) -> str:
+    """The message of a job stopped at its time limit of ``seconds``."""
+    return (
+        f"stopped: the job ran past its time limit of {seconds} s (OAPIP_MAX_JOB_SECONDS, "
+        "or the sum of its tools' CWL ToolTimeLimit); its tools were killed and its remote "
+        "runs cancelled"
+    )
 
 
 def clean_message(message: str | None) -> str:
     """A flow-run state message without Prefect's boilerplate prefix, at most 2000 characters.
 
     ``"Flow run encountered an exception: ToolFailed: step crop: exit 1"`` reads
-    ``"step crop: exit 1"``: the OGC client wants the failure, not Prefect's wording.
+    ``"step crop: exit 1"``: the OGC client wants the failure, not Prefect's wording. A run
+    stopped by its Prefect timeout (the job's time limit) reads :func:`timeout_message`.
     """
     if not message:
         return ""
-    return _PREFECT_PREFIXES.sub("", message.strip())[:_MESSAGE_MAX]
+    message = message.strip()
+    if timed_out := _PREFECT_TIMEOUT.match(message):
+        return timeout_message(int(timed_out.group(1)))
+    return _PREFECT_PREFIXES.sub("", message)[:_MESSAGE_MAX]
 
 
 def status_info(

@@ -24,23 +24,15 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Failed
 
 from core.naming import PACKAGE_BLOCK_TYPE
+from core.ogc import timeout_message
 from core.settings import Settings
 from cwlpkg.limits import job_time_limit_s
 
-__all__ = ["GRACE_S", "Deadlines", "record_timeout", "timeout_message"]
+__all__ = ["GRACE_S", "Deadlines", "record_timeout"]
 
 GRACE_S = 15.0
 """How long past its limit the worker lets the job's own Prefect timeout act first,
 seconds; a job process blocked in C code, or one that ignored it, is then killed."""
-
-
-def timeout_message(seconds: int) -> str:
-    """The message of a job stopped at its time limit of ``seconds``."""
-    return (
-        f"stopped: the job ran past its time limit of {seconds} s (OAPIP_MAX_JOB_SECONDS, "
-        "or the sum of its tools' CWL ToolTimeLimit); its tools were killed and its remote "
-        "runs cancelled"
-    )
 
 
 class Deadlines:

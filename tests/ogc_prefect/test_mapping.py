@@ -20,6 +20,7 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 import cwlpkg as cwl
 import ogc_prefect.mapping
 from core.exceptions import InvalidInput, InvalidParameter
+from core.ogc import timeout_message
 from core.naming import job_tags
 from core.secrets import ELIDED, MASK, Redactor
 from ogc_prefect.mapping import (
@@ -109,6 +110,8 @@ def test_state_types_are_the_reverse_of_the_table():
         ),
         ("Task run encountered an exception StagingError: input 'url': gone", "input 'url': gone"),
         ("  the job ran out of time  ", "the job ran out of time"),
+        ("Flow run exceeded timeout of 20.0 second(s)", timeout_message(20)),
+        ("Flow run exceeded timeout of 7 second(s)", timeout_message(7)),
         (None, ""),
         ("", ""),
     ],
