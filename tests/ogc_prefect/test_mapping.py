@@ -20,8 +20,8 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 import cwlpkg as cwl
 import ogc_prefect.mapping
 from core.exceptions import InvalidInput, InvalidParameter
-from core.ogc import timeout_message
 from core.naming import job_tags
+from core.ogc import timeout_message
 from core.secrets import ELIDED, MASK, Redactor
 from ogc_prefect.mapping import (
     OGC_STATUS,
