@@ -79,6 +79,7 @@ class PrefectApi:
         processes: deployed processes by (user, process id), with the monotonic time they
             were read (a cached answer saves a read on every execute request).
         running_limits: users whose Prefect concurrency limit exists (``ogc_prefect.quotas``).
+        queued: each user's last count of accepted jobs (``ogc_prefect.quotas.QueueCount``).
         packages: package block documents by (block name, revision): a revision never
             changes.
         outbox: the job outbox (:mod:`ogc_prefect.outbox`) the app's lifespan opens; None:
@@ -93,6 +94,7 @@ class PrefectApi:
         self.rest = PrefectRest(settings.prefect.api_url)
         self.processes: dict[tuple[str, str], tuple[float, ProcessRecord]] = {}
         self.running_limits: set[str] = set()  # users whose running limit exists in Prefect
+        self.queued: dict[str, Any] = {}  # user -> ogc_prefect.quotas.QueueCount
         self.packages: dict[tuple[str, str], ApplicationPackage] = {}
         self._flow_id: uuid.UUID | None = None
         self._background: set[asyncio.Task[None]] = set()

@@ -2,9 +2,12 @@
 
 Every number is read from Prefect, never counted by the engine:
 
-- accepted jobs: the user's flow runs SCHEDULED or PENDING and due (a schedule's future
-  runs are not jobs yet), counted by Prefect (``OAPIP_USER_MAX_QUEUED``; one more is 429
-  with ``Retry-After``);
+- accepted jobs: the user's flow runs SCHEDULED and due (a schedule's future runs are not
+  jobs yet) counted by Prefect, plus their jobs still in the outbox
+  (``OAPIP_USER_MAX_QUEUED``; one more is 429 with ``Retry-After``). A submit does not
+  wait for that count: it uses the last one (read again behind it once it is
+  ``QUEUE_COUNT_TTL_S`` old) plus the jobs this gateway accepted since that read began;
+  only a user's first submit waits for it (:class:`QueueCount`);
 - running jobs: the Prefect global concurrency limit ``user:<name>``
   (``core.naming.running_limit``), made with ``OAPIP_USER_MAX_RUNNING`` the first time
   the user submits a job; the fast worker takes a slot of it for every job it starts
@@ -19,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
+from dataclasses import dataclass
 
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.filters import (
@@ -39,7 +44,7 @@ from core.exceptions import LimitReached, ServiceUnavailable, TooManyJobs
 from core.naming import BUILTIN_PROCESS_IDS, TAG, process_of, running_limit, user_tag
 from ogc_prefect.client import PrefectApi
 
-__all__ = ["RETRY_AFTER_S", "Quotas", "waiting_text"]
+__all__ = ["QUEUE_COUNT_TTL_S", "RETRY_AFTER_S", "QueueCount", "Quotas", "waiting_text"]
 
 RETRY_AFTER_S = 30
 # How long a submit through the outbox waits for Prefect to count a user's jobs; past it
@@ -47,9 +52,40 @@ RETRY_AFTER_S = 30
 # submits do not depend on Prefect.
 OUTBOX_CHECK_S = 5.0
 
+# How old a user's count of accepted jobs may be before a submit has it read again
+# (behind the submit, which uses the old one), seconds.
+QUEUE_COUNT_TTL_S = 2.0
+# A submit is refused only on a count at most this old, seconds (else it is read again
+# first): a user at their limit costs Prefect a few counts a second at most.
+REFUSE_ON_S = 0.25
+
 logger = logging.getLogger(__name__)
-"""``Retry-After`` of a refused job, seconds: Prefect keeps no per-user measure of how long
-a job holds its slot, and a client polling every 30 s costs the gateway nothing."""
+
+
+@dataclass
+class QueueCount:
+    """A user's accepted jobs as Prefect and the outbox last counted them, and how many
+    this gateway accepted since that count began (those may or may not be in it: the
+    sum errs on the side of the limit, by what was submitted during one read).
+
+    Other gateway replicas' jobs appear in the next count, ``QUEUE_COUNT_TTL_S`` later.
+    """
+
+    counted: int = 0
+    read_at: float = float("-inf")  # monotonic time the count began
+    since: int = 0
+    reading: asyncio.Task[None] | None = None
+
+    @property
+    def accepted(self) -> int:
+        return self.counted + self.since
+
+    def age(self) -> float:
+        """Seconds since the count began."""
+        return time.monotonic() - self.read_at
+
+    def stale(self) -> bool:
+        return self.age() > QUEUE_COUNT_TTL_S
 
 
 def waiting_text(running: int, limit: int) -> str:
@@ -86,6 +122,42 @@ class Quotas:
         most = self.settings.user_max_queued
         if not most:
             return
+        count = self.api.queued.setdefault(user, QueueCount())
+        if count.read_at == float("-inf"):  # never counted: this submit waits for it
+            await self._read_queue(user, count)
+        elif count.stale() and count.reading is None:
+            count.reading = asyncio.create_task(self._read_queue_behind(user, count))
+        if count.accepted >= most and count.age() > REFUSE_ON_S:
+            # Refused only on a fresh count: the old one may hold jobs started since.
+            if count.reading is not None:  # shielded: other submits wait for it too
+                await asyncio.shield(count.reading)
+            else:
+                await self._read_queue(user, count)
+        if count.accepted >= most:
+            raise TooManyJobs(
+                f"you have {count.accepted} accepted jobs waiting to run, the most one user "
+                f"may have (OAPIP_USER_MAX_QUEUED={most}); submit again when some have "
+                "started, or dismiss some",
+                retry_after_s=RETRY_AFTER_S,
+            )
+        count.since += 1  # this job, accepted once the checks pass
+
+    async def _read_queue_behind(self, user: str, count: QueueCount) -> None:
+        try:
+            await self._read_queue(user, count)
+        except Exception as exc:  # the old count stays; the next submit tries again
+            logger.warning("could not count %s's accepted jobs: %s", user, exc)
+        finally:
+            count.reading = None
+
+    async def _read_queue(self, user: str, count: QueueCount) -> None:
+        """Count ``user``'s accepted jobs in Prefect and the outbox into ``count``."""
+        began, since = time.monotonic(), count.since
+        accepted = await self._count_accepted(user)
+        count.counted, count.read_at = accepted, began
+        count.since -= since  # those accepted before the read began are in it
+
+    async def _count_accepted(self, user: str) -> int:
         now = dt.datetime.now(dt.UTC)
         accepted = await self.api.call(
             self.api.client.count_flow_runs,
@@ -100,13 +172,7 @@ class Quotas:
         )
         if self.api.outbox is not None:  # and those not yet handed to Prefect
             accepted += await self._outbox_only(user)
-        if accepted >= most:
-            raise TooManyJobs(
-                f"you have {accepted} accepted jobs waiting to run, the most one user may "
-                f"have (OAPIP_USER_MAX_QUEUED={most}); submit again when some have "
-                "started, or dismiss some",
-                retry_after_s=RETRY_AFTER_S,
-            )
+        return accepted
 
     async def _outbox_only(self, user: str) -> int:
         """How many of ``user``'s jobs wait in the outbox with no flow run yet (a row
