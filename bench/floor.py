@@ -59,24 +59,39 @@ async def _deployment(api: str) -> uuid.UUID:
         )
 
 
+def prefect_session() -> requests.Session:
+    """A session that sends the stack's Prefect credentials (``PREFECT_API_AUTH_STRING``
+    of the environment, as ``oapip up`` and the bench's stack set it)."""
+    from prefect.settings import PREFECT_API_AUTH_STRING
+
+    session = requests.Session()
+    if secret := PREFECT_API_AUTH_STRING.value():
+        text = secret if isinstance(secret, str) else secret.get_secret_value()
+        user, _, password = text.partition(":")
+        session.auth = (user, password)
+    return session
+
+
 def _delete_runs(api: str, deployment_id: uuid.UUID) -> None:
+    session = prefect_session()
     while True:
-        runs = requests.post(
+        found = session.post(
             f"{api}/flow_runs/filter",
             json={"deployments": {"id": {"any_": [str(deployment_id)]}}, "limit": 200},
             timeout=60,
-        ).json()
-        if not runs:
+        )
+        found.raise_for_status()
+        if not (runs := found.json()):
             return
         for run in runs:
-            requests.delete(f"{api}/flow_runs/{run['id']}", timeout=60)
+            session.delete(f"{api}/flow_runs/{run['id']}", timeout=60)
 
 
 def create_latency(api: str, clients: int, rounds: int = 4) -> tuple[list[float], int]:
     """Latencies of Prefect's create-flow-run call, ``clients`` at once, and errors."""
     deployment_id = asyncio.run(_deployment(api))
     url = f"{api}/deployments/{deployment_id}/create_flow_run"
-    sessions = [requests.Session() for _ in range(clients)]
+    sessions = [prefect_session() for _ in range(clients)]
 
     def one(session: requests.Session) -> tuple[float, int]:
         t0 = time.perf_counter()
