@@ -1,8 +1,8 @@
 """A job's results as the execute request asked for them (Part 1 1.0, clause 7.11).
 
 ``response: document`` (what clients such as OWSLib ask for): the results document, a
-member per output. ``response: raw`` (the 1.0 default of the standard; the gateway's
-default stays ``document``, which every client here reads):
+member per output. ``response: raw`` (the default of Part 1 1.0, ``execute.yaml``, and so
+of an execute request that names no ``response``):
 
 * one output by value: the value itself — a string as ``text/plain``, other JSON values
   as ``application/json``, a file (a link ``{href, type}``) as that link's target is
