@@ -49,7 +49,9 @@ def _by_reference(output_id: str, value: Any, outputs: dict[str, Any]) -> bool:
 
 
 def _link_header(output_id: str, value: dict[str, Any]) -> str:
-    media = f'; type="{value["type"]}"' if value.get("type") else ""
+    # A published STAC root's `type` is "Catalog" or "Collection", not a media type.
+    kind = value.get("type")
+    media = f'; type="{kind}"' if isinstance(kind, str) and "/" in kind else ""
     return f'<{value["href"]}>; rel="{REL}/results"; title="{output_id}"{media}'
 
 

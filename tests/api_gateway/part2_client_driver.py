@@ -43,7 +43,11 @@ def main(api: str, cwl_url: str) -> dict:
     created = processes.execute_processes_process_id_execution_post(
         "echo",
         prefer="respond-async",
-        execute_workflows=ExecuteWorkflows.from_dict({"inputs": {"message": "hello"}}),
+        # The client parses the job's results as the results document: ask for that form
+        # (raw, the standard's default, answers the one output by itself).
+        execute_workflows=ExecuteWorkflows.from_dict(
+            {"inputs": {"message": "hello"}, "response": "document"}
+        ),
     )
     job_id = created.job_id
     deadline = time.monotonic() + 120
