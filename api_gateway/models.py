@@ -70,7 +70,12 @@ class ExecuteRequest(BaseModel):
     outputs: dict[str, Any] | None = Field(
         default=None, description="Outputs to return, by id, with their transmissionMode."
     )
-    response: Literal["raw", "document"] = Field(default="document")
+    response: Literal["raw", "document"] = Field(
+        default="raw",
+        description="`raw` (the default of Part 1 1.0): one output as its value, several as "
+        "multipart/related, outputs by reference as Link headers; `document`: the results "
+        "document, a member per output.",
+    )
     subscriber: Subscriber | None = None
 
 

@@ -1,8 +1,8 @@
 """A job's results as the execute request asked for them (Part 1 1.0, clause 7.11).
 
 ``response: document`` (what clients such as OWSLib ask for): the results document, a
-member per output. ``response: raw`` (the 1.0 default of the standard; the gateway's
-default stays ``document``, which every client here reads):
+member per output. ``response: raw`` (the default of Part 1 1.0, ``execute.yaml``, and so
+of an execute request that names no ``response``):
 
 * one output by value: the value itself — a string as ``text/plain``, other JSON values
   as ``application/json``, a file (a link ``{href, type}``) as that link's target is
@@ -49,7 +49,9 @@ def _by_reference(output_id: str, value: Any, outputs: dict[str, Any]) -> bool:
 
 
 def _link_header(output_id: str, value: dict[str, Any]) -> str:
-    media = f'; type="{value["type"]}"' if value.get("type") else ""
+    # A published STAC root's `type` is "Catalog" or "Collection", not a media type.
+    kind = value.get("type")
+    media = f'; type="{kind}"' if isinstance(kind, str) and "/" in kind else ""
     return f'<{value["href"]}>; rel="{REL}/results"; title="{output_id}"{media}'
 
 

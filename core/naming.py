@@ -10,6 +10,8 @@ the stack creates the objects they all refer to; each side takes the names from 
 * a job is a flow run of that deployment with the same tags and :func:`job_tag`: its
   jobID (a UUID the gateway makes) is also the run's idempotency key; a run without that
   tag (one a schedule or the Prefect UI started) is the job whose id is the run's id;
+  :func:`response_tag` keeps how its execute request asked for the results (a run
+  without it reads as the results document: :func:`response_of`);
 * a fast worker claims a run by proposing Pending with the message :func:`claim_message`;
 * a job's results live below :func:`results_key` ``(prefix, job_id)``; in the local result
   store, the gateway serves them at :func:`result_file_url` (the job's URL, ``/results/``,
@@ -46,6 +48,8 @@ __all__ = [
     "job_tags",
     "package_block_name",
     "process_of",
+    "response_of",
+    "response_tag",
     "result_file_url",
     "results_key",
     "running_limit",
@@ -134,6 +138,23 @@ def user_of(tags: Iterable[str]) -> str | None:
 def process_of(tags: Iterable[str]) -> str | None:
     """The process id named by a flow run's or deployment's tags."""
     return _tag_value(tags, "process")
+
+
+def response_tag(response: str) -> str:
+    """The tag that keeps the ``response`` (``raw`` or ``document``) a job's execute
+    request asked for its results; every job the OGC API or WPS creates has one."""
+    return f"response:{response}"
+
+
+def response_of(tags: Iterable[str]) -> str:
+    """How the results of the flow run with ``tags`` are answered: ``raw`` when its
+    :func:`response_tag` says so, else ``document``.
+
+    ``document`` without a tag: runs a reprocessing schedule or the Prefect UI started
+    (no execute request named a form), and runs made before every job was tagged, when
+    ``document`` was the gateway's default and only ``raw`` was tagged.
+    """
+    return "raw" if _tag_value(tags, "response") == "raw" else "document"
 
 
 def package_block_name(owner: str, process_id: str) -> str:

@@ -50,7 +50,16 @@ from core.exceptions import (
     ResultNotReady,
     ServiceUnavailable,
 )
-from core.naming import TAG, deployment_name, job_id_of, job_tags, results_key, user_tag
+from core.naming import (
+    TAG,
+    deployment_name,
+    job_id_of,
+    job_tags,
+    response_of,
+    response_tag,
+    results_key,
+    user_tag,
+)
 from core.settings import Settings
 from ogc_prefect.client import PREFECT_PAGE, UNAVAILABLE, PrefectApi
 from ogc_prefect.mapping import (
@@ -76,8 +85,6 @@ __all__ = ["Jobs", "check_urls"]
 
 _PROCESS_MAX_AGE_S = 2.0  # how old a cached process may be when a job of it is submitted
 _RESOLVE_TIMEOUT_S = 5.0  # a host that does not resolve by then is left to the job
-# The tag of a job whose execute request asked for `"response": "raw"` results.
-_RAW_TAG = "response:raw"
 
 
 async def check_urls(
@@ -134,7 +141,7 @@ class Jobs:
         subscriber: dict[str, Any] | None = None,
         jobs_url: str = "",
         wait_s: float | None = None,
-        response: str = "document",
+        response: str,
     ) -> tuple[JobRecord, dict[str, Any] | None]:
         """Validate ``inputs`` and create the job's flow run; with ``wait_s``, wait that
         many seconds at most for the job to end.
@@ -143,15 +150,16 @@ class Jobs:
         (``JobFailed``, ``ResultNotReady`` when it failed or was dismissed); without
         ``wait_s``, or while it still runs, no results. ``jobs_url`` is the job list URL
         the callbacks to ``subscriber`` link to; ``response`` (``raw`` or ``document``) is
-        kept with the job for its results (:meth:`results_request`).
+        kept with the job as its tag (``core.naming.response_tag``) for its results
+        (:meth:`results_request`).
         """
         record = await self.processes.get_process(user, process_id, max_age_s=_PROCESS_MAX_AGE_S)
         parameters = run_parameters(record.description, inputs, outputs, subscriber, jobs_url)
         await check_urls(self.api.settings, record.description, parameters)
         await Quotas(self.api).check_execute(user)
         if self.api.outbox is not None:
-            extra_tags = [_RAW_TAG] if response == "raw" else []
-            job = await submit(self.api, self.api.outbox, user, record, parameters, extra_tags)
+            tags = [response_tag(response)]
+            job = await submit(self.api, self.api.outbox, user, record, parameters, tags)
         else:
             job = await self._create_run(user, record, parameters, response)
         if wait_s is None:
@@ -163,10 +171,12 @@ class Jobs:
 
     async def results_request(self, user: str, job_id: str) -> tuple[str, dict[str, Any]]:
         """How the execute request of ``user``'s job asked for its results: ``response``
-        (``raw`` or ``document``) and its ``outputs`` selection (``{}``: all, by value)."""
+        (``raw`` or ``document``) and its ``outputs`` selection (``{}``: all, by value).
+        A job no execute request named a form for (a schedule's, the Prefect UI's, one
+        from before every job was tagged) reads as ``document`` (``core.naming.response_of``)."""
         flow_run = await self.flow_run(user, job_id)
-        response = "raw" if _RAW_TAG in (flow_run.tags or []) else "document"
-        return response, dict((flow_run.parameters or {}).get("outputs") or {})
+        outputs = dict((flow_run.parameters or {}).get("outputs") or {})
+        return response_of(flow_run.tags or []), outputs
 
     async def _create_run(
         self, user: str, process: ProcessRecord, parameters: dict[str, Any], response: str
@@ -178,7 +188,7 @@ class Jobs:
                 flow_run = await self.api.rest.create_flow_run_from_deployment(
                     process.deployment_id,
                     parameters=parameters,
-                    tags=job_tags(user, process_id) + ([_RAW_TAG] if response == "raw" else []),
+                    tags=[*job_tags(user, process_id), response_tag(response)],
                     name=process_id,
                 )
             except httpx.HTTPStatusError as exc:

@@ -142,11 +142,20 @@ def deploy_cwl(api: str, cwl_text: str, *, media_type: str = "application/cwl+ya
     return response.json()["id"]
 
 
-def execute_async(api: str, process_id: str, inputs: dict[str, Any]) -> requests.Response:
-    """``POST …/execution`` with ``Prefer: respond-async``; the raw response."""
+def execute_async(
+    api: str, process_id: str, inputs: dict[str, Any], *, response: str | None = "document"
+) -> requests.Response:
+    """``POST …/execution`` with ``Prefer: respond-async``; the HTTP response.
+
+    The job's results are asked as the results document (``response``), which the tests
+    read output by output; ``None`` sends no ``response``: the standard's default, raw.
+    """
+    body: dict[str, Any] = {"inputs": inputs}
+    if response is not None:
+        body["response"] = response
     return requests.post(
         f"{api}/processes/{process_id}/execution",
-        json={"inputs": inputs},
+        json=body,
         headers={"Prefer": "respond-async"},
         timeout=HTTP_TIMEOUT_S,
     )

@@ -119,7 +119,14 @@ async def dismiss_job(jobId: str, ctx: ContextDep, jobs: JobsDep):
     return JSONResponse(status_info(ctx, record))
 
 
-@router.get("/jobs/{jobId}/results", response_model=Results, summary="Results of a job")
+@router.get(
+    "/jobs/{jobId}/results",
+    response_model=Results,
+    summary="Results of a job",
+    description="As the job's execute request asked (`response`, default `raw`): one output "
+    "as its value, several as multipart/related, or the results document (`document`, also "
+    "for jobs a schedule, the Prefect UI or WPS started).",
+)
 async def get_results(jobId: str, ctx: ContextDep, jobs: JobsDep):
     results = await jobs.results(ctx.user, jobId)
     response, outputs = await jobs.results_request(ctx.user, jobId)

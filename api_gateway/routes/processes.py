@@ -158,7 +158,12 @@ def _prefers_async(request: Request) -> bool:
     summary="Execute a process",
     openapi_extra=_EXECUTE_BODY,
     responses={
-        200: {"model": Results, "description": "Results of a synchronous execution"},
+        200: {
+            "model": Results,
+            "description": "Results of a synchronous execution, as `response` asks: by "
+            "default (`raw`) one output as its value, several as multipart/related; "
+            "`document`: the results document",
+        },
         201: {"model": StatusInfo, "description": "Job created (asynchronous execution)"},
     },
 )

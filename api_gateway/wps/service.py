@@ -119,6 +119,8 @@ class WpsService:
             inputs,
             selection,
             jobs_url=self.ctx.jobs_url,
+            # WPS answers from the results document; the OGC API's /results of the job too.
+            response="document",
         )
         if request.mode != "async":
             job = await self.jobs.wait(self.ctx.user, job.job_id, self.ctx.sync_timeout_s)

@@ -53,9 +53,13 @@ def main(api: str, cwl_url: str) -> dict:
         status = jobs.get_status_jobs_job_id_get(job_id)
     seen["status"] = status.status.value
     seen["jobs"] = [job.job_id for job in jobs.get_jobs_jobs_get().jobs]
-    results = jobs.get_result_jobs_job_id_results_get(job_id)
-    seen["results"] = json.loads(json.dumps(results, default=lambda o: o.to_dict()))
-    with urllib.request.urlopen(seen["results"]["said"]["href"], timeout=30) as said:
+    # The client speaks the 2.0 draft: its execute body has no `response` (its model drops
+    # one) and it parses /results as the results document. The engine speaks 1.0, where
+    # an execute request without `response` gets raw results: the one output, a file, as
+    # its link. So the body is read with the client's own unparsed form of the call.
+    answer = jobs.get_result_jobs_job_id_results_get_without_preload_content(job_id)
+    seen["results"] = json.loads(answer.data)
+    with urllib.request.urlopen(seen["results"]["href"], timeout=30) as said:
         seen["said"] = said.read().decode()  # before the dismiss deletes it
     seen["dismissed"] = jobs.dismiss_jobs_job_id_delete(job_id).status.value
     dru.undeploy_processes_process_id_delete("echo")

@@ -79,7 +79,8 @@ def receiver() -> Iterator[Receiver]:
 def _execute(api: str, process_id: str, inputs: dict, subscriber: dict) -> str:
     response = requests.post(
         f"{api}/processes/{process_id}/execution",
-        json={"inputs": inputs, "subscriber": subscriber},
+        # The results document: what the success callback is sent, to compare with.
+        json={"inputs": inputs, "subscriber": subscriber, "response": "document"},
         headers={"Prefer": "respond-async"},
         timeout=30,
     )

@@ -81,7 +81,7 @@ def test_convert_url_through_the_ogc_api_on_calrissian_emulated(
 
     created = requests.post(
         f"{api}/processes/convert-url/execution",
-        json={"inputs": {"fn": "resize", "url": png_url, "size": "50%"}},
+        json={"inputs": {"fn": "resize", "url": png_url, "size": "50%"}, "response": "document"},
         headers={"Prefer": "respond-async"},
         timeout=60,
     )

@@ -27,7 +27,7 @@ def test_fifty_concurrent_executions(api: str):
         start.wait(timeout=30)
         return requests.post(
             f"{api}/processes/echo/execution",
-            json={"inputs": {"message": f"burst-{i}"}},
+            json={"inputs": {"message": f"burst-{i}"}, "response": "document"},
             headers={"Prefer": "respond-async"},
             timeout=300,
         )

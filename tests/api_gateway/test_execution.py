@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 
+from core.ogc import REL
 from tests.conftest import BOTH_ENGINES, Engine
 from tests.ogc_schemas import validate
 from tests.support import (
@@ -21,6 +22,8 @@ from tests.support import (
     sleep_cwl,
     wait_for_status,
 )
+
+RESULTS_REL = f"{REL}/results"
 
 
 def _said(results: dict) -> str:
@@ -55,6 +58,8 @@ def test_async_execute_answers_201_location_and_preference_applied(any_engine: E
 
 @BOTH_ENGINES
 def test_execute_without_preference_is_synchronous(any_engine: Engine, user: str):
+    """No ``response`` either: raw, the standard's default. The one output, a file, is
+    its link: the body, and a ``Link`` header beside the job's monitor link."""
     api = any_engine.api(user)
     deploy_cwl(api, ECHO_CWL)
     response = requests.post(
@@ -62,12 +67,53 @@ def test_execute_without_preference_is_synchronous(any_engine: Engine, user: str
     )
     assert response.status_code == 200, response.text
     assert "Preference-Applied" not in response.headers
-    results = response.json()
-    validate(results, "results")
-    assert _said(results) == "sync\n"
-    # The job that produced it is listed and successful.
+    assert response.headers["content-type"] == "application/json"
+    said = response.json()
+    assert said["type"] == "text/plain"
+    assert result_bytes(said["href"]) == b"sync\n"
+    links = requests.utils.parse_header_links(response.headers["Link"])
+    assert {(link["url"], link.get("title")) for link in links if link["rel"] == RESULTS_REL} == {
+        (said["href"], "said")
+    }
+    job_url = next(link["url"] for link in links if link["rel"] == "monitor")
+    # The job that produced it is listed and successful; its results answer the same.
     jobs = requests.get(f"{api}/jobs", timeout=30).json()
     assert [j["status"] for j in jobs["jobs"]] == ["successful"]
+    assert requests.get(f"{job_url}/results", timeout=30).json() == said
+
+
+def test_execute_asking_for_the_document(api: str):
+    """``response: document``, synchronous and asynchronous: the results document, a
+    member per output."""
+    deploy_cwl(api, ECHO_CWL)
+    response = requests.post(
+        f"{api}/processes/echo/execution",
+        json={"inputs": {"message": "doc"}, "response": "document"},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    validate(response.json(), "results")
+    assert _said(response.json()) == "doc\n"
+    created = execute_async(api, "echo", {"message": "doc"}, response="document")
+    assert wait_for_status(created.headers["Location"], timeout=60)["status"] == "successful"
+    results = requests.get(f"{created.headers['Location']}/results", timeout=30).json()
+    validate(results, "results")
+    assert _said(results) == "doc\n"
+
+
+def test_async_results_without_response_are_raw(api: str):
+    """A job submitted without ``response``: ``/results`` is raw, the one file output's
+    link as the body and a ``Link`` header."""
+    deploy_cwl(api, ECHO_CWL)
+    created = execute_async(api, "echo", {"message": "later"}, response=None)
+    assert wait_for_status(created.headers["Location"], timeout=60)["status"] == "successful"
+    results = requests.get(f"{created.headers['Location']}/results", timeout=30)
+    assert results.status_code == 200
+    said = results.json()
+    assert "said" not in said
+    assert result_bytes(said["href"]) == b"later\n"
+    links = requests.utils.parse_header_links(results.headers["Link"])
+    assert [(link["url"], link["rel"]) for link in links] == [(said["href"], RESULTS_REL)]
 
 
 @pytest.mark.parametrize(

@@ -172,7 +172,9 @@ def test_replace_changes_description_and_what_runs(any_engine: Engine, user: str
 
     # The next job runs the new package.
     second = requests.post(
-        f"{api}/processes/echo/execution", json={"inputs": {"message": "two"}}, timeout=90
+        f"{api}/processes/echo/execution",
+        json={"inputs": {"message": "two"}, "response": "document"},
+        timeout=90,
     )
     assert second.status_code == 200, second.text
     said = second.json()["said"]["href"]

@@ -89,6 +89,7 @@ def test_interval_schedule_runs_pauses_resumes_and_deletes(engine: Engine, user:
         validate_response(f"{api}/api", "/{user}/ogc-api/jobs/{jobId}", "get", 200, job)
         related = [link["href"] for link in job["links"] if link["rel"] == "related"]
         assert f"{api}/processes/echo/schedules/{sid}" in related
+        # No execute request named a form for a scheduled job: the results document.
         results = requests.get(f"{api}/jobs/{job['jobID']}/results", timeout=30)
         assert results.status_code == 200 and "said" in results.json()
         # The worker started the run when its time had come, not when Prefect created it.

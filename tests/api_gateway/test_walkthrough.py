@@ -5,7 +5,8 @@ The real ``convert-url`` application package and request bodies of the EOEPCA de
 guide, from the reference folder ``app-packages/`` (``tests.reference``; package ``href``
 and image URL rewritten to the loopback file server); the package's tool is the
 stand-in ``convert.sh`` from ``conftest``.
-Every JSON document the engine answers with is validated against the OGC schemas.
+Every OGC document the engine answers with is validated against the OGC schemas (the
+raw result is the output's own document, a STAC catalog).
 """
 
 from __future__ import annotations
@@ -96,16 +97,23 @@ def test_walkthrough(
     assert [j["jobID"] for j in jobs["jobs"]] == [status["jobID"]]
 
     # 6. results: eoepca/convert writes the image, its STAC item and catalog.json; the
-    # result is that catalog, published with the job's URLs.
+    # result is that catalog, published with the job's URLs. The execute request named no
+    # `response`: raw, the standard's default, so the one output is the body, the bare
+    # catalog (as ZOO-Project answers), its URL in the Link header.
     response = requests.get(f"{job_url}/results", timeout=30)
     assert response.status_code == 200, response.text
-    results = response.json()
-    validate(results, "results")
-    catalog = results["converted_image"]
+    assert response.headers["content-type"] == "application/json"
+    catalog = response.json()
     assert catalog["type"] == "Catalog"
     # Served by the gateway under the job's URL, not as a path of the engine's host.
     folder = f"{job_url}/results/converted_image/"
     assert catalog["href"] == f"{folder}catalog.json"
+    [link] = requests.utils.parse_header_links(response.headers["Link"])
+    assert link == {
+        "url": catalog["href"],
+        "rel": "http://www.opengis.net/def/rel/ogc/1.0/results",
+        "title": "converted_image",
+    }
     item, image = converted_item(catalog, result_bytes)
     assert item["type"] == "Feature"
     assert image["href"] == f"{folder}logo-resize.png"

@@ -35,11 +35,16 @@ def _ok(response: requests.Response) -> None:
 
 
 def _validate_execute(response: requests.Response) -> None:
-    """``validateResponse(executeValidator)``: 201 → the job status is validated; 200 →
+    """What the ETS checks of a synchronous answer (Jobs.java:1051, 1181): multipart/
+    related (raw, the default ``response``, several outputs) → ``validateMultipartResponse``;
+    else ``validateResponse(executeValidator)``: 201 → the job status is validated; 200 →
     the ETS validates nothing of the body (it sets its media type to ``/*``, Jobs.java:
     1618). Nor can one here: the suite's bounding box has ``crs`` ``urn:ogc:def:crs:EPSG:
     6.6:4326`` (Jobs.java:351), which bbox.yaml does not allow, and echo echoes it (see
     test_results_document_is_valid for a valid request's results)."""
+    if response.headers["content-type"].startswith("multipart/related"):
+        assert multipart_contains_test_string(response)
+        return
     _ok(response)
     if response.status_code == 201:
         status = requests.get(response.headers["Location"], headers=JSON, timeout=TIMEOUT_S)
@@ -63,10 +68,13 @@ def test_job_creation_default_execution_mode(echo: EchoProcess):
 
 
 def test_job_creation_default_outputs(echo: EchoProcess):
-    """testJobCreationDefaultOutputs: no ``outputs`` → every output, 200 or 201."""
+    """testJobCreationDefaultOutputs: no ``outputs`` → 200 or 201. Beyond the ETS: every
+    output, and (no ``response`` either) raw, the default: a multipart/related part each."""
     response = send_sync(echo.execute_url, echo.body(outputs=False))
     _ok(response)
-    assert response.json()["string_input"] == TEST_STRING
+    assert response.headers["content-type"].startswith("multipart/related")
+    assert multipart_contains_test_string(response)
+    assert "Content-ID: <string_input>" in response.text
 
 
 @pytest.mark.parametrize(
@@ -112,11 +120,7 @@ def test_job_creation_input_ref(echo: EchoProcess):
         "master/src/main/resources/org/opengis/cite/testdata/testgeotiff.tiff",
         "format": {"mediaType": "image/tiff"},
     }
-    response = send_sync(echo.execute_url, body)
-    if response.headers["content-type"].startswith("multipart/related"):
-        assert multipart_contains_test_string(response)
-    else:
-        _validate_execute(response)
+    _validate_execute(send_sync(echo.execute_url, body))
 
 
 def test_job_creation_input_validation(echo: EchoProcess):
@@ -271,17 +275,19 @@ def test_job_results_async_document(echo: EchoProcess):
 )
 def test_job_results_async_raw_multi(echo: EchoProcess, name: str):
     """testJobResultsAsyncRaw{MixedMulti,Ref,ValueMulti}: async with the object body →
-    200/201, the job a valid statusInfo. Beyond the ETS (whose bodies do not ask for
-    ``raw``): with ``response: raw``, the job's results are multipart/related."""
+    200/201, the job a valid statusInfo. Beyond the ETS: its body names no ``response``,
+    so raw, the default (/req/core/job-results-async-raw-value-multi): the job's results
+    are multipart/related, as they are with ``response: raw``."""
     response = send_async(echo.execute_url, echo.body_with("object"))
     _ok(response)
     status = requests.get(response.headers["Location"], headers=JSON, timeout=TIMEOUT_S)
     validate(status.json(), "statusInfo")
     raw = send_async(echo.execute_url, echo.body(response="raw")).headers["Location"]
-    assert wait_for_status(raw, timeout=90)["status"] == "successful"
-    results = requests.get(f"{raw}/results", timeout=TIMEOUT_S)
-    assert results.headers["content-type"].startswith("multipart/related")
-    assert multipart_contains_test_string(results)
+    for job_url in (response.headers["Location"], raw):
+        assert wait_for_status(job_url, timeout=90)["status"] == "successful"
+        results = requests.get(f"{job_url}/results", timeout=TIMEOUT_S)
+        assert results.headers["content-type"].startswith("multipart/related")
+        assert multipart_contains_test_string(results)
 
 
 def test_job_results_async_raw_value_one(echo: EchoProcess):
@@ -350,8 +356,39 @@ def test_raw_results_by_reference_are_links(root: str, echo: EchoProcess, file_s
 
 def test_optional_outputs_not_produced_are_left_out(echo: EchoProcess):
     """results.yaml has no null: outputs of inputs not given are absent."""
-    document = send_sync(echo.execute_url, {"inputs": {"string_input": "x"}}).json()
-    assert document == {"string_input": "x"}
+    body = {"inputs": {"string_input": "x"}, "response": "document"}
+    assert send_sync(echo.execute_url, body).json() == {"string_input": "x"}
+
+
+def test_no_response_is_raw_one_output_is_its_value(echo: EchoProcess):
+    """/req/core/process-execute-sync-raw-value-one with ``response`` left to its default
+    (raw, execute.yaml): one output → the value itself, with its media type, and the
+    monitor link."""
+    body = echo.body_one_output("raw")
+    del body["response"]
+    response = send_sync(echo.execute_url, body)
+    assert response.status_code == 200, response.text
+    assert response.text == TEST_STRING
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "monitor" in response.links
+
+
+def test_no_response_async_results_are_raw(echo: EchoProcess):
+    """/req/core/job-results-async-raw-value-one with ``response`` left to its default:
+    the job's results are the one output's value; the same job asked ``document`` (the
+    form every client reading JSON names) answers the results document."""
+    body = echo.body_one_output("raw")
+    del body["response"]
+    raw = send_async(echo.execute_url, body).headers["Location"]
+    document = send_async(echo.execute_url, {**body, "response": "document"}).headers["Location"]
+    for job_url in (raw, document):
+        assert wait_for_status(job_url, timeout=90)["status"] == "successful"
+    value = requests.get(f"{raw}/results", timeout=TIMEOUT_S)
+    assert value.text == TEST_STRING
+    assert value.headers["content-type"].startswith("text/plain")
+    results = requests.get(f"{document}/results", timeout=TIMEOUT_S)
+    assert results.headers["content-type"] == "application/json"
+    assert results.json() == {echo.inputs[0].id: TEST_STRING}
 
 
 def test_results_document_is_valid(echo: EchoProcess):
