@@ -44,6 +44,7 @@ __all__ = ["Drainer", "find_run", "list_with_outbox", "outbox_record", "running_
 logger = logging.getLogger("oapip.drainer")
 
 _POLL_S = 1.0  # how often a drainer looks for rows it was not woken for (another replica's)
+_AGAIN_FIRST_S = 0.02  # first wait before rows Prefect did not create are tried again
 _UNDEPLOYED = "the process was undeployed before the job started"
 # What a run refused for good says (Prefect's bulk answer); other refusals are tried again.
 _FOR_GOOD = ("validation", "schema", "job variables", "work queue")
@@ -130,18 +131,27 @@ class Drainer:
         self.api = api
         self.outbox = outbox
         self.poll_s = poll_s
+        self.left = False  # the last drain left rows Prefect did not create this time
 
     async def run(self) -> None:
-        """Drain until cancelled; a failure is logged and the rows tried again."""
+        """Drain until cancelled; a failure is logged and the rows tried again. Rows
+        Prefect did not create this time (SQLite answers "database is locked" to a bulk
+        create that meets another writer) are tried again within tens of milliseconds,
+        not at the next poll."""
         delay = self.poll_s
+        again = _AGAIN_FIRST_S
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.outbox.wake.wait(), delay)
             self.outbox.wake.clear()
             try:
+                self.left = False
                 while await self.drain_once():
                     pass
-                delay = self.poll_s
+                if self.left:
+                    delay, again = again, min(again * 2, self.poll_s)
+                else:
+                    delay, again = self.poll_s, _AGAIN_FIRST_S
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -186,9 +196,8 @@ class Drainer:
             elif any(word in (error := str(result.get("error"))).lower() for word in _FOR_GOOD):
                 claim.fail(row.job_id, f"Prefect refused the job: {error}")
             else:
-                logger.warning(
-                    "Prefect did not create job %s (%s); trying again", row.job_id, error
-                )
+                self.left = True
+                logger.info("Prefect did not create job %s (%s); trying again", row.job_id, error)
 
 
 def _listed(row: OutboxRow, filters: JobFilters) -> bool:
