@@ -57,6 +57,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "replicas": _merge(
         _HOST, _PASSWORDS, {"gateway": {"replicas": 3}, "worker": {"replicas": 2, "slots": 4}}
     ),
+    "prefect-scaled-out": _merge(
+        _HOST,
+        _PASSWORDS,
+        {
+            "prefect": {"replicas": 3},
+            "redis": {"url": "redis://redis.example:6380/2"},
+            "gateway": {"replicas": 2},
+            "worker": {"replicas": 2},
+        },
+    ),
     "ingress-tls-prefect-ui": _merge(
         _HOST,
         _PASSWORDS,

@@ -156,3 +156,57 @@ volumes:
     persistentVolumeClaim:
       claimName: {{ include "oapip.dataClaim" . }}
 {{- end -}}
+
+{{/* Whether the Prefect server runs scaled out: N API pods and one services pod. */}}
+{{- define "oapip.scaledOut" -}}
+{{- if gt (int .Values.prefect.replicas) 1 }}true{{ end -}}
+{{- end -}}
+
+{{/* The Prefect server's messaging, ordering and leases on Redis when scaled out: the
+settings stack/scaleout.redis_env gives `oapip up --prefect-replicas N`, from redis.url
+(Docket stays in each process there too). */}}
+{{- define "oapip.env.redis" -}}
+{{- $url := urlParse .Values.redis.url }}
+{{- $host := splitList ":" $url.host }}
+{{- $port := ternary (last $host) "6379" (gt (len $host) 1) }}
+- name: PREFECT_MESSAGING_BROKER
+  value: prefect_redis.messaging
+- name: PREFECT_MESSAGING_CACHE
+  value: prefect_redis.messaging
+- name: PREFECT_SERVER_EVENTS_CAUSAL_ORDERING
+  value: prefect_redis.ordering
+- name: PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE
+  value: prefect_redis.lease_storage
+- name: PREFECT_REDIS_MESSAGING_HOST
+  value: {{ first $host | quote }}
+- name: PREFECT_REDIS_MESSAGING_PORT
+  value: {{ $port | quote }}
+- name: PREFECT_REDIS_MESSAGING_DB
+  value: {{ trimPrefix "/" $url.path | default "0" | quote }}
+- name: PREFECT_SERVER_WORKER_CHANNEL_CLEANUP_QUEUE_STORAGE
+  value: prefect_redis.cleanup_queue
+{{- end -}}
+
+{{/* The Prefect server's own settings, of its API pods and its services pod. */}}
+{{- define "oapip.env.prefectServer" -}}
+- name: PREFECT_API_DATABASE_CONNECTION_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "oapip.secretName" . }}
+      key: DATABASE_URL
+- name: PREFECT_HOME
+  value: /var/lib/oapip/prefect
+- name: PREFECT_SERVER_ANALYTICS_ENABLED
+  value: "false"
+- name: DO_NOT_TRACK
+  value: "1"
+{{- if include "oapip.scaledOut" . }}
+{{ include "oapip.env.redis" . }}
+{{- end }}
+{{- end -}}
+
+{{/* The services pod's probe: PostgreSQL (its database URL) and Redis take a TCP
+connection within 5 s. */}}
+{{- define "oapip.reachProbe" -}}
+import os, socket, urllib.parse as u; d = u.urlparse(os.environ['PREFECT_API_DATABASE_CONNECTION_URL']); [socket.create_connection(a, 5).close() for a in ((d.hostname, d.port or 5432), (os.environ['PREFECT_REDIS_MESSAGING_HOST'], int(os.environ['PREFECT_REDIS_MESSAGING_PORT'])))]
+{{- end -}}
