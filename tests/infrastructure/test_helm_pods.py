@@ -56,9 +56,9 @@ def test_every_container_is_bounded_probed_and_read_only(values: dict[str, Any])
 
 @pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
 def test_a_kubernetes_token_is_mounted_only_where_it_is_used(values: dict[str, Any]):
-    """The internet-facing gateway, the Prefect server and PostgreSQL mount no token; the
-    account that runs flows does when it creates Calrissian job namespaces, and Prefect's
-    Kubernetes worker does (it starts Jobs)."""
+    """The internet-facing gateway, the Prefect server (and its services pod) and PostgreSQL
+    mount no token; the account that runs flows does when it creates Calrissian job
+    namespaces, and Prefect's Kubernetes worker does (it starts Jobs)."""
     objects = _objects(values)
     accounts = {
         o["metadata"]["name"]: o.get("automountServiceAccountToken", True)
@@ -75,6 +75,8 @@ def test_a_kubernetes_token_is_mounted_only_where_it_is_used(values: dict[str, A
     }
     if kubernetes:
         expected["Job/flow-run"] = calrissian
+    if values.get("prefect", {}).get("replicas", 1) > 1:
+        expected["Deployment/oapip-prefect-services"] = False
     if not values.get("postgresql", {}).get("bundled", True):
         del expected["StatefulSet/oapip-postgresql"]
     seen = {}
@@ -109,20 +111,19 @@ def test_the_engine_namespace_accepts_only_what_it_needs(values: dict[str, Any])
     others = [p for p in prefect if set(p) != {"podSelector"}]
     assert len(same_namespace) == 2  # the engine's pods, the flow-run Jobs
     assert others == (ingress_from if values.get("prefect", {}).get("uiHost") else [])
-    postgresql = _policy(objects, "oapip-postgresql")["spec"]["ingress"][0]["from"]
-    assert postgresql == [
-        {
-            "podSelector": {
-                "matchLabels": {
-                    "app.kubernetes.io/name": "oapip",
-                    "app.kubernetes.io/instance": "oapip",
-                    "app.kubernetes.io/component": "prefect-server",
-                }
-            }
-        }
-    ]
+    # PostgreSQL: the Prefect server's pods (API, services) and the gateway (its outbox).
+    (postgresql,) = _policy(objects, "oapip-postgresql")["spec"]["ingress"][0]["from"]
+    assert set(postgresql) == {"podSelector"}
+    admitted = {
+        component
+        for component in ("prefect-server", "prefect-services", "gateway", "worker", "flow-run")
+        if _selects(postgresql["podSelector"], _labels(component))
+    }
+    assert admitted == {"prefect-server", "prefect-services", "gateway"}
+    assert not _selects(postgresql["podSelector"], _labels("prefect-server", "other-release"))
     workers = _policy(objects, "oapip-workers")["spec"]
     assert workers["policyTypes"] == ["Ingress"] and "ingress" not in workers
+    assert _selects(workers["podSelector"], _labels("prefect-services"))
     # Every pod of the chart is selected by one policy: none is left open by default.
     for o in objects:
         if pod_spec_of(o):
@@ -132,6 +133,14 @@ def test_the_engine_namespace_accepts_only_what_it_needs(values: dict[str, Any])
         job_labels = pod_spec_of(flow_run_job(objects, EXISTING_SECRETS))[0]["labels"]
         assert _selects(_policy(objects, "oapip-workers")["spec"]["podSelector"], job_labels)
         assert _selects(prefect[1]["podSelector"], job_labels)
+
+
+def _labels(component: str, release: str = "oapip") -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "oapip",
+        "app.kubernetes.io/instance": release,
+        "app.kubernetes.io/component": component,
+    }
 
 
 def _policies(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -79,7 +79,8 @@ def test_every_value_reaches_every_engine_container(values: dict[str, Any]):
 def test_secrets_reach_only_what_runs_flows(values: dict[str, Any]):
     """The S3, Workspace and Toil credentials reach the process that runs flows (the fast
     worker, or each flow-run Job) and no other; the Prefect API credentials reach every
-    Prefect client; the database URL only the Prefect server."""
+    Prefect client; the database URL only the Prefect server and, for the job outbox in
+    that database, the gateway."""
     given = secret_values(values)
     fields = {
         "S3_ACCESS_KEY": "results.s3_access_key",
@@ -100,7 +101,10 @@ def test_secrets_reach_only_what_runs_flows(values: dict[str, Any]):
         auth = prefect_settings(container.env).api.auth_string
         assert auth is not None and auth.get_secret_value() == given["PREFECT_API_AUTH_STRING"]
         assert "DATABASE_URL" not in container.env
-        assert not any("db-0006" in v or "s3cr3t" in v for v in container.env.values())
+        others = {k: v for k, v in container.env.items() if k != "OAPIP_OUTBOX_DATABASE_URL"}
+        assert not any("db-0006" in v or "s3cr3t" in v for v in others.values())
+        has_outbox = "OAPIP_OUTBOX_DATABASE_URL" in container.env
+        assert has_outbox is (container.spec["name"] == "gateway"), container.name
 
 
 @pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
