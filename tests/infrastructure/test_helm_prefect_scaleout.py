@@ -55,7 +55,13 @@ def test_replicas_run_api_pods_without_services_and_one_services_pod():
     worker = _container(objects, "Deployment/oapip-prefect-services/prefect-services")
     assert worker.spec["args"] == ["prefect", "server", "services", "start"]
     migrate = _container(objects, "Deployment/oapip-prefect-services/migrate")
-    assert migrate.init and migrate.spec["args"] == ["prefect", "server", "database", "upgrade", "-y"]
+    assert migrate.init and migrate.spec["args"] == [
+        "prefect",
+        "server",
+        "database",
+        "upgrade",
+        "-y",
+    ]
     # The database is migrated once, by the services pod, not by N API pods at once.
     assert prefect_settings(server.env).server.database.migrate_on_start is False
     # The one Service reaches the API pods only.
