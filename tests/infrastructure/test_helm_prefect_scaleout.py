@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import subprocess
+import sys
 from typing import Any
 from unittest import mock
 
@@ -159,3 +162,29 @@ def test_the_gateway_shares_the_outbox_in_prefects_database(values: dict[str, An
     for c in containers(objects, EXISTING_SECRETS):
         if c.spec["name"] in ("setup", "worker"):
             assert engine_settings(c.env).gateway.outbox_database_url is None, c.name
+
+
+def test_the_services_pods_probe_passes_only_while_postgresql_and_redis_answer():
+    """The probe's command, run as the kubelet would with the container's environment
+    (the hosts pointed at loopback sockets here), succeeds while both take a connection
+    and fails once one does not."""
+    objects = render(_SCALED)
+    services = _container(objects, "Deployment/oapip-prefect-services/prefect-services")
+    command = services.spec["livenessProbe"]["exec"]["command"]
+    assert command == services.spec["readinessProbe"]["exec"]["command"]
+    with (
+        socket.create_server(("127.0.0.1", 0)) as database,
+        socket.create_server(("127.0.0.1", 0)) as redis,
+    ):
+        env = {
+            **services.env,
+            "PATH": os.environ["PATH"],
+            "PREFECT_API_DATABASE_CONNECTION_URL": "postgresql+asyncpg://prefect:pw@127.0.0.1:"
+            f"{database.getsockname()[1]}/prefect",
+            "PREFECT_REDIS_MESSAGING_HOST": "127.0.0.1",
+            "PREFECT_REDIS_MESSAGING_PORT": str(redis.getsockname()[1]),
+        }
+        python = [sys.executable, *command[1:]]
+        assert subprocess.run(python, env=env, capture_output=True).returncode == 0
+        redis.close()
+        assert subprocess.run(python, env=env, capture_output=True).returncode != 0
