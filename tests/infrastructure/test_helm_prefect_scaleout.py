@@ -18,13 +18,13 @@ import socket
 import subprocess
 import sys
 from typing import Any
-from unittest import mock
 
 import helm_python
 import pytest
 from prefect_redis.client import RedisMessagingSettings
 
 from stack.scaleout import redis_env
+from stack.tuning import LEAN_SERVER
 from tests.infrastructure.chart import (
     Container,
     containers,
@@ -77,7 +77,9 @@ def test_replicas_run_api_pods_without_services_and_one_services_pod():
     assert not service["spec"]["selector"].items() <= services_labels.items()
 
 
-def test_api_and_services_pods_share_redis_with_the_settings_oapip_up_gives():
+def test_api_and_services_pods_share_redis_with_the_settings_oapip_up_gives(
+    monkeypatch: pytest.MonkeyPatch,
+):
     """Every container of the Prefect server (API, services, migration) has the settings
     ``stack.scaleout.redis_env`` makes of the same Redis URL and database, and Prefect and
     prefect-redis read them back."""
@@ -102,7 +104,11 @@ def test_api_and_services_pods_share_redis_with_the_settings_oapip_up_gives():
         prefect = prefect_settings(c.env)
         assert prefect.server.events.messaging_broker == "prefect_redis.messaging"
         assert prefect.server.concurrency.lease_storage == "prefect_redis.lease_storage"
-        with mock.patch.dict(os.environ, c.env, clear=True):
+        with monkeypatch.context() as only:  # the container's environment, nothing else
+            for name in list(os.environ):
+                only.delenv(name)
+            for name, value in c.env.items():
+                only.setenv(name, value)
             redis = RedisMessagingSettings()
         assert (redis.host, redis.port, redis.db) == ("redis.example", 6380, 2), c.name
 
@@ -188,3 +194,17 @@ def test_the_services_pods_probe_passes_only_while_postgresql_and_redis_answer()
         assert subprocess.run(python, env=env, capture_output=True).returncode == 0
         redis.close()
         assert subprocess.run(python, env=env, capture_output=True).returncode != 0
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_every_prefect_server_container_is_the_lean_server_oapip_up_runs(name: str):
+    """The chart's Prefect server (one pod, or API pods and the services pod) has the
+    settings of ``stack.tuning.LEAN_SERVER``, as every stack ``oapip up`` starts."""
+    prefect_containers = [
+        c
+        for c in containers(render(VALUE_SETS[name]), EXISTING_SECRETS)
+        if "prefect" in c.workload and not c.init
+    ]
+    assert prefect_containers
+    for c in prefect_containers:
+        assert {k: c.env.get(k) for k in LEAN_SERVER} == LEAN_SERVER, c.name

@@ -200,6 +200,26 @@ settings stack/scaleout.redis_env gives `oapip up --prefect-replicas N`, from re
   value: "false"
 - name: DO_NOT_TRACK
   value: "1"
+{{- /* The lean server of every stack the engine starts (stack/tuning.py LEAN_SERVER; a
+test checks they match; README "A lean Prefect server" says what each costs the UI). */}}
+- name: PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE
+  value: "100"
+- name: PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE
+  value: "100"
+- name: PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL
+  value: "1"
+- name: PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE
+  value: "200"
+- name: PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE
+  value: "100"
+- name: PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL
+  value: "1"
+- name: PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED
+  value: "false"
+- name: PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED
+  value: "false"
+- name: PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED
+  value: "false"
 {{- if include "oapip.scaledOut" . }}
 {{ include "oapip.env.redis" . }}
 {{- end }}
