@@ -13,10 +13,20 @@ import psutil
 
 from core.naming import job_tag, job_tags
 
-__all__ = ["fill_history", "wait_until_quiet"]
+__all__ = ["fill_history", "prefect_auth", "wait_until_quiet"]
 
 _BULK = 100  # runs per call (Prefect's BULK_CREATE_LIMIT)
 _AT_ONCE = 4  # calls at once
+
+
+def prefect_auth() -> tuple[str, str] | None:
+    """The Prefect API's basic-auth credentials of the environment's stack (its
+    ``PREFECT_API_AUTH_STRING``), for calls made without Prefect's client."""
+    value = os.environ.get("PREFECT_API_AUTH_STRING")
+    if not value:
+        return None
+    user, _, password = value.partition(":")
+    return user, password
 
 
 def fill_history(n: int) -> float:
@@ -40,7 +50,7 @@ def fill_history(n: int) -> float:
         }
 
     async def fill() -> None:
-        async with httpx.AsyncClient(base_url=api, timeout=300) as http:
+        async with httpx.AsyncClient(base_url=api, auth=prefect_auth(), timeout=300) as http:
             r = await http.get("/deployments/name/ogc-execute/echo@bench")
             r.raise_for_status()
             url = f"/deployments/{r.json()['id']}/create_flow_run/bulk"

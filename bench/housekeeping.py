@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from bench.history import fill_history, wait_until_quiet
+from bench.history import fill_history, prefect_auth, wait_until_quiet
 
 __all__ = ["ENVIRONMENT", "run"]
 
@@ -83,7 +83,11 @@ def _deployment_id(api: str) -> str:
     """The housekeeping deployment's id, once its process has created it."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        r = requests.get(f"{api}/deployments/name/oapip-housekeeping/housekeeping", timeout=30)
+        r = requests.get(
+            f"{api}/deployments/name/oapip-housekeeping/housekeeping",
+            auth=prefect_auth(),
+            timeout=30,
+        )
         if r.status_code == 200:
             return r.json()["id"]
         time.sleep(0.5)
@@ -97,10 +101,13 @@ def _housekeeping(api: str, as_of: dt.datetime, done: threading.Event) -> dict[s
         run = requests.post(
             f"{api}/deployments/{_deployment_id(api)}/create_flow_run",
             json={"parameters": {"as_of": as_of.isoformat()}},
+            auth=prefect_auth(),
             timeout=30,
         ).json()
         while True:
-            body = requests.get(f"{api}/flow_runs/{run['id']}", timeout=30).json()
+            body = requests.get(
+                f"{api}/flow_runs/{run['id']}", auth=prefect_auth(), timeout=30
+            ).json()
             if body["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
                 return body
             time.sleep(0.5)
@@ -111,7 +118,10 @@ def _housekeeping(api: str, as_of: dt.datetime, done: threading.Event) -> dict[s
 def _count(api: str, tags: list[str]) -> int:
     """How many flow runs have every tag of ``tags``."""
     r = requests.post(
-        f"{api}/flow_runs/count", json={"flow_runs": {"tags": {"all_": tags}}}, timeout=60
+        f"{api}/flow_runs/count",
+        json={"flow_runs": {"tags": {"all_": tags}}},
+        auth=prefect_auth(),
+        timeout=60,
     )
     r.raise_for_status()
     return r.json()
