@@ -233,17 +233,26 @@ def _deployment(engine: Engine) -> dict[str, Any]:
 def _housekeeping(engine: Engine, as_of: dt.datetime) -> dict[str, Any]:
     """Run the housekeeping deployment now, as of ``as_of``; its finished flow run."""
     deployment = _deployment(engine)
-    run = _prefect(
-        engine,
-        "POST",
-        f"/deployments/{deployment['id']}/create_flow_run",
-        parameters={"as_of": as_of.isoformat()},
-    )
+    key = str(uuid.uuid4())
+
+    def created() -> requests.Response | None:
+        # SQLite answers 503 while another writer holds it (after a burst of writes).
+        run = _prefect(
+            engine,
+            "POST",
+            f"/deployments/{deployment['id']}/create_flow_run",
+            parameters={"as_of": as_of.isoformat()},
+            idempotency_key=key,
+        )
+        return None if run.status_code == 503 else run
+
+    run = poll(created, timeout=60, interval=0.5, what="the housekeeping run created")
     assert run.status_code == 201, run.text
     run_id = run.json()["id"]
 
     def finished() -> dict[str, Any] | None:
-        body = _prefect(engine, "GET", f"/flow_runs/{run_id}").json()
+        response = _prefect(engine, "GET", f"/flow_runs/{run_id}")
+        body = response.json() if response.status_code == 200 else {"state": {"type": None}}
         return body if body["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") else None
 
     return poll(finished, timeout=120, interval=0.5, what="the housekeeping run")
