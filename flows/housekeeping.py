@@ -208,13 +208,14 @@ async def housekeeping(as_of: dt.datetime | None = None) -> dict[str, Any]:
             results are ``OAPIP_JOB_RETENTION_DAYS`` old at that time.
 
     Returns:
-        How many jobs were looked at, expired and purged.
+        How many jobs were read (those due to be purged, and the successful ones due
+        to expire, expired before or not), expired and purged.
     """
     settings = get_settings()
     policy = settings.retention
     now = as_of or dt.datetime.now(dt.UTC)
     log = get_run_logger()
-    counts = {"ended": 0, "expired": 0, "purged": 0}
+    counts = {"read": 0, "expired": 0, "purged": 0}
     if policy.retention_days is None:
         log.info("OAPIP_JOB_RETENTION_DAYS is not set: every job keeps its results")
         return counts
@@ -223,17 +224,18 @@ async def housekeeping(as_of: dt.datetime | None = None) -> dict[str, Any]:
     async with get_client() as client:
         if policy.purge_days is not None:
             async for page in _pages(client, _jobs_filter(_FINAL), purge_limit):
-                counts["ended"] += len(page)
+                counts["read"] += len(page)
                 counts["purged"] += await _purge(client, settings, page)
         # Older jobs than the purge limit were just deleted (or kept for a store that
         # could not be reached: the next run tries them again, first).
         after = purge_limit if policy.purge_days is not None else None
-        async for page in _pages(client, _jobs_filter(_FINAL, after=after), limit):
-            counts["ended"] += len(page)
+        successful = _jobs_filter([StateType.COMPLETED], after=after)  # the rest have none
+        async for page in _pages(client, successful, limit):
+            counts["read"] += len(page)
             counts["expired"] += await _expire(client, settings, page)
     log.info(
-        "%d jobs ended before %s: %d expired now, %d purged",
-        counts["ended"],
+        "%d jobs read (ended before %s): %d expired now, %d purged",
+        counts["read"],
         limit.isoformat(),
         counts["expired"],
         counts["purged"],
