@@ -13,7 +13,7 @@ import psutil
 
 from core.naming import job_tag, job_tags
 
-__all__ = ["fill_history", "prefect_auth", "wait_until_quiet"]
+__all__ = ["cpu_seconds", "fill_history", "prefect_auth", "wait_until_quiet"]
 
 _BULK = 100  # runs per call (Prefect's BULK_CREATE_LIMIT)
 _AT_ONCE = 4  # calls at once
@@ -72,7 +72,7 @@ def fill_history(n: int) -> float:
     return time.perf_counter() - started
 
 
-def wait_until_quiet(pid: int, *, below: float = 0.15, timeout: float = 900) -> float:
+def wait_until_quiet(pid: int, *, below: float = 0.15, timeout: float = 600) -> float:
     """Wait until process ``pid`` and its children use less than ``below`` of a core
     over 5 s (the Prefect server's services work through the events of a fill behind
     it); seconds waited."""
@@ -80,14 +80,14 @@ def wait_until_quiet(pid: int, *, below: float = 0.15, timeout: float = 900) -> 
     process = psutil.Process(pid)
     while time.perf_counter() - started < timeout:
         procs = [process, *process.children(recursive=True)]
-        before = _cpu_s(procs)
+        before = cpu_seconds(procs)
         time.sleep(5.0)
-        if (_cpu_s(procs) - before) / 5.0 < below:
+        if (cpu_seconds(procs) - before) / 5.0 < below:
             break
     return time.perf_counter() - started
 
 
-def _cpu_s(procs: list[psutil.Process]) -> float:
+def cpu_seconds(procs: list[psutil.Process]) -> float:
     """CPU seconds (user and system) ``procs`` have used; one that ended counts none."""
     total = 0.0
     for proc in procs:

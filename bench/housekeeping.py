@@ -24,15 +24,18 @@ went.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import dataclasses
 import datetime as dt
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import requests
 
-from bench.history import fill_history, prefect_auth, wait_until_quiet
+from bench.history import cpu_seconds, fill_history, prefect_auth, wait_until_quiet
 
 __all__ = ["ENVIRONMENT", "run"]
 
@@ -42,15 +45,13 @@ ENVIRONMENT = {
     "OAPIP_HOUSEKEEPING_INTERVAL_S": "604800",  # a week: only the bench's own runs
 }
 _CLIENTS = 2
-_EVERY_S = 1.0  # each client submits one job a second
+_EVERY_S = 2.0  # each client submits one job every 2 s: 1 job/s, below what the stack runs
 _BASELINE_S = 90.0
 
 
-def _submissions(bench: Any, done: Callable[[], bool]) -> tuple[list[float], int, int]:
+def _submit_until(bench: Any, done: Callable[[], bool]) -> tuple[list[float], set[str]]:
     """Submit jobs from ``_CLIENTS`` clients, one every ``_EVERY_S`` each, until
-    ``done()``; the latency of each (seconds), how many were submitted and how many
-    ended successful. Returns once the jobs ended, so that one phase's jobs do not
-    load the next."""
+    ``done()``; the latency of each (seconds) and the jobIDs."""
     latencies: list[float] = []
     jobs: set[str] = set()
     lock = threading.Lock()
@@ -75,8 +76,7 @@ def _submissions(bench: Any, done: Callable[[], bool]) -> tuple[list[float], int
         offsets = [i * _EVERY_S / _CLIENTS for i in range(_CLIENTS)]
         for future in [pool.submit(client, offset) for offset in offsets]:
             future.result()
-    statuses = bench._wait_all(jobs, timeout=900)
-    return latencies, len(jobs), sum(s == "successful" for s in statuses.values())
+    return latencies, jobs
 
 
 def _deployment_id(api: str) -> str:
@@ -127,28 +127,74 @@ def _count(api: str, tags: list[str]) -> int:
     return r.json()
 
 
+def _cpu_by_process(bench: Any) -> dict[str, float]:
+    """CPU seconds used so far by each process of the stack (with its children) and by
+    PostgreSQL (every ``postgres`` process of the machine)."""
+    used = {}
+    for name, proc in bench.stack.processes.items():
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(proc.pid)
+            used[name] = cpu_seconds([root, *root.children(recursive=True)])
+    postgres = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+    used["postgres"] = cpu_seconds(postgres)
+    return used
+
+
+def _cores(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """The cores each process used between two :func:`_cpu_by_process` readings."""
+    return ", ".join(
+        f"{name} {(after[name] - before.get(name, 0.0)) / seconds:.2f}"
+        for name in sorted(after)
+        if name in before
+    )
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def _latency(values: list[float]) -> str:
-    return f"p50 {1000 * _pct(values, 0.5):.0f} ms, p99 {1000 * _pct(values, 0.99):.0f} ms"
+@dataclasses.dataclass
+class _Phase:
+    """What one phase measured."""
+
+    latencies: list[float]  # of each submission, seconds
+    submitted: int
+    successful: int
+    cores: str  # the cores each process used while jobs were submitted
+    run: dict[str, Any] | None = None  # the housekeeping run, when one ran
+
+    def jobs(self) -> str:
+        return (
+            f"p50 {1000 * _pct(self.latencies, 0.5):.0f} ms, "
+            f"p99 {1000 * _pct(self.latencies, 0.99):.0f} ms "
+            f"({self.submitted} jobs, {self.successful} successful)"
+        )
+
+    def run_seconds(self) -> float:
+        """How long the housekeeping run ran (its start to its end, by Prefect)."""
+        assert self.run is not None
+        start = dt.datetime.fromisoformat(self.run["start_time"])
+        return (dt.datetime.fromisoformat(self.run["end_time"]) - start).total_seconds()
 
 
-def _under_load(bench: Any, as_of: dt.datetime) -> tuple[list[float], int, int, float, str]:
-    """Submissions while a housekeeping run applies the policy as of ``as_of``: their
-    latencies, submitted, successful, the run's seconds and final state."""
-    done = threading.Event()
-    with cf.ThreadPoolExecutor(1) as pool:
-        housekeeping = pool.submit(_housekeeping, bench.api, as_of, done)
-        latencies, submitted, ok = _submissions(bench, done.is_set)
-        finished = housekeeping.result()
-    took = (
-        dt.datetime.fromisoformat(finished["end_time"])
-        - dt.datetime.fromisoformat(finished["start_time"])
-    ).total_seconds()
-    return latencies, submitted, ok, took, finished["state"]["type"]
+def _phase(bench: Any, *, seconds: float = 0.0, as_of: dt.datetime | None = None) -> _Phase:
+    """Submissions for ``seconds``, or while a housekeeping run applies the policy as of
+    ``as_of``; then wait for their jobs to end."""
+    cpu, t0 = _cpu_by_process(bench), time.monotonic()
+    run = None
+    if as_of is None:
+        latencies, jobs = _submit_until(bench, lambda: time.monotonic() - t0 > seconds)
+    else:
+        done = threading.Event()
+        with cf.ThreadPoolExecutor(1) as pool:
+            housekeeping = pool.submit(_housekeeping, bench.api, as_of, done)
+            latencies, jobs = _submit_until(bench, done.is_set)
+            run = housekeeping.result()
+    cores = _cores(cpu, _cpu_by_process(bench), time.monotonic() - t0)
+    statuses = bench._wait_all(jobs, timeout=900)
+    ok = sum(s == "successful" for s in statuses.values())
+    return _Phase(latencies, len(jobs), ok, cores, run)
 
 
 def run(bench: Any, expired: int) -> None:
@@ -158,44 +204,51 @@ def run(bench: Any, expired: int) -> None:
     quiet_s = wait_until_quiet(bench.stack.processes["prefect-server"].pid)
     _deployment_id(api)
     print(f"bench: {expired} jobs in history in {fill_s:.0f} s, quiet {quiet_s:.0f} s later")
-
-    deadline = time.monotonic() + _BASELINE_S
-    baseline, base_n, base_ok = _submissions(bench, lambda: time.monotonic() > deadline)
-    base50 = _pct(baseline, 0.5)
     pace = f"{_CLIENTS} clients, one job each every {_EVERY_S:.0f} s"
+
+    baseline = _phase(bench, seconds=_BASELINE_S)
+    base50 = _pct(baseline.latencies, 0.5)
+    bench.row(
+        f"CPU while submitting, nothing else running ({pace}), cores",
+        baseline.cores,
+        "",
+        "",
+    )
 
     # As of a day (the retention) after now: every job that ended so far expires.
     jobs = _count(api, ["oapip", "user:bench"])
-    as_of = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    loaded, n, ok, took, state = _under_load(bench, as_of)
+    expiring = _phase(bench, as_of=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     tagged = _count(api, ["oapip", "results-expired"])
+    took = expiring.run_seconds()
     bench.row(
         f"submit latency while housekeeping expires {expired} jobs ({pace})",
-        f"{_latency(loaded)} ({n} jobs, {ok} successful)",
-        f"nothing else running: {_latency(baseline)} ({base_n} jobs, {base_ok} successful)",
-        f"x{_pct(loaded, 0.5) / base50:.2f}",
+        expiring.jobs(),
+        f"nothing else running: {baseline.jobs()}",
+        f"x{_pct(expiring.latencies, 0.5) / base50:.2f}",
     )
     bench.row(
         f"housekeeping run expiring {tagged} of {jobs} jobs",
-        f"{took:.0f} s ({tagged / took:.0f} jobs/s), run {state}",
+        f"{took:.0f} s ({tagged / took:.0f} jobs/s), run {expiring.run['state']['type']}",
         f"history of {expired} filled in {fill_s:.0f} s",
         "",
     )
+    bench.row("CPU while it expires, cores", expiring.cores, "", "")
 
     # As of two days (retention and purge) after now: every job that ended so far goes.
     before = _count(api, ["oapip", "user:bench"])
-    as_of = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    loaded, n, ok, took, state = _under_load(bench, as_of)
-    purged = before + n - _count(api, ["oapip", "user:bench"])
+    purging = _phase(bench, as_of=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
+    purged = before + purging.submitted - _count(api, ["oapip", "user:bench"])
+    took = purging.run_seconds()
     bench.row(
         f"submit latency while housekeeping purges them ({pace})",
-        f"{_latency(loaded)} ({n} jobs, {ok} successful)",
+        purging.jobs(),
         f"nothing else running: p50 {1000 * base50:.0f} ms",
-        f"x{_pct(loaded, 0.5) / base50:.2f}",
+        f"x{_pct(purging.latencies, 0.5) / base50:.2f}",
     )
     bench.row(
         f"housekeeping run purging {purged} jobs",
-        f"{took:.0f} s ({purged / took:.0f} jobs/s), run {state}",
+        f"{took:.0f} s ({purged / took:.0f} jobs/s), run {purging.run['state']['type']}",
         "",
         "",
     )
+    bench.row("CPU while it purges, cores", purging.cores, "", "")
