@@ -346,7 +346,7 @@ class Bench:
         its finished jobs in Prefect, against ``GET /conformance``, one after another."""
         from bench.history import fill_history, wait_until_quiet
 
-        fill_s = fill_history(n)
+        fill_s = fill_history(n, os.environ.get("OAPIP_DATABASE_URL") if self.db else None)
         quiet_s = wait_until_quiet(self.stack.processes["prefect-server"].pid)
         job = self.submit()[0]
         self.wait(job)

@@ -27,6 +27,7 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -200,7 +201,7 @@ def _phase(bench: Any, *, seconds: float = 0.0, as_of: dt.datetime | None = None
 def run(bench: Any, expired: int) -> None:
     """Fill history with ``expired`` jobs, then measure (see the module docstring)."""
     api = bench.api
-    fill_s = fill_history(expired)
+    fill_s = fill_history(expired, os.environ.get("OAPIP_DATABASE_URL") if bench.db else None)
     quiet_s = wait_until_quiet(bench.stack.processes["prefect-server"].pid)
     _deployment_id(api)
     print(f"bench: {expired} jobs in history in {fill_s:.0f} s, quiet {quiet_s:.0f} s later")
