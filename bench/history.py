@@ -155,9 +155,10 @@ def wait_until_quiet(pid: int, *, below: float = 0.15, timeout: float = 600) -> 
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:
-    """CPU seconds (user and system) ``procs`` have used; one that ended counts none."""
+    """CPU seconds ``procs`` have used, with their children that ended (user and
+    system); one that ended itself counts none."""
     total = 0.0
     for proc in procs:
         with contextlib.suppress(psutil.Error):
-            total += sum(proc.cpu_times()[:2])
+            total += sum(proc.cpu_times()[:4])
     return total
