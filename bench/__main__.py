@@ -341,14 +341,29 @@ class Bench:
         zygote = self._zygote()
         return [c.memory_full_info().uss for c in zygote.children()] if zygote else []
 
-    def history(self, n: int) -> None:
-        from bench.history import fill_history
+    def history(self, n: int, samples: int = 50) -> None:
+        """``GET /jobs?limit=100`` and ``GET /jobs/{id}`` of user ``bench`` with ``n`` of
+        its finished jobs in Prefect, against ``GET /conformance``, one after another."""
+        from bench.history import fill_history, prefect_auth, wait_until_quiet
 
-        fill_s = fill_history(n)
+        fill_s = fill_history(n, os.environ.get("OAPIP_DATABASE_URL") if self.db else None)
+        quiet_s = wait_until_quiet(self.stack.processes["prefect-server"].pid)
         job = self.submit()[0]
         self.wait(job)
-        lists, gets = [], []
-        for _ in range(30):
+        lists, gets, plain, prefect = [], [], [], []
+        # What the list asks Prefect for: the user's 101 newest runs (one more tells
+        # whether there is a next page).
+        read_runs = {
+            "flow_runs": {"tags": {"all_": ["oapip", "user:bench"]}},
+            "sort": "EXPECTED_START_TIME_DESC",
+            "limit": 101,
+        }
+        prefect_session = requests.Session()
+        prefect_session.auth = prefect_auth()
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            prefect_session.post(f"{self.api}/flow_runs/filter", json=read_runs).raise_for_status()
+            prefect.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             r = self.session.get(f"{self.base}/jobs?limit=100")
             lists.append(time.perf_counter() - t0)
@@ -356,18 +371,29 @@ class Bench:
             t0 = time.perf_counter()
             self.session.get(f"{self.base}/jobs/{job}").raise_for_status()
             gets.append(time.perf_counter() - t0)
-        raw = self._raw_post_latency(1)
+            t0 = time.perf_counter()
+            self.session.get(f"{self.base}/conformance").raise_for_status()
+            plain.append(time.perf_counter() - t0)
+        base = _pct(plain, 0.5)
+        held = requests.post(
+            f"{self.api}/flow_runs/count",
+            json={"flow_runs": {"tags": {"all_": ["oapip", "user:bench"]}}},
+            auth=prefect_auth(),
+            timeout=60,
+        ).json()
         self.row(
-            f"GET /jobs?limit=100 with {n} jobs in history",
-            f"p50 {1000 * _pct(lists, 0.5):.0f} ms",
-            f"GET /conformance {1000 * raw:.1f} ms (filled in {fill_s:.0f} s)",
-            "",
+            f"GET /jobs?limit=100, {held} jobs of the user in Prefect, {samples} requests",
+            f"p50 {1000 * _pct(lists, 0.5):.0f} ms, p99 {1000 * _pct(lists, 0.99):.0f} ms",
+            f"GET /conformance p50 {1000 * base:.1f} ms; Prefect's own read of those 101 "
+            f"runs p50 {1000 * _pct(prefect, 0.5):.0f} ms, p99 {1000 * _pct(prefect, 0.99):.0f} "
+            f"ms (history filled in {fill_s:.0f} s, server quiet {quiet_s:.0f} s later)",
+            f"x{_pct(lists, 0.5) / base:.0f}",
         )
         self.row(
             f"GET /jobs/{{id}} with {n} jobs in history",
-            f"p50 {1000 * _pct(gets, 0.5):.0f} ms",
+            f"p50 {1000 * _pct(gets, 0.5):.0f} ms, p99 {1000 * _pct(gets, 0.99):.0f} ms",
             "",
-            "",
+            f"x{_pct(gets, 0.5) / base:.0f}",
         )
 
     def run_all(self) -> None:

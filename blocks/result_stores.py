@@ -4,7 +4,8 @@
 bucket, the user's workspace bucket, or the local disk); stage-out uses it.
 :func:`job_stores` lists every store a job of a user may have written to (in workspace
 mode with fallback, the workspace and the shared one), so that deleting or expiring a
-job removes its results wherever they went: :func:`remove_job_results`.
+job removes its results wherever they went: :func:`remove_job_results` (one job, a
+DELETE) and :func:`remove_results_of_jobs` (many jobs of one user, housekeeping).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "discard_partial_results",
     "job_stores",
     "remove_job_results",
+    "remove_results_of_jobs",
     "result_storage",
     "where",
 ]
@@ -122,6 +124,15 @@ def remove_job_results(settings: Settings, *, user: str | None, job_id: str) -> 
         for store in job_stores(settings, user)
         if store.delete_folder(folder)
     ]
+
+
+def remove_results_of_jobs(settings: Settings, *, user: str | None, job_ids: list[str]) -> int:
+    """Remove the results of ``user``'s jobs ``job_ids`` from every store they may have
+    used, with one look-up of the stores for all of them and S3 deletes of up to 1000
+    keys a call; return how many objects there were. ``StagingError`` when a store
+    cannot be reached (then none of these jobs is known to have lost its results)."""
+    folders = [results_key(settings.results.prefix, job_id) for job_id in job_ids]
+    return sum(store.delete_folders(folders) for store in job_stores(settings, user))
 
 
 def where(store: ResultStorage, folder: str) -> str:

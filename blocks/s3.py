@@ -316,15 +316,22 @@ class S3ResultStorage(_Transfers, ResultStorage):
         return self.url_for(to_folder) + "/"
 
     def delete_folder(self, folder: str) -> int:
-        prefix = folder.strip("/") + "/"
-        if prefix == "/":
-            raise ValueError("refusing to delete the whole bucket")
-        url = self.url_for(prefix)
-        with s3_errors(url, self.client):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
-            )
-            keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        return self.delete_folders([folder])
+
+    def delete_folders(self, folders: list[str]) -> int:
+        """One listing per folder, then ``DeleteObjects`` calls of up to 1000 keys taken
+        across folders (a housekeeping page of small jobs costs one call, not one each)."""
+        keys: list[str] = []
+        for folder in folders:
+            prefix = folder.strip("/") + "/"
+            if prefix == "/":
+                raise ValueError("refusing to delete the whole bucket")
+            with s3_errors(self.url_for(prefix), self.client):
+                pages = self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=prefix
+                )
+                keys.extend(o["Key"] for page in pages for o in page.get("Contents", []))
+        with s3_errors(self.url_for(""), self.client):
             for start in range(0, len(keys), _DELETE_BATCH):
                 batch = keys[start : start + _DELETE_BATCH]
                 self.client.delete_objects(

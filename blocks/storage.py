@@ -43,6 +43,12 @@ class ResultStorage(Block, ABC):
         """Remove every object below key ``folder``; return how many there were (0 when
         there were none: removing twice is not an error)."""
 
+    def delete_folders(self, folders: list[str]) -> int:
+        """Remove every object below each key of ``folders`` (many jobs' results at once);
+        return how many there were. A store that can delete many objects in one call
+        overrides this to do so."""
+        return sum(self.delete_folder(folder) for folder in folders)
+
     def upload_from_folder(self, from_folder: Path, to_folder: str) -> str:
         """Store every file under ``from_folder`` below key ``to_folder``; return its URL."""
         for path in sorted(p for p in from_folder.rglob("*") if p.is_file()):

@@ -14,8 +14,14 @@ Each run, for the engine's jobs that ended before the policy's limit:
 * with ``OAPIP_JOB_PURGE_DAYS``, a job whose results expired that long ago is deleted
   (artifacts, flow run, and so its logs): it is then 404, as after a DELETE.
 
-Jobs are read a page at a time and handled a few at once (``_AT_ONCE``), so that a large
-backlog does not crowd out the gateway's writes.
+Jobs are read a page at a time, newest first, by their end time (a keyset: a page costs
+the same however much history lies before it) and each page is handled before the next
+is read. Purging goes first: the results a purged job still has are removed, its
+artifacts deleted, then its runs with Prefect's ``bulk_delete`` (50 a call; the server
+deletes their logs behind). Expiring removes a page's results with one look-up of the
+stores per user and S3 deletes of up to 1000 keys a call, then tags each run (Prefect
+has no bulk update of tags: one PATCH a run, ``_AT_ONCE`` at a time, so that a large
+backlog does not crowd out the gateway's writes).
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from typing import Any
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import PrefectClient, get_client
@@ -32,6 +41,7 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterEndTime,
+    FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
     FlowRunFilterTags,
@@ -40,10 +50,9 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 
-from blocks.result_stores import remove_job_results
+from blocks.result_stores import remove_results_of_jobs
 from core.exceptions import StagingError
 from core.naming import EXPIRED_TAG, HOUSEKEEPING_FLOW, TAG, job_id_of, user_of
-from core.retention import purge_at
 from core.settings import Settings, get_settings
 
 __all__ = ["DEPLOYMENT", "housekeeping", "serve"]
@@ -51,53 +60,143 @@ __all__ = ["DEPLOYMENT", "housekeeping", "serve"]
 DEPLOYMENT = "housekeeping"
 """Name of the housekeeping flow's deployment."""
 _PAGE = 200  # flow runs read per call
-_AT_ONCE = 4  # jobs expired or purged at once
+_BULK = 50  # flow runs deleted per call (Prefect's BULK_OPERATION_LIMIT)
+_AT_ONCE = 4  # runs tagged (or artifacts deleted) at once
+T = TypeVar("T")
 _FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
 
 
-async def _ended_jobs(client: PrefectClient, before: dt.datetime) -> list[FlowRun]:
-    """Every job (a run tagged ``oapip`` with a user) that ended before ``before``."""
-    runs: list[FlowRun] = []
-    flow_run_filter = FlowRunFilter(
+def _jobs_filter(states: list[StateType], *, after: dt.datetime | None = None) -> FlowRunFilter:
+    """The engine's runs (tagged ``oapip``) in one of ``states`` that ended at or after
+    ``after``."""
+    return FlowRunFilter(
         tags=FlowRunFilterTags(all_=[TAG]),
-        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_FINAL)),
-        end_time=FlowRunFilterEndTime(before_=before),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)),
+        end_time=FlowRunFilterEndTime(after_=after),
     )
+
+
+async def _pages(
+    client: PrefectClient, jobs: FlowRunFilter, before: dt.datetime
+) -> AsyncIterator[list[FlowRun]]:
+    """The jobs of ``jobs`` that ended at or before ``before``, newest first, a page at a
+    time: each page is read below the end time of the last one (the runs that ended at
+    exactly that time and were read already are left out by id), so what the caller
+    does to a page (deleting or tagging its runs) does not move the next one."""
+    cursor = before
+    read_at_cursor: list[uuid.UUID] = []
     while True:
+        page_filter = jobs.model_copy(
+            update={
+                "end_time": FlowRunFilterEndTime(before_=cursor, after_=jobs.end_time.after_),
+                "id": FlowRunFilterId(not_any_=read_at_cursor) if read_at_cursor else None,
+            }
+        )
         page = await client.read_flow_runs(
-            flow_run_filter=flow_run_filter,
-            sort=FlowRunSort.END_TIME_DESC,
-            limit=_PAGE,
-            offset=len(runs),
+            flow_run_filter=page_filter, sort=FlowRunSort.END_TIME_DESC, limit=_PAGE
         )
-        runs.extend(page)
+        jobs_only = [r for r in page if user_of(r.tags) is not None]
+        if jobs_only:
+            yield jobs_only
         if len(page) < _PAGE:
-            return [r for r in runs if user_of(r.tags) is not None]
+            return
+        last = page[-1].end_time
+        at_last = [r.id for r in page if r.end_time == last]
+        read_at_cursor = [*read_at_cursor, *at_last] if last == cursor else at_last
+        cursor = last
 
 
-async def _expire(client: PrefectClient, settings: Settings, run: FlowRun) -> bool:
-    """Remove ``run``'s results and tag it expired; False when a store could not be
-    reached (the job is tried again by the next run)."""
-    try:
-        await asyncio.to_thread(
-            remove_job_results, settings, user=user_of(run.tags), job_id=job_id_of(run.tags, run.id)
-        )
-    except StagingError as exc:
-        get_run_logger().warning("job %s keeps its results for now: %s", run.id, exc.detail)
-        return False
-    await client.update_flow_run(run.id, tags=[*run.tags, EXPIRED_TAG])
-    return True
-
-
-async def _purge(client: PrefectClient, run: FlowRun) -> None:
-    """Delete ``run``'s artifacts and the run itself (Prefect then deletes its logs)."""
-    artifacts = await client.read_artifacts(
-        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+def _has_results(run: FlowRun) -> bool:
+    """Whether ``run`` may still hold results in a store (successful, not expired)."""
+    return bool(run.state and run.state.type == StateType.COMPLETED) and EXPIRED_TAG not in (
+        run.tags or []
     )
-    with contextlib.suppress(ObjectNotFound):  # deleted meanwhile, by a user's DELETE
-        for artifact in artifacts:
-            await client.delete_artifact(artifact.id)
-        await client.delete_flow_run(run.id)
+
+
+async def _remove_results(settings: Settings, runs: list[FlowRun]) -> list[FlowRun]:
+    """Remove the results of ``runs``, per user at once; the runs whose results are gone
+    (a user's runs whose store could not be reached are left for the next run)."""
+    by_user: dict[str | None, list[FlowRun]] = defaultdict(list)
+    for run in runs:
+        by_user[user_of(run.tags)].append(run)
+    done: list[FlowRun] = []
+    for user, theirs in by_user.items():
+        try:
+            await asyncio.to_thread(
+                remove_results_of_jobs,
+                settings,
+                user=user,
+                job_ids=[job_id_of(r.tags, r.id) for r in theirs],
+            )
+        except StagingError as exc:
+            get_run_logger().warning(
+                "%d jobs of %s keep their results for now: %s", len(theirs), user, exc.detail
+            )
+            continue
+        done.extend(theirs)
+    return done
+
+
+async def _each(items: list[T], call: Callable[[T], Awaitable[Any]]) -> None:
+    """``call`` each of ``items``, ``_AT_ONCE`` at a time."""
+    gate = asyncio.Semaphore(_AT_ONCE)
+
+    async def one(item: T) -> None:
+        async with gate:
+            await call(item)
+
+    await asyncio.gather(*(one(item) for item in items))
+
+
+async def _delete_artifacts(client: PrefectClient, runs: list[FlowRun]) -> None:
+    """Delete the artifacts of ``runs`` (Prefect keeps them when a run is deleted and has
+    no bulk delete of artifacts: one read of them per batch, then one DELETE each)."""
+    of_runs = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]))
+
+    async def delete(artifact_id: uuid.UUID) -> None:
+        with contextlib.suppress(ObjectNotFound):  # gone meanwhile, by a user's DELETE
+            await client.delete_artifact(artifact_id)
+
+    while artifacts := await client.read_artifacts(artifact_filter=of_runs, limit=_PAGE):
+        await _each([a.id for a in artifacts], delete)
+
+
+async def _purge(client: PrefectClient, settings: Settings, page: list[FlowRun]) -> int:
+    """Delete the runs of ``page``, ``_BULK`` a call (after the results any of them still
+    has, and their artifacts); how many were deleted."""
+    purged = 0
+    for start in range(0, len(page), _BULK):
+        batch = page[start : start + _BULK]
+        with_results = [r for r in batch if _has_results(r)]
+        kept = {r.id for r in with_results} - {
+            r.id for r in await _remove_results(settings, with_results)
+        }
+        batch = [r for r in batch if r.id not in kept]
+        if not batch:
+            continue
+        await _delete_artifacts(client, batch)
+        response = await client.request(
+            "POST",
+            "/flow_runs/bulk_delete",
+            json={
+                "flow_runs": {"id": {"any_": [str(r.id) for r in batch]}},
+                "limit": len(batch),
+            },
+        )
+        purged += len(response.json()["deleted"])
+    return purged
+
+
+async def _expire(client: PrefectClient, settings: Settings, page: list[FlowRun]) -> int:
+    """Remove the results of the runs of ``page`` that still have them and tag those
+    runs expired; how many were."""
+    done = await _remove_results(settings, [r for r in page if _has_results(r)])
+
+    async def tag(run: FlowRun) -> None:
+        await client.update_flow_run(run.id, tags=[*run.tags, EXPIRED_TAG])
+
+    await _each(done, tag)
+    return len(done)
 
 
 @flow(name=HOUSEKEEPING_FLOW, persist_result=False, log_prints=False)
@@ -109,40 +208,34 @@ async def housekeeping(as_of: dt.datetime | None = None) -> dict[str, Any]:
             results are ``OAPIP_JOB_RETENTION_DAYS`` old at that time.
 
     Returns:
-        How many jobs were looked at, expired and purged.
+        How many jobs were read (those due to be purged, and the successful ones due
+        to expire, expired before or not), expired and purged.
     """
     settings = get_settings()
     policy = settings.retention
     now = as_of or dt.datetime.now(dt.UTC)
     log = get_run_logger()
-    counts = {"ended": 0, "expired": 0, "purged": 0}
+    counts = {"read": 0, "expired": 0, "purged": 0}
     if policy.retention_days is None:
         log.info("OAPIP_JOB_RETENTION_DAYS is not set: every job keeps its results")
         return counts
     limit = now - dt.timedelta(days=policy.retention_days)  # ended before: results expired
-    gate = asyncio.Semaphore(_AT_ONCE)
-
-    async def handle(client: PrefectClient, run: FlowRun) -> None:
-        async with gate:
-            purge = purge_at(run.end_time, policy)
-            if purge is not None and purge <= now:
-                await _purge(client, run)
-                counts["purged"] += 1
-            elif (
-                run.state
-                and run.state.type == StateType.COMPLETED
-                and EXPIRED_TAG not in run.tags
-                and await _expire(client, settings, run)
-            ):
-                counts["expired"] += 1
-
+    purge_limit = limit - dt.timedelta(days=policy.purge_days or 0)
     async with get_client() as client:
-        runs = await _ended_jobs(client, limit)
-        counts["ended"] = len(runs)
-        await asyncio.gather(*(handle(client, run) for run in runs))
+        if policy.purge_days is not None:
+            async for page in _pages(client, _jobs_filter(_FINAL), purge_limit):
+                counts["read"] += len(page)
+                counts["purged"] += await _purge(client, settings, page)
+        # Older jobs than the purge limit were just deleted (or kept for a store that
+        # could not be reached: the next run tries them again, first).
+        after = purge_limit if policy.purge_days is not None else None
+        successful = _jobs_filter([StateType.COMPLETED], after=after)  # the rest have none
+        async for page in _pages(client, successful, limit):
+            counts["read"] += len(page)
+            counts["expired"] += await _expire(client, settings, page)
     log.info(
-        "%d jobs ended before %s: %d expired now, %d purged",
-        counts["ended"],
+        "%d jobs read (ended before %s): %d expired now, %d purged",
+        counts["read"],
         limit.isoformat(),
         counts["expired"],
         counts["purged"],

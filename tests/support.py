@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ __all__ = [
     "converted_item",
     "deploy_cwl",
     "execute_async",
+    "finished_jobs",
+    "job_runs",
     "poll",
     "result_bytes",
     "sleep_cwl",
@@ -331,3 +334,64 @@ def flow_run_id(prefect_api_url: str, job_id: str, auth: tuple[str, str]) -> str
         timeout=HTTP_TIMEOUT_S,
     ).json()
     return runs[0]["id"] if runs else job_id
+
+
+def finished_jobs(
+    prefect_api_url: str, auth: tuple[str, str], user: str, n: int
+) -> dict[str, dict[str, Any]]:
+    """``n`` successful echo jobs of ``user`` (whose ``echo`` is deployed) put straight
+    into Prefect, as the drainer creates a job's run but ``Completed``, 100 a call; their
+    flow runs by jobID. ``auth``: the stack's Prefect credentials."""
+    deployment = requests.get(
+        f"{prefect_api_url}/deployments/name/ogc-execute/echo@{user}",
+        auth=auth,
+        timeout=HTTP_TIMEOUT_S,
+    ).json()
+    jobs = [str(uuid.uuid4()) for _ in range(n)]
+    for start in range(0, n, 100):
+        body = [
+            {
+                "parameters": {"inputs": {"message": job}},
+                "tags": ["oapip", f"user:{user}", "process:echo", f"job:{job}"],
+                "name": "echo",
+                "idempotency_key": job,
+                "state": {"type": "COMPLETED"},
+            }
+            for job in jobs[start : start + 100]
+        ]
+        # On SQLite a run can be refused while another writer holds the database
+        # ("database is locked"): those are sent again (the key makes that safe).
+        for _ in range(10):
+            created = requests.post(
+                f"{prefect_api_url}/deployments/{deployment['id']}/create_flow_run/bulk",
+                json=body,
+                auth=auth,
+                timeout=120,
+            )
+            assert created.status_code == 200, created.text[:500]
+            results = created.json()["results"]
+            body = [b for b, r in zip(body, results, strict=True) if r["status"] != "CREATED"]
+            if not body:
+                break
+        assert not body, results[0]["error"][:500]
+    return {job: run for job, run in job_runs(prefect_api_url, auth, user).items() if job in jobs}
+
+
+def job_runs(prefect_api_url: str, auth: tuple[str, str], user: str) -> dict[str, dict[str, Any]]:
+    """Every flow run of ``user``'s jobs, by jobID (its idempotency key)."""
+    runs: list[dict[str, Any]] = []
+    while True:
+        page = requests.post(
+            f"{prefect_api_url}/flow_runs/filter",
+            json={
+                "flow_runs": {"tags": {"all_": [f"user:{user}"]}},
+                "sort": "ID_DESC",
+                "offset": len(runs),
+                "limit": 200,
+            },
+            auth=auth,
+            timeout=HTTP_TIMEOUT_S,
+        ).json()
+        runs.extend(page)
+        if len(page) < 200:
+            return {r["idempotency_key"]: r for r in runs}

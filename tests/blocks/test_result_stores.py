@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from blocks.result_stores import discard_partial_results, job_stores, remove_job_results
+from blocks.result_stores import (
+    discard_partial_results,
+    job_stores,
+    remove_job_results,
+    remove_results_of_jobs,
+)
 from blocks.s3 import S3ResultStorage
 from blocks.storage import LocalResultStorage
 from core.retention import expires_at, purge_at
@@ -77,6 +82,47 @@ def test_a_job_is_removed_from_its_workspace_and_the_shared_bucket(
     assert stageout_s3.keys("eoepca", f"processing-results/{job}") == [
         f"processing-results/{job}-not/out/keep.txt"
     ]
+
+
+def test_many_jobs_lose_their_results_in_shared_delete_calls(
+    stageout_s3: S3Server, monkeypatch: pytest.MonkeyPatch
+):
+    """Housekeeping removes a page of jobs at once: the keys of several jobs go in one
+    DeleteObjects call, and a call never takes more than its batch."""
+    settings = _settings(stageout_s3)
+    jobs = [uuid.uuid4().hex for _ in range(3)]
+    calls: list[int] = []
+    store = job_stores(settings, "alice")[0]
+    delete_objects = store.client.delete_objects
+
+    def counted(**kwargs):
+        calls.append(len(kwargs["Delete"]["Objects"]))
+        return delete_objects(**kwargs)
+
+    monkeypatch.setattr(store.client, "delete_objects", counted)
+    monkeypatch.setattr("blocks.s3._DELETE_BATCH", 4)
+    for job, files in zip(jobs, (1, 2, 3), strict=True):
+        for i in range(files):
+            stageout_s3.put("eoepca", f"processing-results/{job}/out/{i}.txt", b"x")
+    stageout_s3.put("eoepca", f"processing-results/{jobs[0]}-not/out/keep.txt", b"x")
+
+    assert remove_results_of_jobs(settings, user="alice", job_ids=jobs) == 6
+    assert calls == [4, 2]
+    for job in jobs:
+        assert stageout_s3.keys("eoepca", f"processing-results/{job}/") == []
+    assert stageout_s3.keys("eoepca", f"processing-results/{jobs[0]}-not/") == [
+        f"processing-results/{jobs[0]}-not/out/keep.txt"
+    ]
+    assert remove_results_of_jobs(settings, user="alice", job_ids=jobs) == 0
+
+
+def test_a_local_store_removes_many_jobs_folders(tmp_path: Path):
+    store = LocalResultStorage(basepath=tmp_path)
+    store.write_path("processing-results/A/out/a.txt", b"a")
+    store.write_path("processing-results/B/out/b.txt", b"b")
+    store.write_path("processing-results/C/out/c.txt", b"c")
+    assert store.delete_folders(["processing-results/A", "processing-results/B"]) == 2
+    assert [p.name for p in (tmp_path / "processing-results").iterdir()] == ["C"]
 
 
 def test_partial_results_are_removed_or_kept_as_the_operator_says(stageout_s3: S3Server):
