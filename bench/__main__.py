@@ -344,6 +344,7 @@ class Bench:
     def history(self, n: int, samples: int = 50) -> None:
         """``GET /jobs?limit=100`` and ``GET /jobs/{id}`` of user ``bench`` with ``n`` of
         its finished jobs in Prefect, against ``GET /conformance``, one after another."""
+        from bench import floor
         from bench.history import fill_history, prefect_auth, wait_until_quiet
 
         fill_s = fill_history(n, os.environ.get("OAPIP_DATABASE_URL") if self.db else None)
@@ -358,8 +359,7 @@ class Bench:
             "sort": "EXPECTED_START_TIME_DESC",
             "limit": 101,
         }
-        prefect_session = requests.Session()
-        prefect_session.auth = prefect_auth()
+        prefect_session = floor.prefect_session()
         for _ in range(samples):
             t0 = time.perf_counter()
             prefect_session.post(f"{self.api}/flow_runs/filter", json=read_runs).raise_for_status()

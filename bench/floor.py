@@ -60,15 +60,11 @@ async def _deployment(api: str) -> uuid.UUID:
 
 
 def prefect_session() -> requests.Session:
-    """A session that sends the stack's Prefect credentials (``PREFECT_API_AUTH_STRING``
-    of the environment, as ``oapip up`` and the bench's stack set it)."""
-    from prefect.settings import PREFECT_API_AUTH_STRING
+    """A session that sends the stack's Prefect credentials (:func:`bench.history.prefect_auth`)."""
+    from bench.history import prefect_auth
 
     session = requests.Session()
-    if secret := PREFECT_API_AUTH_STRING.value():
-        text = secret if isinstance(secret, str) else secret.get_secret_value()
-        user, _, password = text.partition(":")
-        session.auth = (user, password)
+    session.auth = prefect_auth()
     return session
 
 
