@@ -40,6 +40,10 @@ def scaled_engine(
         "OAPIP_PREFECT_REPLICAS": "2",
         "OAPIP_FAST_WORKERS": "2",
         "OAPIP_USER_MAX_QUEUED": "0",  # one user's burst: no queue limit
+        # Two slots a worker: the runs of a burst are created 100 at a time, far more than
+        # one worker can hold, so the other must claim its share (with 8 slots, one worker
+        # could drain the burst alone as the runs trickled in).
+        "OAPIP_WORKER_SLOTS": "2",
         "OAPIP_REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
     }
     try:
