@@ -12,6 +12,7 @@ process against the chart's Prefect server in test_helm_prefect_processes.py.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -34,6 +35,12 @@ _CONTAINER = f"Deployment/{_NAME}/housekeeping"
 _WITH = sorted(name for name, values in VALUE_SETS.items() if housekeeping_on(values))
 
 
+@functools.cache
+def _render(name: str) -> list[dict[str, Any]]:
+    """The objects of value set ``name``, rendered once for this module (read only)."""
+    return render(VALUE_SETS[name])
+
+
 def _container(objects: list[dict[str, Any]], name: str) -> Container:
     (found,) = [c for c in containers(objects, EXISTING_SECRETS) if c.name == name]
     return found
@@ -54,9 +61,9 @@ def test_value_sets_cover_housekeeping_with_and_without_site_retention():
     assert "existing-secret-toil" in _WITH  # on by itself, no retention.days
 
 
-@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
-def test_housekeeping_is_one_pod_replaced_whole_or_absent(values: dict[str, Any]):
-    objects = render(values)
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_housekeeping_is_one_pod_replaced_whole_or_absent(name: str):
+    values, objects = VALUE_SETS[name], _render(name)
     named = [o for o in objects if o["metadata"]["name"] == _NAME]
     if not housekeeping_on(values):
         assert named == []
@@ -80,7 +87,7 @@ def test_every_variable_of_housekeeping_is_a_setting(name: str):
     """Each variable the housekeeping container gets (the ConfigMap's and its own) is read
     by the engine or by Prefect; its probe asks Prefect's runner webserver, on loopback,
     at the port Prefect reads."""
-    housekeeping = _container(render(VALUE_SETS[name]), _CONTAINER)
+    housekeeping = _container(_render(name), _CONTAINER)
     assert unknown_settings(housekeeping.env) == []
     runner = prefect_settings(housekeeping.env).runner.server
     assert runner.enable and runner.host == "127.0.0.1"
@@ -97,8 +104,7 @@ def test_every_variable_of_housekeeping_is_a_setting(name: str):
 def test_the_gateway_and_housekeeping_read_one_retention_policy(name: str):
     """What the gateway shows (``expires``, 410) and what housekeeping does come from the
     same values: both build the same retention settings, the values given."""
-    values = VALUE_SETS[name]
-    objects = render(values)
+    values, objects = VALUE_SETS[name], _render(name)
     gateway = engine_settings(_container(objects, "Deployment/oapip-gateway/gateway").env)
     housekeeping = engine_settings(_container(objects, _CONTAINER).env)
     assert gateway.retention == housekeeping.retention
@@ -113,8 +119,7 @@ def test_housekeeping_holds_what_removing_results_needs(name: str):
     """The result stores' settings and keys as the flows that wrote the results have them
     (blocks/result_stores.py: the shared store's, and in workspace mode the Workspace
     API's); the data volume read-write, where result files are without S3."""
-    values = VALUE_SETS[name]
-    objects = render(values)
+    values, objects = VALUE_SETS[name], _render(name)
     housekeeping = _container(objects, _CONTAINER)
     mine = engine_settings(housekeeping.env)
     flows = engine_settings(_runs_flows(values, objects).env)
