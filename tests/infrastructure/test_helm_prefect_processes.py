@@ -225,7 +225,7 @@ def test_the_housekeeping_container_serves_its_scheduled_deployment(
 
     poll(healthy, timeout=60, interval=0.5, what="the housekeeping probe")
     os.killpg(process.pid, signal.SIGTERM)  # as the kubelet stops the pod
-    assert process.wait(timeout=30) is not None
+    assert process.wait(timeout=30) == 0  # a graceful stop
     assert api.get(f"/deployments/{served['id']}").json()["paused"] is True
 
 
