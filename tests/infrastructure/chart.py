@@ -15,7 +15,7 @@ import asyncio
 import base64
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ __all__ = [
     "job_objects",
     "prefect_settings",
     "render",
+    "unknown_settings",
 ]
 
 CHART = Path(__file__).resolve().parents[2] / "infrastructure" / "helm" / "oapip"
@@ -166,6 +167,21 @@ def engine_settings(env: dict[str, str]) -> Settings:
 def prefect_settings(env: dict[str, str]) -> prefect.settings.Settings:
     """Prefect's settings, as a process with environment ``env`` reads them."""
     return _in_environment(env, prefect.settings.Settings)
+
+
+def unknown_settings(names: Iterable[str]) -> list[str]:
+    """The ``names`` that no one reads: neither a variable of the engine's settings (a
+    field's, or an operator's name the engine aliases) nor one of Prefect's settings."""
+    from core.settings.table import _groups, env_name
+
+    known = {"DO_NOT_TRACK"}  # Prefect's (and others') telemetry switch, no setting
+    for group in _groups():
+        for name, field in group.model_fields.items():
+            known.add(env_name(group, name, field))
+            choices = getattr(field.validation_alias, "choices", None) or []
+            known.update(str(c) for c in choices if str(c).isupper())
+    # prefect.settings.PREFECT_* exists for every setting Prefect reads (and no other).
+    return [n for n in names if n not in known and not hasattr(prefect.settings, n)]
 
 
 class _NoServer:

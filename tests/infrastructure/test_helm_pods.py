@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.infrastructure.chart import containers, flow_run_job, render
-from tests.infrastructure.values import EXISTING_SECRETS, VALUE_SETS
+from tests.infrastructure.values import EXISTING_SECRETS, VALUE_SETS, housekeeping_on
 from tests.pod_security import pod_spec_of, violations
 
 
@@ -56,9 +56,9 @@ def test_every_container_is_bounded_probed_and_read_only(values: dict[str, Any])
 
 @pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
 def test_a_kubernetes_token_is_mounted_only_where_it_is_used(values: dict[str, Any]):
-    """The internet-facing gateway, the Prefect server (and its services pod) and PostgreSQL
-    mount no token; the account that runs flows does when it creates Calrissian job
-    namespaces, and Prefect's Kubernetes worker does (it starts Jobs)."""
+    """The internet-facing gateway, the Prefect server (and its services pod), PostgreSQL
+    and housekeeping mount no token; the account that runs flows does when it creates
+    Calrissian job namespaces, and Prefect's Kubernetes worker does (it starts Jobs)."""
     objects = _objects(values)
     accounts = {
         o["metadata"]["name"]: o.get("automountServiceAccountToken", True)
@@ -77,6 +77,8 @@ def test_a_kubernetes_token_is_mounted_only_where_it_is_used(values: dict[str, A
         expected["Job/flow-run"] = calrissian
     if values.get("prefect", {}).get("replicas", 1) > 1:
         expected["Deployment/oapip-prefect-services"] = False
+    if housekeeping_on(values):
+        expected["Deployment/oapip-housekeeping"] = False
     if not values.get("postgresql", {}).get("bundled", True):
         del expected["StatefulSet/oapip-postgresql"]
     seen = {}
@@ -98,7 +100,7 @@ def _policy(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
 def test_the_engine_namespace_accepts_only_what_it_needs(values: dict[str, Any]):
     """Job namespaces (any other namespace) reach neither the Prefect server nor
     PostgreSQL; the gateway takes connections from the ingress controller only (unless the
-    operator opens it); the workers take none."""
+    operator opens it); the workers and housekeeping take none."""
     objects = render(values)
     ingress_from = values.get("networkPolicy", {}).get(
         "ingressFrom",
@@ -111,12 +113,20 @@ def test_the_engine_namespace_accepts_only_what_it_needs(values: dict[str, Any])
     others = [p for p in prefect if set(p) != {"podSelector"}]
     assert len(same_namespace) == 2  # the engine's pods, the flow-run Jobs
     assert others == (ingress_from if values.get("prefect", {}).get("uiHost") else [])
+    assert _selects(prefect[0]["podSelector"], _labels("housekeeping"))
     # PostgreSQL: the Prefect server's pods (API, services) and the gateway (its outbox).
     (postgresql,) = _policy(objects, "oapip-postgresql")["spec"]["ingress"][0]["from"]
     assert set(postgresql) == {"podSelector"}
     admitted = {
         component
-        for component in ("prefect-server", "prefect-services", "gateway", "worker", "flow-run")
+        for component in (
+            "prefect-server",
+            "prefect-services",
+            "gateway",
+            "worker",
+            "flow-run",
+            "housekeeping",
+        )
         if _selects(postgresql["podSelector"], _labels(component))
     }
     assert admitted == {"prefect-server", "prefect-services", "gateway"}
@@ -124,6 +134,7 @@ def test_the_engine_namespace_accepts_only_what_it_needs(values: dict[str, Any])
     workers = _policy(objects, "oapip-workers")["spec"]
     assert workers["policyTypes"] == ["Ingress"] and "ingress" not in workers
     assert _selects(workers["podSelector"], _labels("prefect-services"))
+    assert _selects(workers["podSelector"], _labels("housekeeping"))
     # Every pod of the chart is selected by one policy: none is left open by default.
     for o in objects:
         if pod_spec_of(o):

@@ -26,15 +26,17 @@ from tests.infrastructure.chart import (
     flow_run_job,
     prefect_settings,
     render,
+    unknown_settings,
 )
 from tests.infrastructure.values import (
     EXISTING_SECRETS,
     VALUE_SETS,
     expected_settings,
+    housekeeping_on,
     secret_values,
 )
 
-_ENGINE_ROLES = {"gateway", "setup", "worker", "prefect-job"}
+_ENGINE_ROLES = {"gateway", "setup", "worker", "prefect-job", "housekeeping"}
 """Containers running the engine's code (or Prefect's worker in its image)."""
 
 
@@ -65,6 +67,7 @@ def test_every_value_reaches_every_engine_container(values: dict[str, Any]):
     assert {"Deployment/oapip-gateway/gateway", "Deployment/oapip-worker/setup"} <= names
     if values.get("worker", {}).get("type") == "kubernetes":
         assert "Job/flow-run/prefect-job" in names
+    assert ("Deployment/oapip-housekeeping/housekeeping" in names) is housekeeping_on(values)
     for container in engine:
         settings = engine_settings(container.env)
         got = {path: operator.attrgetter(path)(settings) for path in expected}
@@ -78,9 +81,10 @@ def test_every_value_reaches_every_engine_container(values: dict[str, Any]):
 @pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
 def test_secrets_reach_only_what_runs_flows(values: dict[str, Any]):
     """The S3, Workspace and Toil credentials reach the process that runs flows (the fast
-    worker, or each flow-run Job) and no other; the Prefect API credentials reach every
-    Prefect client; the database URL only the Prefect server and, for the job outbox in
-    that database, the gateway."""
+    worker, or each flow-run Job) and no other, but for housekeeping, which removes results
+    and gets the keys of the stores (the shared bucket's and the Workspace API's token);
+    the Prefect API credentials reach every Prefect client; the database URL only the
+    Prefect server and, for the job outbox in that database, the gateway."""
     given = secret_values(values)
     fields = {
         "S3_ACCESS_KEY": "results.s3_access_key",
@@ -91,13 +95,15 @@ def test_secrets_reach_only_what_runs_flows(values: dict[str, Any]):
         "OAPIP_TOIL_WES_PASSWORD": "toil.wes_password",
     }
     assert sorted(fields) == secret_names()
+    removal = {"S3_ACCESS_KEY", "S3_SECRET_KEY", "OAPIP_WORKSPACE_API_TOKEN"}
     for container in _engine_containers(values):
         settings = engine_settings(container.env)
         flows = _runs_flows(container, values)
         for name, path in fields.items():
             secret = operator.attrgetter(path)(settings)
             value = secret.get_secret_value() if secret is not None else None
-            assert value == (given.get(name) if flows else None), (container.name, name)
+            gets = flows or (container.spec["name"] == "housekeeping" and name in removal)
+            assert value == (given.get(name) if gets else None), (container.name, name)
         auth = prefect_settings(container.env).api.auth_string
         assert auth is not None and auth.get_secret_value() == given["PREFECT_API_AUTH_STRING"]
         assert "DATABASE_URL" not in container.env
@@ -133,14 +139,16 @@ def test_prefect_settings_arrive_where_prefect_runs(values: dict[str, Any]):
 @pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
 def test_results_go_to_s3_or_the_shared_volume_never_a_pod_layer(values: dict[str, Any]):
     """What runs flows writes the results documents (and files, without S3) on the shared
-    volume; the gateway reads them there."""
+    volume; the gateway reads them there; housekeeping removes result files there."""
     engine = _engine_containers(values)
     writers = [c for c in engine if _runs_flows(c, values)]
     readers = [c for c in engine if c.spec["name"] == "gateway"]
-    assert len(writers) == 1 and len(readers) == 1
-    for container in writers + readers:
+    removers = [c for c in engine if c.spec["name"] == "housekeeping"]
+    assert len(writers) == len(readers) == 1
+    assert len(removers) == int(housekeeping_on(values))
+    for container in writers + readers + removers:
         settings = engine_settings(container.env)
-        places = [str(settings.prefect.results_dir)]
+        places = [] if container in removers else [str(settings.prefect.results_dir)]
         if settings.results_url.startswith("file://"):
             places.append(settings.results_url.removeprefix("file://"))
         for place in places:
@@ -162,24 +170,12 @@ def test_the_charts_secret_settings_are_the_engines():
         assert f'  {name}: ""' in values, name
 
 
-def test_every_configmap_key_is_a_setting_someone_reads():
+@pytest.mark.parametrize("name", ["kubernetes-worker", "s3"])
+def test_every_configmap_key_is_a_setting_someone_reads(name: str):
     """No ConfigMap key the engine ignores: each is a field's variable of the engine's
     settings, one of Prefect's, or an operator's name the engine aliases."""
-    from core.settings.table import _groups, env_name
-
-    known = {
-        env_name(group, name, field)
-        for group in _groups()
-        for name, field in group.model_fields.items()
-    }
-    aliases = set()
-    for group in _groups():
-        for field in group.model_fields.values():
-            choices = getattr(field.validation_alias, "choices", None) or []
-            aliases.update(str(c) for c in choices if str(c).isupper())
-    config = next(o for o in render(VALUE_SETS["kubernetes-worker"]) if o["kind"] == "ConfigMap")
-    for key in config["data"]:
-        assert key in known | aliases or key.startswith("PREFECT_") or key == "DO_NOT_TRACK", key
+    config = next(o for o in render(VALUE_SETS[name]) if o["kind"] == "ConfigMap")
+    assert unknown_settings(config["data"]) == []
 
 
 def test_readme_names_every_value():

@@ -5,7 +5,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["EXISTING_SECRETS", "VALUE_SETS", "expected_settings", "secret_values"]
+__all__ = [
+    "EXISTING_SECRETS",
+    "VALUE_SETS",
+    "expected_settings",
+    "housekeeping_on",
+    "secret_values",
+]
 
 _PASSWORDS = {"postgresql": {"password": "s3cr3t/+"}, "prefect": {"auth": {"password": "p-0001"}}}
 _HOST = {"INGRESS_HOST": "eoepca.example.org"}
@@ -65,6 +71,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "redis": {"url": "redis://redis.example:6380/2"},
             "gateway": {"replicas": 2},
             "worker": {"replicas": 2},
+            "retention": {"days": 30, "intervalSeconds": 900},
         },
     ),
     "ingress-tls-prefect-ui": _merge(
@@ -87,7 +94,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                 "STAGEIN_S3_ACCESS_KEY": "in-access-0009",
                 "STAGEIN_S3_SECRET_KEY": "in-secret-0010",
                 "OAPIP_WORKSPACE_API_TOKEN": "ws-token-0011",
-            }
+            },
+            "retention": {"days": 30, "purgeDays": 60},
         },
     ),
     "node-selector": _merge(
@@ -119,6 +127,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "toil": {"wesUrl": "https://hpc.example.org/ga4gh/wes/v1/", "wesUser": "eo"},
             "worker": {"type": "kubernetes"},
             "prefect": {"uiHost": "prefect.eoepca.example.org"},
+            # No site-wide retention: housekeeping for processes with a retention of their own.
+            "housekeeping": {"enabled": True},
         },
     ),
     "no-ingress-cwltool": _merge(
@@ -129,6 +139,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "calrissian": {"enabled": False},
             "networkPolicy": {"ingressFrom": []},
             "settings": {"OAPIP_CALLBACK_ATTEMPTS": 6, "OAPIP_MAX_JOB_RAM_MIB": "4096"},
+            "retention": {"days": 0.5, "purgeDays": 0},
         },
     ),
 }
@@ -145,6 +156,13 @@ def secret_values(values: dict[str, Any]) -> dict[str, str]:
         **given,
         "PREFECT_API_AUTH_STRING": f"{auth.get('username', 'admin')}:{auth['password']}",
     }
+
+
+def housekeeping_on(values: dict[str, Any]) -> bool:
+    """Whether a value set deploys housekeeping: ``housekeeping.enabled``, or unset, when
+    ``retention.days`` is set."""
+    enabled = values.get("housekeeping", {}).get("enabled")
+    return values.get("retention", {}).get("days") is not None if enabled is None else enabled
 
 
 def expected_settings(values: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +204,11 @@ def expected_settings(values: dict[str, Any]) -> dict[str, Any]:
         "prefect.ui_url": f"https://{ui_host}" if ui_host else None,
         "home": "/var/lib/oapip",
         "prefect.results_dir": "/var/lib/oapip/data/prefect-results",
+        "retention.retention_days": values.get("retention", {}).get("days"),
+        "retention.purge_days": values.get("retention", {}).get("purgeDays"),
+        "retention.housekeeping_interval_s": values.get("retention", {}).get(
+            "intervalSeconds", 3600
+        ),
     }
     if "OAPIP_CALLBACK_ATTEMPTS" in values.get("settings", {}):
         expected["callbacks.attempts"] = values["settings"]["OAPIP_CALLBACK_ATTEMPTS"]

@@ -120,17 +120,52 @@ env:
         key: PREFECT_API_AUTH_STRING
 {{- end -}}
 
-{{/* Environment of what runs flows (the fast worker): also every secret setting. */}}
-{{- define "oapip.env.engine" -}}
-{{ include "oapip.env.client" . }}
-{{- range $key := splitList " " (include "oapip.secretSettings" .) }}
+{{/* Secret settings given key by key, each optional: include "oapip.env.secrets"
+(list . "KEY KEY"), after the env: of "oapip.env.client". */}}
+{{- define "oapip.env.secrets" -}}
+{{- $root := index . 0 }}
+{{- range $key := splitList " " (index . 1) }}
   - name: {{ $key }}
     valueFrom:
       secretKeyRef:
-        name: {{ include "oapip.secretName" $ }}
+        name: {{ include "oapip.secretName" $root }}
         key: {{ $key }}
         optional: true
 {{- end }}
+{{- end -}}
+
+{{/* Environment of what runs flows (the fast worker): also every secret setting. */}}
+{{- define "oapip.env.engine" -}}
+{{ include "oapip.env.client" . }}
+{{- include "oapip.env.secrets" (list . (include "oapip.secretSettings" .)) }}
+{{- end -}}
+
+{{/* The secret settings removing a job's results needs (blocks/result_stores.py): the
+shared bucket's keys and the Workspace API's token, which gives each workspace's keys. */}}
+{{- define "oapip.removalSecrets" -}}
+OAPIP_WORKSPACE_API_TOKEN S3_ACCESS_KEY S3_SECRET_KEY
+{{- end -}}
+
+{{/* Whether a value is given: set, and not null or empty (0 is given). */}}
+{{- define "oapip.given" -}}
+{{- if and (not (kindIs "invalid" .)) (ne (toString .) "") }}true{{ end -}}
+{{- end -}}
+
+{{/* Whether the housekeeping Deployment runs: housekeeping.enabled, or when it is unset
+(null), whether retention.days is given. */}}
+{{- define "oapip.housekeeping" -}}
+{{- $on := .Values.housekeeping.enabled }}
+{{- if kindIs "invalid" $on }}
+{{- $on = include "oapip.given" .Values.retention.days }}
+{{- end }}
+{{- if $on }}true{{ end -}}
+{{- end -}}
+
+{{/* The housekeeping pod's probe: Prefect's runner webserver (on loopback) answers
+/health while the runner polls Prefect (within PREFECT_RUNNER_SERVER_MISSED_POLLS_TOLERANCE
+polls of PREFECT_RUNNER_POLL_FREQUENCY: 2 x 10 s). */}}
+{{- define "oapip.runnerProbe" -}}
+import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/health' % os.environ['PREFECT_RUNNER_SERVER_PORT'], timeout=5).close()
 {{- end -}}
 
 {{/* What the engine writes: /tmp and OAPIP_HOME on emptyDirs (the root is read-only),
