@@ -309,7 +309,7 @@ class Jobs:
                 if record.status != "dismissed"
                 else f"job {job_id} was dismissed"
             )
-        check_results_kept(flow_run, job_id)
+        check_results_kept(flow_run, job_id, self.api.settings.retention)
         result = await flow_run.state.aresult(raise_on_failure=False)
         return result if isinstance(result, dict) else {}
 
@@ -325,7 +325,7 @@ class Jobs:
         record = job_record(flow_run, None, self.api.redact)
         if record.status != "successful":
             raise ResultNotReady(f"job {job_id} is {record.status}; it has no results to serve")
-        check_results_kept(flow_run, job_id)
+        check_results_kept(flow_run, job_id, self.api.settings.retention)
         missing = NotFound(f"job {job_id} has no result {relative!r} on this server")
         store = urlparse(self.api.settings.results_url)
         if store.scheme != "file" or self.api.settings.workspace.enabled:

@@ -1,9 +1,10 @@
 """The OGC ↔ Prefect mapping, as pure functions of Prefect objects: no client, no network.
 
 * a deployed process is a Prefect deployment of the generic flow ``ogc-execute``, named
-  ``<process id>@<user>``, tagged ``user:<user>`` and ``process:<id>`` (``core.naming``);
-  its package (packed CWL + OGC description) is an application-package block document,
-  and the deployment's parameters name it (:func:`deployment_fields`);
+  ``<process id>@<user>``, tagged ``user:<user>`` and ``process:<id>`` (``core.naming``;
+  with its own ``jobRetentionDays``, ``retention:<seconds>s`` too, which Prefect copies
+  onto its runs); its package (packed CWL + OGC description) is an application-package
+  block document, and the deployment's parameters name it (:func:`deployment_fields`);
 * a job is a flow run of that deployment; the flow-run id is the job id, and its state
   gives the OGC status (:data:`OGC_STATUS`, :func:`job_record`);
 * a job's progress comes from its task runs (stage-in, execute, stage-out) and, while
@@ -33,8 +34,16 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
 import cwlpkg as cwl
 from core.exceptions import InvalidParameter
-from core.naming import TOOL_LINE, job_id_of, job_tags, package_block_name, process_of
+from core.naming import (
+    TOOL_LINE,
+    job_id_of,
+    job_tags,
+    package_block_name,
+    process_of,
+    retention_of,
+)
 from core.ogc import clean_message
+from core.retention import DAY_S
 from core.secrets import Redactor
 
 __all__ = [
@@ -105,6 +114,13 @@ class DeployedPackage:
     description: dict[str, Any]
     source: dict[str, Any]
     execution_engine: str | None = None
+    job_retention_days: float | None = None  # its own retention; None: the site's
+
+    @property
+    def job_retention_s(self) -> float | None:
+        """Seconds its jobs keep their results (its own ``jobRetentionDays``), if set."""
+        days = self.job_retention_days
+        return None if days is None else days * DAY_S
 
     @property
     def revision(self) -> str:
@@ -141,6 +157,7 @@ class JobRecord:
     schedule_id: str | None = None  # set on runs a reprocessing schedule created
     run_id: str | None = None  # the flow run's id ("" while the job waits in the outbox)
     expires: dt.datetime | None = None  # when the retention policy removes its results
+    retention_s: float | None = None  # its own retention (its process's), seconds
 
 
 @dataclass(frozen=True)
@@ -211,7 +228,7 @@ def deployment_fields(user: str, package: DeployedPackage) -> dict[str, Any]:
             "package": package_block_name(user, package.process_id),
             "revision": package.revision,
         },
-        "tags": job_tags(user, package.process_id),
+        "tags": job_tags(user, package.process_id, retention_s=package.job_retention_s),
         "parameter_openapi_schema": {
             "title": "Parameters",
             "type": "object",
@@ -307,6 +324,7 @@ def job_record(flow_run: FlowRun, progress: int | None, redact: Redactor) -> Job
         finished=flow_run.end_time if status in FINAL_STATUSES else None,
         updated=state.timestamp if state else flow_run.updated,
         progress=progress,
+        retention_s=retention_of(flow_run.tags),
     )
 
 
