@@ -34,14 +34,7 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
 import cwlpkg as cwl
 from core.exceptions import InvalidParameter
-from core.naming import (
-    TOOL_LINE,
-    job_id_of,
-    job_tags,
-    package_block_name,
-    process_of,
-    retention_of,
-)
+from core.naming import TOOL_LINE, job_id_of, job_tags, package_block_name, process_of
 from core.ogc import clean_message
 from core.retention import DAY_S
 from core.secrets import Redactor
@@ -157,7 +150,6 @@ class JobRecord:
     schedule_id: str | None = None  # set on runs a reprocessing schedule created
     run_id: str | None = None  # the flow run's id ("" while the job waits in the outbox)
     expires: dt.datetime | None = None  # when the retention policy removes its results
-    retention_s: float | None = None  # its own retention (its process's), seconds
 
 
 @dataclass(frozen=True)
@@ -324,7 +316,6 @@ def job_record(flow_run: FlowRun, progress: int | None, redact: Redactor) -> Job
         finished=flow_run.end_time if status in FINAL_STATUSES else None,
         updated=state.timestamp if state else flow_run.updated,
         progress=progress,
-        retention_s=retention_of(flow_run.tags),
     )
 
 

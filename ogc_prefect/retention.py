@@ -80,8 +80,9 @@ def check_results_kept(flow_run: FlowRun, job_id: str, policy: RetentionSettings
         )
 
 
-def with_expiry(record: JobRecord, api: PrefectApi) -> JobRecord:
-    """``record`` with when its results expire (its own retention after it ended, else
-    ``OAPIP_JOB_RETENTION_DAYS``), if they do."""
-    expires = expires_at(record.finished, api.settings.retention, record.retention_s)
+def with_expiry(record: JobRecord, flow_run: FlowRun, api: PrefectApi) -> JobRecord:
+    """``record`` (of ``flow_run``) with when its results expire (its own retention after
+    it ended, else ``OAPIP_JOB_RETENTION_DAYS``), if they do."""
+    own = retention_of(flow_run.tags or [])
+    expires = expires_at(record.finished, api.settings.retention, own)
     return dataclasses.replace(record, expires=expires) if expires else record
