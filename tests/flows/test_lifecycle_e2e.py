@@ -397,18 +397,18 @@ def test_a_process_may_keep_results_as_long_as_the_site_or_shorter(
     lifecycle_engine: Engine, user: str, factor: float
 ):
     api = lifecycle_engine.api(user)
-    response = _deploy(api, ECHO_CWL, factor * RETENTION_S / DAY_S)
+    response = _deploy(api, BRIEF_CWL, factor * RETENTION_S / DAY_S)
     assert response.status_code == 201, response.text
 
 
 def test_a_process_may_not_keep_results_longer_than_the_site(lifecycle_engine: Engine, user: str):
     api = lifecycle_engine.api(user)
-    body = assert_ogc_exception(_deploy(api, ECHO_CWL, 2 * RETENTION_S / DAY_S), 400)
+    body = assert_ogc_exception(_deploy(api, BRIEF_CWL, 2 * RETENTION_S / DAY_S), 400)
     assert f"at most {RETENTION_S / DAY_S:g} days (OAPIP_JOB_RETENTION_DAYS)" in body["detail"]
-    assert_ogc_exception(requests.get(f"{api}/processes/echo", timeout=30), 404)
+    assert_ogc_exception(requests.get(f"{api}/processes/brief", timeout=30), 404)
 
-    assert _deploy(api, ECHO_CWL, None).status_code == 201
-    replaced = _deploy(api, ECHO_CWL, 2 * RETENTION_S / DAY_S, replace="echo")
+    assert _deploy(api, BRIEF_CWL, None).status_code == 201
+    replaced = _deploy(api, BRIEF_CWL, 2 * RETENTION_S / DAY_S, replace="brief")
     body = assert_ogc_exception(replaced, 400)
     assert f"at most {RETENTION_S / DAY_S:g} days" in body["detail"]
 
