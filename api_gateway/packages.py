@@ -48,6 +48,8 @@ __all__ = [
 
 CWL_MEDIA_TYPES = ("application/cwl", "application/cwl+yaml", "application/cwl+json")
 PACKAGE_MEDIA_TYPES = (*CWL_MEDIA_TYPES, "application/ogcapppkg+json", "application/json")
+# The longest jobRetentionDays a process may name (100 years; dates must stay in range).
+_MAX_RETENTION_DAYS = 36500
 # A saved backend Block document, `<block type slug>/<document name>`.
 _BACKEND_BLOCK = re.compile(r"^[a-z0-9-]+-backend/[a-z0-9-]{1,100}$")
 
@@ -244,10 +246,12 @@ def _job_retention(value: object, settings: Settings) -> dict[str, float]:
     ``{}`` when unset."""
     if value is None:
         return {}
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 0 < value <= _MAX_RETENTION_DAYS:
         raise InvalidParameter(
             "jobRetentionDays must be a positive number of days the process's jobs keep "
-            f"their results (fractions allowed, e.g. 7 or 0.5), not {value!r}"
+            f"their results, at most {_MAX_RETENTION_DAYS} (fractions allowed, e.g. 7 or "
+            f"0.5), not {value!r}"
         )
     most = settings.retention.retention_days
     if most is not None and value > most:

@@ -322,7 +322,7 @@ def test_malformed_deploy_body_is_400(api: str, media_type: str, body: bytes):
     assert_ogc_exception(response, 400)
 
 
-@pytest.mark.parametrize("days", ["7", 0, -1.5, True, [7], {"days": 7}])
+@pytest.mark.parametrize("days", ["7", 0, -1.5, 36501, float("inf"), True, [7], {"days": 7}])
 def test_deploy_refuses_a_job_retention_that_is_not_a_positive_number(api: str, days: object):
     response = requests.post(
         f"{api}/processes",
