@@ -5,7 +5,9 @@ body is the CWL document) and ``application/ogcapppkg+json`` (or plain
 ``application/json``) whose ``executionUnit`` gives the CWL inline (``value``) or by
 reference (``href``). Its optional ``executionEngine`` picks the backend the process runs
 on: an engine name (``"toil"``) or a saved backend Block (``"toil-wes-backend/site-b"``);
-unset, it runs on the engine-wide ``OAPIP_EXECUTION_ENGINE``.
+unset, it runs on the engine-wide ``OAPIP_EXECUTION_ENGINE``. Its optional
+``jobRetentionDays`` is how long the process's jobs keep their results (at most the
+site's ``OAPIP_JOB_RETENTION_DAYS``, when set); unset, the site's retention applies.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ __all__ = [
 
 CWL_MEDIA_TYPES = ("application/cwl", "application/cwl+yaml", "application/cwl+json")
 PACKAGE_MEDIA_TYPES = (*CWL_MEDIA_TYPES, "application/ogcapppkg+json", "application/json")
+# The longest jobRetentionDays a process may name (100 years; dates must stay in range).
+_MAX_RETENTION_DAYS = 36500
 # A saved backend Block document, `<block type slug>/<document name>`.
 _BACKEND_BLOCK = re.compile(r"^[a-z0-9-]+-backend/[a-z0-9-]{1,100}$")
 
@@ -141,6 +145,7 @@ async def _cwl_text(media_type: str, body: bytes, settings: Settings) -> tuple[s
             '{"executionUnit": {"href": "https://…/app.cwl", "type": "application/cwl"}}'
         )
     engine = _execution_engine(document.get("executionEngine"), settings)
+    engine |= _job_retention(document.get("jobRetentionDays"), settings)
     unit = document["executionUnit"]
     if isinstance(unit, list) and len(unit) == 1:
         unit = unit[0]
@@ -235,6 +240,29 @@ def _execution_engine(value: object, settings: Settings) -> dict[str, str]:
     return {"executionEngine": str(value)}
 
 
+def _job_retention(value: object, settings: Settings) -> dict[str, float]:
+    """``{"jobRetentionDays": value}`` for a positive number of days no longer than the
+    site's ``OAPIP_JOB_RETENTION_DAYS`` (the site's policy bounds what it stores);
+    ``{}`` when unset."""
+    if value is None:
+        return {}
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 0 < value <= _MAX_RETENTION_DAYS:
+        raise InvalidParameter(
+            "jobRetentionDays must be a positive number of days the process's jobs keep "
+            f"their results, at most {_MAX_RETENTION_DAYS} (fractions allowed, e.g. 7 or "
+            f"0.5), not {value!r}"
+        )
+    most = settings.retention.retention_days
+    if most is not None and value > most:
+        raise InvalidParameter(
+            f"jobRetentionDays {value:g} is longer than this site keeps results: at most "
+            f"{most:g} days (OAPIP_JOB_RETENTION_DAYS); send {most:g} or less, or leave it "
+            "out to keep the site's retention"
+        )
+    return {"jobRetentionDays": float(value)}
+
+
 def build_package(
     cwl_source: str | dict, w: str | None, source: dict, settings: Settings
 ) -> DeployedPackage:
@@ -262,6 +290,7 @@ def build_package(
         description=description,
         source=source,
         execution_engine=source.get("executionEngine"),
+        job_retention_days=source.get("jobRetentionDays"),
     )
 
 

@@ -12,6 +12,10 @@ the stack creates the objects they all refer to; each side takes the names from 
   tag (one a schedule or the Prefect UI started) is the job whose id is the run's id;
   :func:`response_tag` keeps how its execute request asked for the results (a run
   without it reads as the results document: :func:`response_of`);
+* a process deployed with its own ``jobRetentionDays`` has the tags :data:`OWN_RETENTION_TAG`
+  and :func:`retention_tag` on its deployment; Prefect copies a deployment's tags onto
+  every run it creates from it (the drainer's, a schedule's, the Prefect UI's), so each
+  job keeps the retention its process had when its run was created (:func:`retention_of`);
 * a fast worker claims a run by proposing Pending with the message :func:`claim_message`;
 * a job's results live below :func:`results_key` ``(prefix, job_id)``; in the local result
   store, the gateway serves them at :func:`result_file_url` (the job's URL, ``/results/``,
@@ -20,7 +24,9 @@ the stack creates the objects they all refer to; each side takes the names from 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import re
 from collections.abc import Iterable
 from urllib.parse import quote
@@ -32,6 +38,7 @@ __all__ = [
     "FAST_POOL_TYPE",
     "FLOW_NAME",
     "HOUSEKEEPING_FLOW",
+    "OWN_RETENTION_TAG",
     "PACKAGE_BLOCK_TYPE",
     "PROCESS_ID",
     "RESULT_STORAGE_BLOCK",
@@ -52,6 +59,8 @@ __all__ = [
     "response_tag",
     "result_file_url",
     "results_key",
+    "retention_of",
+    "retention_tag",
     "running_limit",
     "user_of",
     "user_tag",
@@ -73,6 +82,9 @@ WORKER_ALIVE_FILE = "worker.alive"
 """File in ``OAPIP_HOME`` the fast worker touches every 30 s (its pod's liveness probe)."""
 EXPIRED_TAG = "results-expired"
 """Tag housekeeping puts on a job whose results the retention policy removed."""
+OWN_RETENTION_TAG = "own-retention"
+"""Tag of the deployments (and so the jobs) of processes with their own retention: the one
+tag housekeeping filters them by (a tag's value cannot be filtered on)."""
 HOUSEKEEPING_FLOW = "oapip-housekeeping"
 """The flow that expires and purges old jobs (its deployment runs on a schedule)."""
 TOOL_LINE = "tool: "
@@ -110,9 +122,13 @@ def running_limit(user: str) -> str:
     return user_tag(user)
 
 
-def job_tags(user: str, process_id: str) -> list[str]:
-    """Tags of ``user``'s deployment of ``process_id`` and of every job it runs."""
-    return [TAG, user_tag(user), f"process:{process_id}"]
+def job_tags(user: str, process_id: str, *, retention_s: float | None = None) -> list[str]:
+    """Tags of ``user``'s deployment of ``process_id`` and of every job it runs; with
+    ``retention_s``, the process's own retention (seconds) too (:func:`retention_tag`)."""
+    tags = [TAG, user_tag(user), f"process:{process_id}"]
+    if retention_s is None:
+        return tags
+    return [*tags, OWN_RETENTION_TAG, retention_tag(retention_s)]
 
 
 def job_tag(job_id: str) -> str:
@@ -155,6 +171,23 @@ def response_of(tags: Iterable[str]) -> str:
     ``document`` was the gateway's default and only ``raw`` was tagged.
     """
     return "raw" if _tag_value(tags, "response") == "raw" else "document"
+
+
+def retention_tag(seconds: float) -> str:
+    """The tag that keeps how long a process's jobs keep their results, in seconds (to
+    the millisecond): ``retention:2592000s`` for 30 days."""
+    return f"retention:{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def retention_of(tags: Iterable[str]) -> float | None:
+    """Seconds the flow run or deployment with ``tags`` keeps results, from its
+    :func:`retention_tag` (the shortest, should it have several); None without one."""
+    found = []
+    for tag in tags:
+        if tag.startswith("retention:") and tag.endswith("s"):
+            with contextlib.suppress(ValueError):
+                found.append(float(tag[len("retention:") : -1]))
+    return min((s for s in found if math.isfinite(s) and s >= 0), default=None)
 
 
 def package_block_name(owner: str, process_id: str) -> str:

@@ -1,18 +1,27 @@
-"""The housekeeping flow: finished jobs expire on the site's retention policy.
+"""The housekeeping flow: finished jobs expire on the retention policy.
 
 A Prefect deployment of its own (``oapip-housekeeping/housekeeping``) with an interval
 schedule of ``OAPIP_HOUSEKEEPING_INTERVAL_S``, served by ``python -m flows.housekeeping``
-(the embedded stack starts it when ``OAPIP_JOB_RETENTION_DAYS`` is set): the deployment,
-its schedule and every run with its logs show in the Prefect UI, and a run can be
-started there by hand.
+(the embedded stack always starts it: a process may have a retention of its own when
+the site has none): the deployment, its schedule and every run with its logs show in the
+Prefect UI, and a run can be started there by hand.
 
-Each run, for the engine's jobs that ended before the policy's limit:
+A job keeps its results for its own retention (its process's ``jobRetentionDays``, a tag
+of its run) or else the site's ``OAPIP_JOB_RETENTION_DAYS`` (``core.retention``). Each
+run, for the engine's jobs that ended before the earliest limit any job can have (the
+shortest of the site's retention and those of the deployed processes), skipping those
+whose own time has not come:
 
-* a successful job whose results are ``OAPIP_JOB_RETENTION_DAYS`` old loses them (in
-  every store it may have used, ``blocks.result_stores``) and its run is tagged
-  ``results-expired``: the gateway answers its results with 410 Gone;
+* a successful job whose results are as old as its retention loses them (in every store
+  it may have used, ``blocks.result_stores``) and its run is tagged ``results-expired``:
+  the gateway answers its results with 410 Gone (from their expiry time on, already);
 * with ``OAPIP_JOB_PURGE_DAYS``, a job whose results expired that long ago is deleted
   (artifacts, flow run, and so its logs): it is then 404, as after a DELETE.
+
+With no retention anywhere a run reads one page of deployments and ends. A job whose
+process had a shorter retention than any deployed now (replaced, or undeployed) is found
+once the shortest retention in force reaches it; the gateway answers its results 410
+from its own expiry time on meanwhile.
 
 Jobs are read a page at a time, newest first, by their end time (a keyset: a page costs
 the same however much history lies before it) and each page is handled before the next
@@ -39,6 +48,8 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterTags,
     FlowRunFilter,
     FlowRunFilterEndTime,
     FlowRunFilterId,
@@ -52,8 +63,17 @@ from prefect.exceptions import ObjectNotFound
 
 from blocks.result_stores import remove_results_of_jobs
 from core.exceptions import StagingError
-from core.naming import EXPIRED_TAG, HOUSEKEEPING_FLOW, TAG, job_id_of, user_of
-from core.settings import Settings, get_settings
+from core.naming import (
+    EXPIRED_TAG,
+    HOUSEKEEPING_FLOW,
+    OWN_RETENTION_TAG,
+    TAG,
+    job_id_of,
+    retention_of,
+    user_of,
+)
+from core.retention import DAY_S, expires_at, purge_at, retention_s
+from core.settings import RetentionSettings, Settings, get_settings
 
 __all__ = ["DEPLOYMENT", "housekeeping", "serve"]
 
@@ -104,6 +124,32 @@ async def _pages(
         at_last = [r.id for r in page if r.end_time == last]
         read_at_cursor = [*read_at_cursor, *at_last] if last == cursor else at_last
         cursor = last
+
+
+async def _process_retentions(client: PrefectClient) -> list[float]:
+    """The retentions (seconds) of the processes deployed with their own, a page of
+    deployments at a time (only theirs: tagged ``own-retention``)."""
+    own = DeploymentFilter(tags=DeploymentFilterTags(all_=[TAG, OWN_RETENTION_TAG]))
+    found: list[float] = []
+    offset = 0
+    while True:
+        page = await client.read_deployments(deployment_filter=own, limit=_PAGE, offset=offset)
+        found.extend(s for d in page if (s := retention_of(d.tags)) is not None)
+        if len(page) < _PAGE:
+            return found
+        offset += len(page)
+
+
+def _due(
+    run: FlowRun,
+    at: Callable[[dt.datetime | None, RetentionSettings, float | None], dt.datetime | None],
+    policy: RetentionSettings,
+    now: dt.datetime,
+) -> bool:
+    """Whether ``run``'s time by ``at`` (``expires_at`` or ``purge_at``, with its own
+    retention) has come at ``now``."""
+    when = at(run.end_time, policy, retention_of(run.tags or []))
+    return when is not None and when <= now
 
 
 def _has_results(run: FlowRun) -> bool:
@@ -205,34 +251,49 @@ async def housekeeping(as_of: dt.datetime | None = None) -> dict[str, Any]:
 
     Args:
         as_of: the time the policy is applied at (default: now); a job expires when its
-            results are ``OAPIP_JOB_RETENTION_DAYS`` old at that time.
+            results are as old as its retention at that time (its process's
+            ``jobRetentionDays``, else ``OAPIP_JOB_RETENTION_DAYS``).
 
     Returns:
-        How many jobs were read (those due to be purged, and the successful ones due
-        to expire, expired before or not), expired and purged.
+        How many jobs were read (those that ended early enough to be due to be purged,
+        or, successful, to expire: due or not, expired before or not), expired and
+        purged.
     """
     settings = get_settings()
     policy = settings.retention
     now = as_of or dt.datetime.now(dt.UTC)
     log = get_run_logger()
     counts = {"read": 0, "expired": 0, "purged": 0}
-    if policy.retention_days is None:
-        log.info("OAPIP_JOB_RETENTION_DAYS is not set: every job keeps its results")
-        return counts
-    limit = now - dt.timedelta(days=policy.retention_days)  # ended before: results expired
-    purge_limit = limit - dt.timedelta(days=policy.purge_days or 0)
     async with get_client() as client:
+        # A process's own retention is at most the site's, when the site has one.
+        own = [retention_s(policy, s) for s in await _process_retentions(client)]
+        in_force = [s for s in (retention_s(policy), *own) if s is not None]
+        if not in_force:
+            log.info(
+                "no retention is set (OAPIP_JOB_RETENTION_DAYS, or a process's "
+                "jobRetentionDays): every job keeps its results"
+            )
+            return counts
+        purge_s = (policy.purge_days or 0) * DAY_S
+        # Ended before: some jobs' results expired (those with the shortest retention).
+        limit = now - dt.timedelta(seconds=min(in_force))
+        purge_limit = limit - dt.timedelta(seconds=purge_s)
         if policy.purge_days is not None:
             async for page in _pages(client, _jobs_filter(_FINAL), purge_limit):
                 counts["read"] += len(page)
-                counts["purged"] += await _purge(client, settings, page)
-        # Older jobs than the purge limit were just deleted (or kept for a store that
-        # could not be reached: the next run tries them again, first).
-        after = purge_limit if policy.purge_days is not None else None
+                due = [r for r in page if _due(r, purge_at, policy, now)]
+                counts["purged"] += await _purge(client, settings, due)
+        # Jobs that ended before the longest retention's purge limit were just deleted
+        # (or kept for a store that could not be reached: the next run tries them again,
+        # first).
+        after = None
+        if policy.purge_days is not None:
+            after = now - dt.timedelta(seconds=max(in_force) + purge_s)
         successful = _jobs_filter([StateType.COMPLETED], after=after)  # the rest have none
         async for page in _pages(client, successful, limit):
             counts["read"] += len(page)
-            counts["expired"] += await _expire(client, settings, page)
+            due = [r for r in page if _due(r, expires_at, policy, now)]
+            counts["expired"] += await _expire(client, settings, due)
     log.info(
         "%d jobs read (ended before %s): %d expired now, %d purged",
         counts["read"],

@@ -234,7 +234,7 @@ class Jobs:
         progress = None
         if flow_run.state and flow_run.state.type == StateType.RUNNING:
             progress = await self._progress(flow_run)
-        record = with_expiry(job_record(flow_run, progress, self.api.redact), self.api)
+        record = self._status(flow_run, progress)
         # Waiting for the user's own running limit: say so (read from Prefect).
         quotas = Quotas(self.api)
         if record.status == "accepted" and (waiting := await quotas.waiting_message(user)):
@@ -274,7 +274,7 @@ class Jobs:
             records, more = await self._page(flow_run_filter, filters)
         else:
             records, more = await self._scan(flow_run_filter, filters)
-        return [with_expiry(r, self.api) for r in records], more
+        return records, more
 
     async def dismiss(self, user: str, job_id: str) -> JobRecord:
         """Cancel a queued or running job; delete a finished one: its results, its record
@@ -309,7 +309,7 @@ class Jobs:
                 if record.status != "dismissed"
                 else f"job {job_id} was dismissed"
             )
-        check_results_kept(flow_run, job_id)
+        check_results_kept(flow_run, job_id, self.api.settings.retention)
         result = await flow_run.state.aresult(raise_on_failure=False)
         return result if isinstance(result, dict) else {}
 
@@ -325,7 +325,7 @@ class Jobs:
         record = job_record(flow_run, None, self.api.redact)
         if record.status != "successful":
             raise ResultNotReady(f"job {job_id} is {record.status}; it has no results to serve")
-        check_results_kept(flow_run, job_id)
+        check_results_kept(flow_run, job_id, self.api.settings.retention)
         missing = NotFound(f"job {job_id} has no result {relative!r} on this server")
         store = urlparse(self.api.settings.results_url)
         if store.scheme != "file" or self.api.settings.workspace.enabled:
@@ -355,6 +355,11 @@ class Jobs:
                 return record
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+    def _status(self, flow_run: FlowRun, progress: int | None = None) -> JobRecord:
+        """The status of the job ``flow_run`` is (with ``progress``, 0-100, when read),
+        with when its results expire."""
+        return with_expiry(job_record(flow_run, progress, self.api.redact), flow_run, self.api)
 
     async def _progress(self, flow_run: FlowRun) -> int:
         """Progress of a running job, 0-100 (see :func:`ogc_prefect.mapping.phase_progress`)."""
@@ -400,7 +405,7 @@ class Jobs:
             runs.extend(part)
             if len(part) < want:
                 break
-        records = [job_record(r, None, self.api.redact) for r in runs]
+        records = [self._status(r) for r in runs]
         return records[: filters.limit], len(records) > filters.limit
 
     async def _scan(
@@ -418,7 +423,7 @@ class Jobs:
                 if skipped < filters.offset:
                     skipped += 1
                     continue
-                matched.append(job_record(run, None, self.api.redact))
+                matched.append(self._status(run))
                 if len(matched) > filters.limit:
                     return matched[: filters.limit], True
             if len(runs) < PREFECT_PAGE:

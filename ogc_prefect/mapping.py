@@ -1,9 +1,10 @@
 """The OGC ↔ Prefect mapping, as pure functions of Prefect objects: no client, no network.
 
 * a deployed process is a Prefect deployment of the generic flow ``ogc-execute``, named
-  ``<process id>@<user>``, tagged ``user:<user>`` and ``process:<id>`` (``core.naming``);
-  its package (packed CWL + OGC description) is an application-package block document,
-  and the deployment's parameters name it (:func:`deployment_fields`);
+  ``<process id>@<user>``, tagged ``user:<user>`` and ``process:<id>`` (``core.naming``;
+  with its own ``jobRetentionDays``, ``retention:<seconds>s`` too, which Prefect copies
+  onto its runs); its package (packed CWL + OGC description) is an application-package
+  block document, and the deployment's parameters name it (:func:`deployment_fields`);
 * a job is a flow run of that deployment; the flow-run id is the job id, and its state
   gives the OGC status (:data:`OGC_STATUS`, :func:`job_record`);
 * a job's progress comes from its task runs (stage-in, execute, stage-out) and, while
@@ -35,6 +36,7 @@ import cwlpkg as cwl
 from core.exceptions import InvalidParameter
 from core.naming import TOOL_LINE, job_id_of, job_tags, package_block_name, process_of
 from core.ogc import clean_message
+from core.retention import DAY_S
 from core.secrets import Redactor
 
 __all__ = [
@@ -105,6 +107,13 @@ class DeployedPackage:
     description: dict[str, Any]
     source: dict[str, Any]
     execution_engine: str | None = None
+    job_retention_days: float | None = None  # its own retention; None: the site's
+
+    @property
+    def job_retention_s(self) -> float | None:
+        """Seconds its jobs keep their results (its own ``jobRetentionDays``), if set."""
+        days = self.job_retention_days
+        return None if days is None else days * DAY_S
 
     @property
     def revision(self) -> str:
@@ -211,7 +220,7 @@ def deployment_fields(user: str, package: DeployedPackage) -> dict[str, Any]:
             "package": package_block_name(user, package.process_id),
             "revision": package.revision,
         },
-        "tags": job_tags(user, package.process_id),
+        "tags": job_tags(user, package.process_id, retention_s=package.job_retention_s),
         "parameter_openapi_schema": {
             "title": "Parameters",
             "type": "object",

@@ -127,8 +127,9 @@ class Stack:
         )
         setup(self.settings, pool_type=FAST_POOL_TYPE if self.worker == "fast" else "process")
         self.start_worker()
-        if self.settings.retention.retention_days is not None:
-            self.start_housekeeping()
+        # Always: a process may keep its jobs' results for less than the site (or for a
+        # while when the site keeps them for ever); a run with nothing to do ends at once.
+        self.start_housekeeping()
         self.start_gateway()
 
     def start_server(self) -> None:

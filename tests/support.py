@@ -7,6 +7,7 @@ test controls exactly how long a job runs and how it ends.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -40,9 +41,11 @@ __all__ = [
     "deploy_cwl",
     "execute_async",
     "finished_jobs",
+    "housekeeping_deployment",
     "job_runs",
     "poll",
     "result_bytes",
+    "run_housekeeping",
     "sleep_cwl",
     "wait_for_status",
 ]
@@ -395,3 +398,49 @@ def job_runs(prefect_api_url: str, auth: tuple[str, str], user: str) -> dict[str
         runs.extend(page)
         if len(page) < 200:
             return {r["idempotency_key"]: r for r in runs}
+
+
+def housekeeping_deployment(prefect_api_url: str, auth: tuple[str, str]) -> dict[str, Any]:
+    """The housekeeping deployment, once its process (every stack serves it) has created
+    it. ``auth``: the stack's Prefect credentials."""
+
+    def found() -> dict[str, Any] | None:
+        r = requests.get(
+            f"{prefect_api_url}/deployments/name/oapip-housekeeping/housekeeping",
+            auth=auth,
+            timeout=HTTP_TIMEOUT_S,
+        )
+        return r.json() if r.status_code == 200 else None
+
+    return poll(found, timeout=60, what="the housekeeping deployment")
+
+
+def run_housekeeping(
+    prefect_api_url: str, auth: tuple[str, str], as_of: dt.datetime
+) -> dict[str, Any]:
+    """Run the housekeeping deployment now, as of ``as_of``; its finished flow run."""
+    deployment = housekeeping_deployment(prefect_api_url, auth)
+    key = str(uuid.uuid4())
+
+    def created() -> requests.Response | None:
+        # SQLite answers 503 while another writer holds it (after a burst of writes).
+        run = requests.post(
+            f"{prefect_api_url}/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": {"as_of": as_of.isoformat()}, "idempotency_key": key},
+            auth=auth,
+            timeout=HTTP_TIMEOUT_S,
+        )
+        return None if run.status_code == 503 else run
+
+    run = poll(created, timeout=60, interval=0.5, what="the housekeeping run created")
+    assert run.status_code == 201, run.text
+    run_id = run.json()["id"]
+
+    def finished() -> dict[str, Any] | None:
+        response = requests.get(
+            f"{prefect_api_url}/flow_runs/{run_id}", auth=auth, timeout=HTTP_TIMEOUT_S
+        )
+        body = response.json() if response.status_code == 200 else {"state": {"type": None}}
+        return body if body["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") else None
+
+    return poll(finished, timeout=120, interval=0.5, what="the housekeeping run")

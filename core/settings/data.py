@@ -159,9 +159,11 @@ class RetentionSettings(Group):
         validation_alias=AliasChoices("OAPIP_JOB_RETENTION_DAYS", "retention_days"),
         default=None,
         gt=0,
-        description="Days a finished job keeps its results; then the housekeeping flow "
-        "removes them and the job answers 410 Gone for its results. Fractions are allowed "
-        "(0.5 is 12 hours). Unset: results are kept until the job is deleted.",
+        description="Days a finished job keeps its results; then the job answers 410 Gone "
+        "for its results and the housekeeping flow removes them. Fractions are allowed "
+        "(0.5 is 12 hours). A process deployed with `jobRetentionDays` keeps its jobs' "
+        "results that long instead, at most this. Unset: results are kept until the job "
+        "is deleted (or for its process's `jobRetentionDays`).",
         examples=[30],
     )
     purge_days: float | None = Field(

@@ -5,6 +5,7 @@ Every process and error document is validated against the OGC schemas.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import requests
 import yaml
 
+from core.times import parse_time
 from tests.conftest import BOTH_ENGINES, MAX_REQUEST_BYTES, Engine, FileServer
 from tests.ogc_schemas import validate
 from tests.support import (
@@ -20,6 +22,8 @@ from tests.support import (
     P2_EXC,
     assert_ogc_exception,
     deploy_cwl,
+    execute_async,
+    poll,
     result_bytes,
     wait_for_status,
 )
@@ -316,6 +320,62 @@ def test_malformed_deploy_body_is_400(api: str, media_type: str, body: bytes):
         f"{api}/processes", data=body, headers={"Content-Type": media_type}, timeout=30
     )
     assert_ogc_exception(response, 400)
+
+
+@pytest.mark.parametrize("days", ["7", 0, -1.5, 36501, float("inf"), True, [7], {"days": 7}])
+def test_deploy_refuses_a_job_retention_that_is_not_a_positive_number(api: str, days: object):
+    response = requests.post(
+        f"{api}/processes",
+        data=json.dumps({"executionUnit": {"value": ECHO_CWL}, "jobRetentionDays": days}),
+        headers={"Content-Type": "application/ogcapppkg+json"},
+        timeout=30,
+    )
+    body = assert_ogc_exception(response, 400, f"{P1_EXC}/invalid-parameter")
+    assert "jobRetentionDays must be a positive number of days" in body["detail"], body
+    assert _own_processes(api) == []
+
+
+def test_a_job_retention_is_carried_onto_every_run_of_the_process(engine: Engine, user: str):
+    """With no site-wide retention any positive ``jobRetentionDays`` is allowed. It is a
+    tag of the process's deployment, which Prefect copies onto each run it creates from
+    it: the gateway's (through the outbox) and one started as the Prefect UI starts one
+    (with no tags of its own): both jobs' statuses say when their results expire."""
+    api = engine.api(user)
+    response = requests.post(
+        f"{api}/processes",
+        data=json.dumps({"executionUnit": {"value": ECHO_CWL}, "jobRetentionDays": 36500}),
+        headers={"Content-Type": "application/ogcapppkg+json"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    prefect, auth = engine.prefect_api_url, engine.prefect_auth
+    deployment = requests.get(
+        f"{prefect}/deployments/name/ogc-execute/echo@{user}", auth=auth, timeout=30
+    ).json()
+    assert {"own-retention", "retention:3153600000s"} <= set(deployment["tags"])
+
+    created = execute_async(api, "echo", {"message": "through the OGC API"})
+    assert created.status_code == 201, created.text
+    by_api = wait_for_status(created.headers["Location"])
+
+    def from_the_ui() -> requests.Response | None:
+        run = requests.post(
+            f"{prefect}/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": {"inputs": {"message": "from the Prefect UI"}}},
+            auth=auth,
+            timeout=30,
+        )
+        return None if run.status_code == 503 else run  # SQLite busy: again
+
+    run = poll(from_the_ui, timeout=60, interval=0.5, what="a run created")
+    assert run.status_code == 201, run.text
+    assert "retention:3153600000s" in run.json()["tags"]
+    by_ui = wait_for_status(f"{api}/jobs/{run.json()['id']}")
+
+    for status in (by_api, by_ui):
+        assert status["status"] == "successful", status
+        kept = parse_time(status["expires"]) - parse_time(status["finished"])
+        assert kept == dt.timedelta(days=36500), status
 
 
 def test_unreachable_package_href_is_400(api: str, file_server: FileServer):

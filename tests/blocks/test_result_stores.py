@@ -149,3 +149,15 @@ def test_expiry_and_purge_follow_the_policy():
     assert expires_at(ended, policy) == ended + dt.timedelta(hours=12)
     assert purge_at(ended, policy) == ended + dt.timedelta(hours=60)
     assert purge_at(ended, RetentionSettings(retention_days=1)) is None
+
+
+def test_a_jobs_own_retention_applies_within_the_sites():
+    """A job's own retention (its process's, seconds) replaces the site's, which bounds
+    it when set; purging stays the site's time after either."""
+    ended = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    policy = RetentionSettings(retention_days=1, purge_days=2)
+    assert expires_at(ended, policy, 3600) == ended + dt.timedelta(hours=1)
+    assert purge_at(ended, policy, 3600) == ended + dt.timedelta(hours=49)
+    assert expires_at(ended, policy, 3 * 86400) == ended + dt.timedelta(days=1)  # the site's
+    assert expires_at(ended, RetentionSettings(), 60) == ended + dt.timedelta(minutes=1)
+    assert purge_at(ended, RetentionSettings(), 60) is None

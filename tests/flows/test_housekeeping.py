@@ -1,23 +1,39 @@
-"""How the housekeeping flow walks a long history (``flows.housekeeping._pages``), on the
-session's real stack: with a page of a few runs, every job is read once while what was
-read is changed (tagged, as expiring does, or deleted, as purging does) between pages.
+"""The housekeeping flow on the session's real stack: how it walks a long history
+(``flows.housekeeping._pages``: with a page of a few runs, every job is read once while
+what was read is changed, tagged as expiring does or deleted as purging does, between
+pages), and that it expires the jobs of a process with its own retention on a site that
+keeps results for ever (the session's engine sets no ``OAPIP_JOB_RETENTION_DAYS``).
 
-The whole flow, run by its deployment, is in ``test_lifecycle_e2e.py``.
+The whole policy, on S3 with a site-wide retention, is in ``test_lifecycle_e2e.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import uuid
 
 import pytest
+import requests
 from prefect.client.orchestration import get_client
 from prefect.settings import temporary_settings
 
+from core.times import parse_time
 from flows.housekeeping import _FINAL, _jobs_filter, _pages
 from tests.conftest import Engine
-from tests.support import ECHO_CWL, deploy_cwl, finished_jobs, job_runs
+from tests.support import (
+    ECHO_CWL,
+    P1_EXC,
+    assert_ogc_exception,
+    deploy_cwl,
+    execute_async,
+    finished_jobs,
+    flow_run_id,
+    job_runs,
+    run_housekeeping,
+    wait_for_status,
+)
 
 _JOBS = 23  # over several pages of 5, the last one short
 
@@ -65,3 +81,44 @@ def test_every_job_is_read_once_while_pages_change(
         assert all("seen" in r["tags"] for r in left.values()) and len(left) == _JOBS
     else:
         assert left == {}
+
+
+def test_a_process_retention_expires_jobs_on_a_site_that_keeps_results(engine: Engine, user: str):
+    api = engine.api(user)
+    brief = {"executionUnit": {"value": ECHO_CWL.replace("id: echo", "id: brief")}}
+    response = requests.post(
+        f"{api}/processes",
+        data=json.dumps({**brief, "jobRetentionDays": 2 / 86400}),
+        headers={"Content-Type": "application/ogcapppkg+json"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    deploy_cwl(api, ECHO_CWL)
+    jobs = {}
+    for process_id in ("brief", "echo"):
+        created = execute_async(api, process_id, {"message": process_id})
+        assert created.status_code == 201, created.text
+        jobs[process_id] = wait_for_status(created.headers["Location"])
+        assert jobs[process_id]["status"] == "successful", jobs[process_id]
+    assert "expires" not in jobs["echo"]  # the site's: kept until deleted
+
+    # A day after the brief job's expiry: it is due, the echo job never is.
+    as_of = parse_time(jobs["brief"]["expires"]) + dt.timedelta(days=1)
+    run = run_housekeeping(engine.prefect_api_url, engine.prefect_auth, as_of)
+    assert run["state"]["type"] == "COMPLETED", run
+
+    results = engine.home / "results" / "processing-results"
+    brief_id, echo_id = jobs["brief"]["jobID"], jobs["echo"]["jobID"]
+    assert_ogc_exception(
+        requests.get(f"{api}/jobs/{brief_id}/results", timeout=30),
+        410,
+        f"{P1_EXC}/results-expired",
+    )
+    brief_run = flow_run_id(engine.prefect_api_url, brief_id, engine.prefect_auth)
+    tags = requests.get(
+        f"{engine.prefect_api_url}/flow_runs/{brief_run}", auth=engine.prefect_auth, timeout=30
+    ).json()["tags"]
+    assert "results-expired" in tags
+    assert not (results / brief_id).exists()
+    assert requests.get(f"{api}/jobs/{echo_id}/results", timeout=30).status_code == 200
+    assert (results / echo_id / "said" / "said.txt").exists()

@@ -2,8 +2,10 @@
 
 ``s3_engine`` (the session's S3 stack) runs the default policy: partial results are
 removed, results are kept until a DELETE. ``lifecycle_engine``, started here, keeps
-failed jobs' outputs (``OAPIP_KEEP_FAILED_OUTPUTS``) and expires results after a few
-seconds (``OAPIP_JOB_RETENTION_DAYS``), with its housekeeping deployment served.
+failed jobs' outputs (``OAPIP_KEEP_FAILED_OUTPUTS``) and expires results after an hour
+(``OAPIP_JOB_RETENTION_DAYS``), longer than its tests run: housekeeping runs started
+``as_of`` later apply it, and processes deployed with a shorter ``jobRetentionDays`` (a
+few seconds) expire their jobs' results for real.
 """
 
 from __future__ import annotations
@@ -23,19 +25,25 @@ from tests.conftest import Engine, FileServer, _running_engine
 from tests.s3_server import S3Server
 from tests.support import (
     ECHO_CWL,
+    HTTP_TIMEOUT_S,
     P1_EXC,
     assert_ogc_exception,
     deploy_cwl,
     execute_async,
     finished_jobs,
     flow_run_id,
+    housekeeping_deployment,
     job_runs,
     poll,
+    run_housekeeping,
     sleep_cwl,
     wait_for_status,
 )
 
-RETENTION_S = 4.0  # the lifecycle engine's retention of results, seconds
+RETENTION_S = 3600.0  # the lifecycle engine's retention of results (and purge), seconds
+BRIEF_S = 2.0  # the own retention of the `brief` process, seconds
+DAY_S = 86400
+BRIEF_CWL = ECHO_CWL.replace("id: echo", "id: brief")
 
 _CATALOG = {
     "type": "Catalog",
@@ -93,8 +101,8 @@ def lifecycle_engine(
     env = {
         **stageout_s3.environment(""),
         "OAPIP_KEEP_FAILED_OUTPUTS": "true",
-        "OAPIP_JOB_RETENTION_DAYS": str(RETENTION_S / 86400),
-        "OAPIP_JOB_PURGE_DAYS": str(RETENTION_S / 86400),
+        "OAPIP_JOB_RETENTION_DAYS": str(RETENTION_S / DAY_S),
+        "OAPIP_JOB_PURGE_DAYS": str(RETENTION_S / DAY_S),
         # Runs are started by the tests; the schedule must not expire jobs meanwhile.
         "OAPIP_HOUSEKEEPING_INTERVAL_S": "86400",
         "OAPIP_STAGING_ATTEMPTS": "2",
@@ -220,42 +228,35 @@ def test_delete_of_a_finished_job_removes_everything(
 # --- retention --------------------------------------------------------------------------
 
 
-def _deployment(engine: Engine) -> dict[str, Any]:
-    """The housekeeping deployment, once its process has created it."""
-
-    def found() -> dict[str, Any] | None:
-        r = _prefect(engine, "GET", "/deployments/name/oapip-housekeeping/housekeeping")
-        return r.json() if r.status_code == 200 else None
-
-    return poll(found, timeout=60, what="the housekeeping deployment")
-
-
 def _housekeeping(engine: Engine, as_of: dt.datetime) -> dict[str, Any]:
-    """Run the housekeeping deployment now, as of ``as_of``; its finished flow run."""
-    deployment = _deployment(engine)
-    key = str(uuid.uuid4())
+    return run_housekeeping(engine.prefect_api_url, engine.prefect_auth, as_of)
 
-    def created() -> requests.Response | None:
-        # SQLite answers 503 while another writer holds it (after a burst of writes).
-        run = _prefect(
-            engine,
-            "POST",
-            f"/deployments/{deployment['id']}/create_flow_run",
-            parameters={"as_of": as_of.isoformat()},
-            idempotency_key=key,
-        )
-        return None if run.status_code == 503 else run
 
-    run = poll(created, timeout=60, interval=0.5, what="the housekeeping run created")
-    assert run.status_code == 201, run.text
-    run_id = run.json()["id"]
+def _deploy(
+    api: str, cwl: str, retention_days: float | None, *, replace: str | None = None
+) -> requests.Response:
+    """Deploy (or, with ``replace``, replace that process with) ``cwl`` as an
+    ``application/ogcapppkg+json`` body with ``jobRetentionDays``, unless None."""
+    body: dict[str, Any] = {"executionUnit": {"value": cwl, "type": "application/cwl+yaml"}}
+    if retention_days is not None:
+        body["jobRetentionDays"] = retention_days
+    return requests.request(
+        "PUT" if replace else "POST",
+        f"{api}/processes" + (f"/{replace}" if replace else ""),
+        data=json.dumps(body),
+        headers={"Content-Type": "application/ogcapppkg+json"},
+        timeout=HTTP_TIMEOUT_S,
+    )
 
-    def finished() -> dict[str, Any] | None:
-        response = _prefect(engine, "GET", f"/flow_runs/{run_id}")
-        body = response.json() if response.status_code == 200 else {"state": {"type": None}}
-        return body if body["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") else None
 
-    return poll(finished, timeout=120, interval=0.5, what="the housekeeping run")
+def _kept_s(status: dict[str, Any]) -> float:
+    """Seconds a job's status says it keeps its results after it ended."""
+    return (_time(status["expires"]) - _time(status["finished"])).total_seconds()
+
+
+def _run_tags(engine: Engine, job_id: str) -> list[str]:
+    run = flow_run_id(engine.prefect_api_url, job_id, engine.prefect_auth)
+    return _prefect(engine, "GET", f"/flow_runs/{run}").json()["tags"]
 
 
 def test_retention_expires_old_jobs_and_leaves_younger_ones(
@@ -266,15 +267,15 @@ def test_retention_expires_old_jobs_and_leaves_younger_ones(
     old_url, old_id, old = _run(api, "echo", {"message": "old"})
     assert old["status"] == "successful", old
     old_run = flow_run_id(lifecycle_engine.prefect_api_url, old_id, lifecycle_engine.prefect_auth)
-    expires = _time(old["expires"])
-    assert expires - _time(old["finished"]) == dt.timedelta(seconds=RETENTION_S)
-    poll(lambda: dt.datetime.now(dt.UTC) > expires, timeout=30, what="the old job's expiry")
     young_url, young_id, young = _run(api, "echo", {"message": "young"})
     assert young["status"] == "successful", young
+    assert _kept_s(old) == _kept_s(young) == RETENTION_S
 
-    # As of just after the old job's expiry: the young one ended after it, so its own
-    # expiry is later still.
-    run = _housekeeping(lifecycle_engine, expires + dt.timedelta(seconds=RETENTION_S / 4))
+    # As of halfway between the two jobs' expiries: the old one's is past, the young
+    # one's (it ended later) is not.
+    expires = _time(old["expires"])
+    between = expires + (_time(young["expires"]) - expires) / 2
+    run = _housekeeping(lifecycle_engine, between)
     assert run["state"]["type"] == "COMPLETED", run
 
     body = assert_ogc_exception(requests.get(f"{old_url}/results", timeout=30), 410)
@@ -290,28 +291,126 @@ def test_retention_expires_old_jobs_and_leaves_younger_ones(
     ]
 
     # OAPIP_JOB_PURGE_DAYS after its results expired, the old job's record goes too; the
-    # young one, which ended after the old one expired, is not due yet (`expires` is
-    # given to the millisecond: 10 ms more is past the old job's exact time).
-    purge = expires + dt.timedelta(seconds=RETENTION_S, milliseconds=10)
+    # young one's results have expired by then, its record stays.
+    purge = between + dt.timedelta(seconds=RETENTION_S)
     assert _housekeeping(lifecycle_engine, purge)["state"]["type"] == "COMPLETED"
     for url in (old_url, f"{old_url}/results", f"{old_url}/logs"):
         assert_ogc_exception(requests.get(url, timeout=30), 404, f"{P1_EXC}/no-such-job")
     assert _prefect(lifecycle_engine, "GET", f"/flow_runs/{old_run}").status_code == 404
-    assert requests.get(f"{young_url}/results", timeout=30).status_code == 200
+    assert requests.get(young_url, timeout=30).json()["expires"] == young["expires"]
+    assert_ogc_exception(requests.get(f"{young_url}/results", timeout=30), 410)
+    assert stageout_s3.keys("eoepca", f"processing-results/{young_id}/") == []
 
 
 def test_the_housekeeping_deployment_has_its_schedule(lifecycle_engine: Engine):
-    deployment = _deployment(lifecycle_engine)
+    engine = lifecycle_engine
+    deployment = housekeeping_deployment(engine.prefect_api_url, engine.prefect_auth)
     intervals = [s["schedule"].get("interval") for s in deployment["schedules"]]
     assert intervals == [86400.0], deployment["schedules"]
-    _housekeeping(lifecycle_engine, dt.datetime.now(dt.UTC))
+    _housekeeping(engine, dt.datetime.now(dt.UTC))
     runs = _prefect(
-        lifecycle_engine,
+        engine,
         "POST",
         "/flow_runs/filter",
         flow_runs={"deployment_id": {"any_": [deployment["id"]]}},
     ).json()
     assert [r for r in runs if r["state"]["type"] == "COMPLETED"], runs
+
+
+# --- retention per process ----------------------------------------------------------------
+
+
+def test_a_process_keeps_its_jobs_results_for_its_own_retention(
+    lifecycle_engine: Engine, user: str, stageout_s3: S3Server
+):
+    """``brief`` keeps results for a few seconds, ``echo`` for the site's hour: a
+    housekeeping run just past the brief job's expiry expires it (results 410, objects
+    gone, run tagged) and leaves the echo job that ended after it."""
+    api = lifecycle_engine.api(user)
+    assert _deploy(api, BRIEF_CWL, BRIEF_S / DAY_S).status_code == 201
+    deploy_cwl(api, ECHO_CWL)
+    brief_url, brief_id, brief = _run(api, "brief", {"message": "brief"})
+    echo_url, echo_id, echo = _run(api, "echo", {"message": "kept"})
+    assert brief["status"] == echo["status"] == "successful", (brief, echo)
+    assert _kept_s(brief) == BRIEF_S and _kept_s(echo) == RETENTION_S
+    assert "retention:2s" in _run_tags(lifecycle_engine, brief_id)  # from its deployment
+
+    as_of = _time(brief["expires"]) + dt.timedelta(seconds=BRIEF_S / 2)
+    assert _housekeeping(lifecycle_engine, as_of)["state"]["type"] == "COMPLETED"
+
+    body = assert_ogc_exception(requests.get(f"{brief_url}/results", timeout=30), 410)
+    assert body["type"] == f"{P1_EXC}/results-expired"
+    assert stageout_s3.keys("eoepca", f"processing-results/{brief_id}/") == []
+    assert "results-expired" in _run_tags(lifecycle_engine, brief_id)
+    assert requests.get(brief_url, timeout=30).json()["expires"] == brief["expires"]
+
+    assert requests.get(f"{echo_url}/results", timeout=30).status_code == 200
+    assert stageout_s3.keys("eoepca", f"processing-results/{echo_id}/") == [
+        f"processing-results/{echo_id}/said/said.txt"
+    ]
+    assert "results-expired" not in _run_tags(lifecycle_engine, echo_id)
+
+
+def test_results_are_gone_at_their_expiry_before_housekeeping_runs(
+    lifecycle_engine: Engine, user: str, stageout_s3: S3Server
+):
+    """Results never outlive the ``expires`` a job's status gave: past it they answer
+    410, though no housekeeping run has removed them yet."""
+    api = lifecycle_engine.api(user)
+    assert _deploy(api, BRIEF_CWL, BRIEF_S / DAY_S).status_code == 201
+    url, job_id, final = _run(api, "brief", {"message": "brief"})
+    assert final["status"] == "successful", final
+    expires = _time(final["expires"])
+    poll(
+        lambda: dt.datetime.now(dt.UTC) > expires + dt.timedelta(milliseconds=10),
+        timeout=30,
+        what="the job's expiry",
+    )
+
+    body = assert_ogc_exception(requests.get(f"{url}/results", timeout=30), 410)
+    assert body["type"] == f"{P1_EXC}/results-expired"
+    assert f"expired at {final['expires']}" in body["detail"], body
+    assert "run the job again" in body["detail"], body
+    # Housekeeping has not been there: the run is not tagged, the objects are still there.
+    assert "results-expired" not in _run_tags(lifecycle_engine, job_id)
+    assert stageout_s3.keys("eoepca", f"processing-results/{job_id}/") != []
+
+
+def test_replace_changes_the_retention_of_new_jobs(lifecycle_engine: Engine, user: str):
+    """A job keeps the retention its process had when it ran; a replaced process's new
+    jobs have the new one (or the site's, when the replacement names none)."""
+    api = lifecycle_engine.api(user)
+    assert _deploy(api, BRIEF_CWL, BRIEF_S / DAY_S).status_code == 201
+    first_url, _, first = _run(api, "brief", {"message": "first"})
+
+    assert _deploy(api, BRIEF_CWL, 60 / DAY_S, replace="brief").status_code == 204
+    _, _, second = _run(api, "brief", {"message": "second"})
+    assert _deploy(api, BRIEF_CWL, None, replace="brief").status_code == 204
+    _, _, third = _run(api, "brief", {"message": "third"})
+
+    assert [_kept_s(first), _kept_s(second), _kept_s(third)] == [BRIEF_S, 60, RETENTION_S]
+    assert requests.get(first_url, timeout=30).json()["expires"] == first["expires"]
+
+
+@pytest.mark.parametrize("factor", [1, 0.5])
+def test_a_process_may_keep_results_as_long_as_the_site_or_shorter(
+    lifecycle_engine: Engine, user: str, factor: float
+):
+    api = lifecycle_engine.api(user)
+    response = _deploy(api, BRIEF_CWL, factor * RETENTION_S / DAY_S)
+    assert response.status_code == 201, response.text
+
+
+def test_a_process_may_not_keep_results_longer_than_the_site(lifecycle_engine: Engine, user: str):
+    api = lifecycle_engine.api(user)
+    body = assert_ogc_exception(_deploy(api, BRIEF_CWL, 2 * RETENTION_S / DAY_S), 400)
+    assert f"at most {RETENTION_S / DAY_S:g} days (OAPIP_JOB_RETENTION_DAYS)" in body["detail"]
+    assert_ogc_exception(requests.get(f"{api}/processes/brief", timeout=30), 404)
+
+    assert _deploy(api, BRIEF_CWL, None).status_code == 201
+    replaced = _deploy(api, BRIEF_CWL, 2 * RETENTION_S / DAY_S, replace="brief")
+    body = assert_ogc_exception(replaced, 400)
+    assert f"at most {RETENTION_S / DAY_S:g} days" in body["detail"]
 
 
 # --- housekeeping at scale --------------------------------------------------------------
