@@ -57,8 +57,9 @@ def _runs_flows(values: dict[str, Any], objects: list[dict[str, Any]]) -> Contai
 
 def test_value_sets_cover_housekeeping_with_and_without_site_retention():
     assert {"defaults", "s3", "existing-secret-toil", "no-ingress-cwltool"} <= set(VALUE_SETS)
-    assert "defaults" not in _WITH and {"s3", "no-ingress-cwltool"} <= set(_WITH)
-    assert "existing-secret-toil" in _WITH  # on by itself, no retention.days
+    # On without retention.days (processes' own jobRetentionDays), off when switched off.
+    assert {"defaults", "s3", "no-ingress-cwltool"} <= set(_WITH)
+    assert "existing-secret-toil" not in _WITH
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -142,8 +143,8 @@ _BASE = {
     ("values", "message"),
     [
         (
-            {"retention": {"purgeDays": 30}},
-            "retention.purgeDays needs retention.days",
+            {"retention": {"purgeDays": 30}, "housekeeping": {"enabled": False}},
+            "retention.purgeDays needs the housekeeping Deployment",
         ),
         (
             {"retention": {"days": 7}, "housekeeping": {"enabled": False}},

@@ -127,8 +127,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "toil": {"wesUrl": "https://hpc.example.org/ga4gh/wes/v1/", "wesUser": "eo"},
             "worker": {"type": "kubernetes"},
             "prefect": {"uiHost": "prefect.eoepca.example.org"},
-            # No site-wide retention: housekeeping for processes with a retention of their own.
-            "housekeeping": {"enabled": True},
+            # No retention of the site's, and no housekeeping either.
+            "housekeeping": {"enabled": False},
         },
     ),
     "no-ingress-cwltool": _merge(
@@ -159,10 +159,9 @@ def secret_values(values: dict[str, Any]) -> dict[str, str]:
 
 
 def housekeeping_on(values: dict[str, Any]) -> bool:
-    """Whether a value set deploys housekeeping: ``housekeeping.enabled``, or unset, when
-    ``retention.days`` is set."""
-    enabled = values.get("housekeeping", {}).get("enabled")
-    return values.get("retention", {}).get("days") is not None if enabled is None else enabled
+    """Whether a value set deploys housekeeping: unless ``housekeeping.enabled`` is false
+    (processes may have a retention of their own on any site)."""
+    return values.get("housekeeping", {}).get("enabled") is not False
 
 
 def expected_settings(values: dict[str, Any]) -> dict[str, Any]:

@@ -156,7 +156,7 @@ OAPIP_WORKSPACE_API_TOKEN S3_ACCESS_KEY S3_SECRET_KEY
 {{- define "oapip.housekeeping" -}}
 {{- $on := .Values.housekeeping.enabled }}
 {{- if kindIs "invalid" $on }}
-{{- $on = include "oapip.given" .Values.retention.days }}
+{{- $on = true }}
 {{- end }}
 {{- if $on }}true{{ end -}}
 {{- end -}}
