@@ -1,6 +1,7 @@
 """How the housekeeping flow walks a long history (``flows.housekeeping._pages``), on the
 session's real stack: with a page of a few runs, every job is read once while what was
 read is changed (tagged, as expiring does, or deleted, as purging does) between pages.
+And the pace it keeps (``flows.housekeeping._Pace``): a rest after each call.
 
 The whole flow, run by its deployment, is in ``test_lifecycle_e2e.py``.
 """
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import temporary_settings
 
-from flows.housekeeping import _FINAL, _jobs_filter, _pages
+from flows.housekeeping import _FINAL, _each, _jobs_filter, _Pace, _pages
 from tests.conftest import Engine
 from tests.support import ECHO_CWL, deploy_cwl, finished_jobs, job_runs
 
@@ -65,3 +67,25 @@ def test_every_job_is_read_once_while_pages_change(
         assert all("seen" in r["tags"] for r in left.values()) and len(left) == _JOBS
     else:
         assert left == {}
+
+
+@pytest.mark.parametrize("duty", [0.25, 0.5, 1.0])
+def test_calls_are_made_one_at_a_time_with_a_rest_in_proportion(duty: float):
+    calls, running = [], []
+
+    async def call(item: int) -> None:
+        running.append(item)
+        assert len(running) == 1  # alone
+        await asyncio.sleep(0.05)
+        calls.append(item)
+        running.remove(item)
+
+    pace = _Pace(duty)
+    started = time.monotonic()
+    asyncio.run(_each(pace, [1, 2, 3, 4], call))
+    took = time.monotonic() - started
+
+    assert calls == [1, 2, 3, 4]
+    assert pace.worked_s >= 4 * 0.05
+    assert pace.rested_s == pytest.approx(pace.worked_s * (1 - duty) / duty)
+    assert took >= pace.worked_s + pace.rested_s - 0.01  # the rests were taken
