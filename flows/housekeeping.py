@@ -75,6 +75,9 @@ DEPLOYMENT = "housekeeping"
 """Name of the housekeeping flow's deployment."""
 _PAGE = 200  # flow runs read per call
 _BULK = 50  # flow runs deleted per call (Prefect's BULK_OPERATION_LIMIT)
+# The longest rest after a call, seconds: calls take milliseconds to a second; one held
+# up far longer (the server restarting, the process stopped) earns no minutes of rest.
+_MAX_REST_S = 5.0
 T = TypeVar("T")
 _FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
 
@@ -128,9 +131,9 @@ def _has_results(run: FlowRun) -> bool:
 
 class _Pace:
     """A duty cycle: each call is awaited alone, then followed by a rest of
-    ``(1 - duty) / duty`` times the seconds it took, so that a run works ``duty`` of its
-    time at most, whatever the machine; the more loaded the server, the longer its
-    calls, and the longer the rests."""
+    ``(1 - duty) / duty`` times the seconds it took (at most ``_MAX_REST_S``), so that a
+    run works ``duty`` of its time at most, whatever the machine; the more loaded the
+    server, the longer its calls, and the longer the rests."""
 
     def __init__(self, duty: float) -> None:
         self._rest_per_s = (1.0 - duty) / duty
@@ -142,9 +145,10 @@ class _Pace:
         started = time.monotonic()
         result = await work
         took = time.monotonic() - started
+        rest = min(took * self._rest_per_s, _MAX_REST_S)
         self.worked_s += took
-        self.rested_s += took * self._rest_per_s
-        await asyncio.sleep(took * self._rest_per_s)
+        self.rested_s += rest
+        await asyncio.sleep(rest)
         return result
 
 
