@@ -1,24 +1,30 @@
 """Housekeeping under load: submissions while the housekeeping flow expires, then purges,
 old jobs.
 
-    python -m bench --only housekeeping --expired 10000 --postgres
+    python -m bench --only housekeeping --expired 10000 --postgres [--skip purge]
+    OAPIP_HOUSEKEEPING_DUTY=1 python -m bench --only housekeeping ...   # another pace
 
 The bench stack runs with ``OAPIP_JOB_RETENTION_DAYS`` and ``OAPIP_JOB_PURGE_DAYS`` set
 (so it serves the housekeeping deployment, with a schedule far enough away not to run
 by itself). ``--expired`` finished jobs are put in Prefect's history
-(``bench.history``); once the server is quiet again, three phases submit ``echo`` jobs
-at the same steady pace (``_CLIENTS`` clients, one job each every ``_EVERY_S``, below
-what the stack runs a second, so that no backlog builds up):
+(``bench.history``); once the server is quiet again, ``echo`` jobs are submitted at a
+steady pace (``_CLIENTS`` clients, one job each every ``_EVERY_S``, below what the stack
+runs a second, so that no backlog builds up) in two phases:
 
-1. nothing else running, for ``_BASELINE_S`` (the baseline);
-2. while a housekeeping run applies the policy as of a day later: every job in history
+1. while a housekeeping run applies the policy as of a day later: every job in history
    expires (results removed, run tagged);
-3. while a housekeeping run applies it as of two days later: every job is purged
+2. while a housekeeping run applies it as of two days later: every job is purged
    (artifacts, runs with ``bulk_delete``, their logs behind).
 
-Each phase waits for its jobs to finish before the next begins. The table gives the
-submit latency of each (p50, p99), its ratio to the baseline, and how fast housekeeping
-went.
+Within each phase the baseline is interleaved with the measure: the housekeeping
+processes (the served deployment and its flow run) are stopped (SIGSTOP) every other
+window of ``_WINDOW_S`` and let go on (SIGCONT) in the others, so each submission is
+made either with nothing else running or while housekeeping works (those of a window's
+first ``_SETTLE_S`` are left out), and both sets meet the same load from the rest of
+the machine (other test suites on a shared machine move
+a p50 of a few milliseconds by more than the 10 % looked for). The table gives the
+submit latency in each (p50, p99), their ratio, the cores each process used in each,
+the load average, and how fast housekeeping went in the windows it ran.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import random
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -47,13 +55,21 @@ ENVIRONMENT = {
 }
 _CLIENTS = 2
 _EVERY_S = 2.0  # each client submits one job every 2 s: 1 job/s, below what the stack runs
-_BASELINE_S = 90.0
+_WINDOW_S = 20.0  # housekeeping stopped, then running, in turns of this long
+# Submissions in a window's first seconds are left out: a call of housekeeping stopped
+# half-way ends after the window that stopped it, and earns its longest rest then
+# (flows.housekeeping._MAX_REST_S; not imported here: importing Prefect reads its
+# settings, before the bench has set its stack's).
+_SETTLE_S = 5.0
 
 
-def _submit_until(bench: Any, done: Callable[[], bool]) -> tuple[list[float], set[str]]:
+def _submit_until(
+    bench: Any, done: Callable[[], bool]
+) -> tuple[list[tuple[float, float]], set[str]]:
     """Submit jobs from ``_CLIENTS`` clients, one every ``_EVERY_S`` each, until
-    ``done()``; the latency of each (seconds) and the jobIDs."""
-    latencies: list[float] = []
+    ``done()``; when each was sent (``time.monotonic()``) and its latency (seconds), and
+    the jobIDs."""
+    latencies: list[tuple[float, float]] = []
     jobs: set[str] = set()
     lock = threading.Lock()
     start = time.monotonic()
@@ -66,11 +82,12 @@ def _submit_until(bench: Any, done: Callable[[], bool]) -> tuple[list[float], se
             if delay > 0:
                 time.sleep(delay)
             turn += 1
+            sent = time.monotonic()
             job, elapsed, code = bench.submit(session=session)
             if code != 201:
                 raise RuntimeError(f"a submission answered {code}")
             with lock:
-                latencies.append(elapsed)
+                latencies.append((sent, elapsed))
                 jobs.add(job)
 
     with cf.ThreadPoolExecutor(_CLIENTS) as pool:
@@ -97,21 +114,22 @@ def _deployment_id(api: str) -> str:
 
 def _housekeeping(api: str, as_of: dt.datetime, done: threading.Event) -> dict[str, Any]:
     """Run the housekeeping deployment as of ``as_of``; its final flow run (``done`` is
-    set when it ended)."""
+    set when it ended; set by another, it ends the wait)."""
     try:
-        run = requests.post(
+        body = requests.post(
             f"{api}/deployments/{_deployment_id(api)}/create_flow_run",
             json={"parameters": {"as_of": as_of.isoformat()}},
             auth=prefect_auth(),
             timeout=30,
         ).json()
-        while True:
+        while not done.is_set():
             body = requests.get(
-                f"{api}/flow_runs/{run['id']}", auth=prefect_auth(), timeout=30
+                f"{api}/flow_runs/{body['id']}", auth=prefect_auth(), timeout=30
             ).json()
             if body["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                return body
+                break
             time.sleep(0.5)
+        return body
     finally:
         done.set()
 
@@ -141,61 +159,153 @@ def _cpu_by_process(bench: Any) -> dict[str, float]:
     return used
 
 
-def _cores(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
-    """The cores each process used between two :func:`_cpu_by_process` readings."""
-    return ", ".join(
-        f"{name} {(after[name] - before.get(name, 0.0)) / seconds:.2f}"
-        for name in sorted(after)
-        if name in before
-    )
-
-
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def _housekeeping_processes(bench: Any) -> list[psutil.Process]:
+    """The process serving the housekeeping deployment and its flow runs' processes."""
+    root = psutil.Process(bench.stack.processes["housekeeping"].pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _hold(bench: Any, stopped: bool) -> None:
+    """Stop (SIGSTOP) or let go on (SIGCONT) every housekeeping process."""
+    for proc in _housekeeping_processes(bench):
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGSTOP if stopped else signal.SIGCONT)
+
+
+@dataclasses.dataclass
+class _Window:
+    """One window of a phase: housekeeping stopped or running."""
+
+    running: bool
+    start: float  # time.monotonic()
+    end: float
+    cpu: dict[str, float]  # CPU seconds each process used in it
+
+    def holds(self, t: float) -> bool:
+        """Whether a submission sent at ``t`` counts in this window (once it settled)."""
+        return self.start + _SETTLE_S <= t < self.end
 
 
 @dataclasses.dataclass
 class _Phase:
     """What one phase measured."""
 
-    latencies: list[float]  # of each submission, seconds
+    latencies: list[tuple[float, float]]  # (sent, seconds) of each submission
+    windows: list[_Window]
     submitted: int
     successful: int
-    cores: str  # the cores each process used while jobs were submitted
-    run: dict[str, Any] | None = None  # the housekeeping run, when one ran
+    loads: list[float]  # 1-minute load average at each window's start
+    run: dict[str, Any]  # the housekeeping run
 
-    def jobs(self) -> str:
+    def latencies_when(self, running: bool) -> list[float]:
+        """The latencies of the submissions sent while housekeeping was (not) running."""
+        spans = [w for w in self.windows if w.running == running]
+        return [s for t, s in self.latencies if any(w.holds(t) for w in spans)]
+
+    def jobs(self, running: bool) -> str:
+        values = self.latencies_when(running)
         return (
-            f"p50 {1000 * _pct(self.latencies, 0.5):.0f} ms, "
-            f"p99 {1000 * _pct(self.latencies, 0.99):.0f} ms "
-            f"({self.submitted} jobs, {self.successful} successful)"
+            f"p50 {1000 * _pct(values, 0.5):.1f} ms, p99 {1000 * _pct(values, 0.99):.0f} ms "
+            f"({len(values)} jobs)"
         )
 
-    def run_seconds(self) -> float:
-        """How long the housekeeping run ran (its start to its end, by Prefect)."""
-        assert self.run is not None
-        start = dt.datetime.fromisoformat(self.run["start_time"])
-        return (dt.datetime.fromisoformat(self.run["end_time"]) - start).total_seconds()
+    def ratio(self) -> float:
+        """p50 with housekeeping running over p50 with it stopped."""
+        return _pct(self.latencies_when(True), 0.5) / _pct(self.latencies_when(False), 0.5)
+
+    def ratio_interval(self, draws: int = 2000) -> tuple[float, float]:
+        """The 5th and 95th percentiles of :meth:`ratio` over resamples of both sets of
+        submissions (a bootstrap): how far the ratio moves with which submissions were
+        made."""
+        running, stopped = self.latencies_when(True), self.latencies_when(False)
+        draw = random.Random(19)
+        ratios = [
+            _pct(draw.choices(running, k=len(running)), 0.5)
+            / _pct(draw.choices(stopped, k=len(stopped)), 0.5)
+            for _ in range(draws)
+        ]
+        return _pct(ratios, 0.05), _pct(ratios, 0.95)
+
+    def cores(self, running: bool) -> str:
+        """The cores each process used in the windows housekeeping was (not) running."""
+        spans = [w for w in self.windows if w.running == running]
+        seconds = sum(w.end - w.start for w in spans)
+        names = sorted(spans[0].cpu) if spans else []
+        return ", ".join(
+            f"{n} {sum(w.cpu.get(n, 0.0) for w in spans) / seconds:.2f}" for n in names
+        )
+
+    def running_s(self) -> float:
+        """Seconds housekeeping was let run."""
+        return sum(w.end - w.start for w in self.windows if w.running)
+
+    def load(self) -> str:
+        return f"load average {min(self.loads):.1f}-{max(self.loads):.1f}"
 
 
-def _phase(bench: Any, *, seconds: float = 0.0, as_of: dt.datetime | None = None) -> _Phase:
-    """Submissions for ``seconds``, or while a housekeeping run applies the policy as of
-    ``as_of``; then wait for their jobs to end."""
-    cpu, t0 = _cpu_by_process(bench), time.monotonic()
-    run = None
-    if as_of is None:
-        latencies, jobs = _submit_until(bench, lambda: time.monotonic() - t0 > seconds)
-    else:
-        done = threading.Event()
-        with cf.ThreadPoolExecutor(1) as pool:
-            housekeeping = pool.submit(_housekeeping, bench.api, as_of, done)
-            latencies, jobs = _submit_until(bench, done.is_set)
-            run = housekeeping.result()
-    cores = _cores(cpu, _cpu_by_process(bench), time.monotonic() - t0)
+def _phase(bench: Any, as_of: dt.datetime) -> _Phase:
+    """Submissions while a housekeeping run applies the policy as of ``as_of``, the run
+    stopped every other window; then wait for their jobs to end."""
+    done = threading.Event()
+    windows: list[_Window] = []
+    loads: list[float] = []
+    with cf.ThreadPoolExecutor(2) as pool:
+        housekeeping = pool.submit(_housekeeping, bench.api, as_of, done)
+        submitting = pool.submit(_submit_until, bench, done.is_set)
+        running = True
+        try:
+            while not done.is_set():
+                loads.append(os.getloadavg()[0])
+                cpu, start = _cpu_by_process(bench), time.monotonic()
+                _hold(bench, stopped=not running)
+                done.wait(_WINDOW_S)
+                after = _cpu_by_process(bench)
+                used = {n: after[n] - cpu[n] for n in after if n in cpu}
+                windows.append(_Window(running, start, time.monotonic(), used))
+                running = not running
+        except BaseException:
+            done.set()  # the submissions and the wait for the run end with the bench
+            raise
+        finally:
+            _hold(bench, stopped=False)
+        run = housekeeping.result()
+        latencies, jobs = submitting.result()
     statuses = bench._wait_all(jobs, timeout=900)
     ok = sum(s == "successful" for s in statuses.values())
-    return _Phase(latencies, len(jobs), ok, cores, run)
+    return _Phase(latencies, windows, len(jobs), ok, loads, run)
+
+
+def _report(bench: Any, phase: _Phase, what: str, done: int) -> None:
+    """The rows of one phase: ``done`` jobs were ``what`` (expired, purged)."""
+    pace = f"{_CLIENTS} clients, one job each every {_EVERY_S:.0f} s"
+    duty = os.environ.get("OAPIP_HOUSEKEEPING_DUTY", "default")
+    spans = sum(w.running for w in phase.windows), sum(not w.running for w in phase.windows)
+    bench.row(
+        f"submit latency while housekeeping runs ({done} jobs {what}, "
+        f"OAPIP_HOUSEKEEPING_DUTY {duty}; {pace}; windows of {_WINDOW_S:.0f} s, "
+        f"{spans[0]} running, {spans[1]} stopped)",
+        phase.jobs(running=True),
+        f"housekeeping stopped, in between: {phase.jobs(running=False)}; {phase.load()}",
+        "x{:.2f} (90 % interval {:.2f}-{:.2f})".format(phase.ratio(), *phase.ratio_interval()),
+    )
+    bench.row(
+        f"housekeeping run, {done} jobs {what}",
+        f"{phase.running_s():.0f} s running ({done / phase.running_s():.1f} jobs/s), "
+        f"run {phase.run['state']['type']}",
+        f"{phase.submitted} jobs submitted meanwhile, {phase.successful} successful",
+        "",
+    )
+    bench.row(
+        f"CPU while housekeeping runs ({what}), cores",
+        phase.cores(running=True),
+        f"stopped: {phase.cores(running=False)}",
+        "",
+    )
 
 
 def run(bench: Any, expired: int) -> None:
@@ -205,51 +315,15 @@ def run(bench: Any, expired: int) -> None:
     quiet_s = wait_until_quiet(bench.stack.processes["prefect-server"].pid)
     _deployment_id(api)
     print(f"bench: {expired} jobs in history in {fill_s:.0f} s, quiet {quiet_s:.0f} s later")
-    pace = f"{_CLIENTS} clients, one job each every {_EVERY_S:.0f} s"
-
-    baseline = _phase(bench, seconds=_BASELINE_S)
-    base50 = _pct(baseline.latencies, 0.5)
-    bench.row(
-        f"CPU while submitting, nothing else running ({pace}), cores",
-        baseline.cores,
-        "",
-        "",
-    )
 
     # As of a day (the retention) after now: every job that ended so far expires.
-    jobs = _count(api, ["oapip", "user:bench"])
-    expiring = _phase(bench, as_of=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
-    tagged = _count(api, ["oapip", "results-expired"])
-    took = expiring.run_seconds()
-    bench.row(
-        f"submit latency while housekeeping expires {expired} jobs ({pace})",
-        expiring.jobs(),
-        f"nothing else running: {baseline.jobs()}",
-        f"x{_pct(expiring.latencies, 0.5) / base50:.2f}",
-    )
-    bench.row(
-        f"housekeeping run expiring {tagged} of {jobs} jobs",
-        f"{took:.0f} s ({tagged / took:.0f} jobs/s), run {expiring.run['state']['type']}",
-        f"history of {expired} filled in {fill_s:.0f} s",
-        "",
-    )
-    bench.row("CPU while it expires, cores", expiring.cores, "", "")
+    expiring = _phase(bench, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    _report(bench, expiring, "expired", _count(api, ["oapip", "results-expired"]))
+    if "purge" in bench.args.skip:
+        return
 
     # As of two days (retention and purge) after now: every job that ended so far goes.
     before = _count(api, ["oapip", "user:bench"])
-    purging = _phase(bench, as_of=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
+    purging = _phase(bench, dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
     purged = before + purging.submitted - _count(api, ["oapip", "user:bench"])
-    took = purging.run_seconds()
-    bench.row(
-        f"submit latency while housekeeping purges them ({pace})",
-        purging.jobs(),
-        f"nothing else running: p50 {1000 * base50:.0f} ms",
-        f"x{_pct(purging.latencies, 0.5) / base50:.2f}",
-    )
-    bench.row(
-        f"housekeeping run purging {purged} jobs",
-        f"{took:.0f} s ({purged / took:.0f} jobs/s), run {purging.run['state']['type']}",
-        "",
-        "",
-    )
-    bench.row("CPU while it purges, cores", purging.cores, "", "")
+    _report(bench, purging, "purged", purged)

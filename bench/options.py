@@ -29,7 +29,10 @@ def parse_args(description: str | None) -> argparse.Namespace:
         "--slots", type=int, default=8, help="fast worker slots (OAPIP_WORKER_SLOTS)"
     )
     parser.add_argument(
-        "--skip", nargs="*", default=[], help="measurements to skip: e2e latency throughput memory"
+        "--skip",
+        nargs="*",
+        default=[],
+        help="measurements to skip: e2e latency throughput memory; purge (--only housekeeping)",
     )
     parser.add_argument(
         "--only",

@@ -29,8 +29,16 @@ is read. Purging goes first: the results a purged job still has are removed, its
 artifacts deleted, then its runs with Prefect's ``bulk_delete`` (50 a call; the server
 deletes their logs behind). Expiring removes a page's results with one look-up of the
 stores per user and S3 deletes of up to 1000 keys a call, then tags each run (Prefect
-has no bulk update of tags: one PATCH a run, ``_AT_ONCE`` at a time, so that a large
-backlog does not crowd out the gateway's writes).
+has no bulk update of tags: one PATCH a run).
+
+Housekeeping is background work and keeps to a pace (:class:`_Pace`): one call at a
+time, and after each a rest in proportion to the time it took, so that a run works
+``OAPIP_HOUSEKEEPING_DUTY`` of its time and leaves the rest of the Prefect server, the
+database and the cores to the gateway's submissions and the jobs; on a loaded server
+its calls take longer, and so do its rests. The deployment runs one run at a time
+(a deployment concurrency limit of 1): a run due while another still runs, by the
+schedule or by hand, is cancelled ("Deployment concurrency limit reached"), and the
+next one picks up whatever the long one left.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -57,7 +66,12 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
     FlowRunFilterTags,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import (
+    ConcurrencyLimitConfig,
+    ConcurrencyLimitStrategy,
+    FlowRun,
+    StateType,
+)
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 
@@ -81,7 +95,9 @@ DEPLOYMENT = "housekeeping"
 """Name of the housekeeping flow's deployment."""
 _PAGE = 200  # flow runs read per call
 _BULK = 50  # flow runs deleted per call (Prefect's BULK_OPERATION_LIMIT)
-_AT_ONCE = 4  # runs tagged (or artifacts deleted) at once
+# The longest rest after a call, seconds: calls take milliseconds to a second; one held
+# up far longer (the server restarting, the process stopped) earns no minutes of rest.
+_MAX_REST_S = 5.0
 T = TypeVar("T")
 _FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
 
@@ -159,7 +175,30 @@ def _has_results(run: FlowRun) -> bool:
     )
 
 
-async def _remove_results(settings: Settings, runs: list[FlowRun]) -> list[FlowRun]:
+class _Pace:
+    """A duty cycle: each call is awaited alone, then followed by a rest of
+    ``(1 - duty) / duty`` times the seconds it took (at most ``_MAX_REST_S``), so that a
+    run works ``duty`` of its time at most, whatever the machine; the more loaded the
+    server, the longer its calls, and the longer the rests."""
+
+    def __init__(self, duty: float) -> None:
+        self._rest_per_s = (1.0 - duty) / duty
+        self.worked_s = 0.0  # seconds in calls, so far
+        self.rested_s = 0.0  # seconds rested, so far
+
+    async def __call__(self, work: Awaitable[T]) -> T:
+        """The result of ``work``, once it is done and the rest it earned is over."""
+        started = time.monotonic()
+        result = await work
+        took = time.monotonic() - started
+        rest = min(took * self._rest_per_s, _MAX_REST_S)
+        self.worked_s += took
+        self.rested_s += rest
+        await asyncio.sleep(rest)
+        return result
+
+
+async def _remove_results(settings: Settings, pace: _Pace, runs: list[FlowRun]) -> list[FlowRun]:
     """Remove the results of ``runs``, per user at once; the runs whose results are gone
     (a user's runs whose store could not be reached are left for the next run)."""
     by_user: dict[str | None, list[FlowRun]] = defaultdict(list)
@@ -168,11 +207,13 @@ async def _remove_results(settings: Settings, runs: list[FlowRun]) -> list[FlowR
     done: list[FlowRun] = []
     for user, theirs in by_user.items():
         try:
-            await asyncio.to_thread(
-                remove_results_of_jobs,
-                settings,
-                user=user,
-                job_ids=[job_id_of(r.tags, r.id) for r in theirs],
+            await pace(
+                asyncio.to_thread(
+                    remove_results_of_jobs,
+                    settings,
+                    user=user,
+                    job_ids=[job_id_of(r.tags, r.id) for r in theirs],
+                )
             )
         except StagingError as exc:
             get_run_logger().warning(
@@ -183,18 +224,13 @@ async def _remove_results(settings: Settings, runs: list[FlowRun]) -> list[FlowR
     return done
 
 
-async def _each(items: list[T], call: Callable[[T], Awaitable[Any]]) -> None:
-    """``call`` each of ``items``, ``_AT_ONCE`` at a time."""
-    gate = asyncio.Semaphore(_AT_ONCE)
-
-    async def one(item: T) -> None:
-        async with gate:
-            await call(item)
-
-    await asyncio.gather(*(one(item) for item in items))
+async def _each(pace: _Pace, items: list[T], call: Callable[[T], Awaitable[Any]]) -> None:
+    """``call`` each of ``items``, one after another, at ``pace``."""
+    for item in items:
+        await pace(call(item))
 
 
-async def _delete_artifacts(client: PrefectClient, runs: list[FlowRun]) -> None:
+async def _delete_artifacts(client: PrefectClient, pace: _Pace, runs: list[FlowRun]) -> None:
     """Delete the artifacts of ``runs`` (Prefect keeps them when a run is deleted and has
     no bulk delete of artifacts: one read of them per batch, then one DELETE each)."""
     of_runs = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]))
@@ -203,45 +239,51 @@ async def _delete_artifacts(client: PrefectClient, runs: list[FlowRun]) -> None:
         with contextlib.suppress(ObjectNotFound):  # gone meanwhile, by a user's DELETE
             await client.delete_artifact(artifact_id)
 
-    while artifacts := await client.read_artifacts(artifact_filter=of_runs, limit=_PAGE):
-        await _each([a.id for a in artifacts], delete)
+    while artifacts := await pace(client.read_artifacts(artifact_filter=of_runs, limit=_PAGE)):
+        await _each(pace, [a.id for a in artifacts], delete)
 
 
-async def _purge(client: PrefectClient, settings: Settings, page: list[FlowRun]) -> int:
+async def _purge(
+    client: PrefectClient, settings: Settings, pace: _Pace, page: list[FlowRun]
+) -> int:
     """Delete the runs of ``page``, ``_BULK`` a call (after the results any of them still
-    has, and their artifacts); how many were deleted."""
+    has, and their artifacts), at ``pace``; how many were deleted."""
     purged = 0
     for start in range(0, len(page), _BULK):
         batch = page[start : start + _BULK]
         with_results = [r for r in batch if _has_results(r)]
         kept = {r.id for r in with_results} - {
-            r.id for r in await _remove_results(settings, with_results)
+            r.id for r in await _remove_results(settings, pace, with_results)
         }
         batch = [r for r in batch if r.id not in kept]
         if not batch:
             continue
-        await _delete_artifacts(client, batch)
-        response = await client.request(
-            "POST",
-            "/flow_runs/bulk_delete",
-            json={
-                "flow_runs": {"id": {"any_": [str(r.id) for r in batch]}},
-                "limit": len(batch),
-            },
+        await _delete_artifacts(client, pace, batch)
+        response = await pace(
+            client.request(
+                "POST",
+                "/flow_runs/bulk_delete",
+                json={
+                    "flow_runs": {"id": {"any_": [str(r.id) for r in batch]}},
+                    "limit": len(batch),
+                },
+            )
         )
         purged += len(response.json()["deleted"])
     return purged
 
 
-async def _expire(client: PrefectClient, settings: Settings, page: list[FlowRun]) -> int:
+async def _expire(
+    client: PrefectClient, settings: Settings, pace: _Pace, page: list[FlowRun]
+) -> int:
     """Remove the results of the runs of ``page`` that still have them and tag those
-    runs expired; how many were."""
-    done = await _remove_results(settings, [r for r in page if _has_results(r)])
+    runs expired, at ``pace``; how many were."""
+    done = await _remove_results(settings, pace, [r for r in page if _has_results(r)])
 
     async def tag(run: FlowRun) -> None:
         await client.update_flow_run(run.id, tags=[*run.tags, EXPIRED_TAG])
 
-    await _each(done, tag)
+    await _each(pace, done, tag)
     return len(done)
 
 
@@ -264,6 +306,7 @@ async def housekeeping(as_of: dt.datetime | None = None) -> dict[str, Any]:
     now = as_of or dt.datetime.now(dt.UTC)
     log = get_run_logger()
     counts = {"read": 0, "expired": 0, "purged": 0}
+    pace = _Pace(policy.housekeeping_duty)
     async with get_client() as client:
         # A process's own retention is at most the site's, when the site has one.
         own = [retention_s(policy, s) for s in await _process_retentions(client)]
@@ -282,7 +325,7 @@ async def housekeeping(as_of: dt.datetime | None = None) -> dict[str, Any]:
             async for page in _pages(client, _jobs_filter(_FINAL), purge_limit):
                 counts["read"] += len(page)
                 due = [r for r in page if _due(r, purge_at, policy, now)]
-                counts["purged"] += await _purge(client, settings, due)
+                counts["purged"] += await _purge(client, settings, pace, due)
         # Jobs that ended before the longest retention's purge limit were just deleted
         # (or kept for a store that could not be reached: the next run tries them again,
         # first).
@@ -293,7 +336,7 @@ async def housekeeping(as_of: dt.datetime | None = None) -> dict[str, Any]:
         async for page in _pages(client, successful, limit):
             counts["read"] += len(page)
             due = [r for r in page if _due(r, expires_at, policy, now)]
-            counts["expired"] += await _expire(client, settings, due)
+            counts["expired"] += await _expire(client, settings, pace, due)
     log.info(
         "%d jobs read (ended before %s): %d expired now, %d purged",
         counts["read"],
@@ -301,17 +344,31 @@ async def housekeeping(as_of: dt.datetime | None = None) -> dict[str, Any]:
         counts["expired"],
         counts["purged"],
     )
+    log.info(
+        "%.0f s in calls, %.0f s resting between them (OAPIP_HOUSEKEEPING_DUTY %g)",
+        pace.worked_s,
+        pace.rested_s,
+        policy.housekeeping_duty,
+    )
     return counts
 
 
 def serve(settings: Settings | None = None) -> None:
-    """Create the housekeeping deployment with its schedule and run its runs (blocks)."""
+    """Create the housekeeping deployment with its schedule and run its runs (blocks).
+
+    One run at a time, however many serve it: the deployment's concurrency limit of 1
+    (Prefect's, held from Pending to the run's end, a lease its engine renews) cancels a
+    run that comes due while another runs, rather than queueing it behind.
+    """
     from prefect.deployments.runner import EntrypointType
 
     settings = settings or get_settings()
     housekeeping.serve(
         name=DEPLOYMENT,
         interval=dt.timedelta(seconds=settings.retention.housekeeping_interval_s),
+        global_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        ),
         description="Expires finished OGC jobs on the retention policy "
         "(OAPIP_JOB_RETENTION_DAYS) and purges their records (OAPIP_JOB_PURGE_DAYS).",
         tags=["oapip-housekeeping"],

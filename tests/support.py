@@ -41,6 +41,7 @@ __all__ = [
     "deploy_cwl",
     "execute_async",
     "finished_jobs",
+    "finished_run",
     "housekeeping_deployment",
     "job_runs",
     "poll",
@@ -434,13 +435,18 @@ def run_housekeeping(
 
     run = poll(created, timeout=60, interval=0.5, what="the housekeeping run created")
     assert run.status_code == 201, run.text
-    run_id = run.json()["id"]
+    return finished_run(prefect_api_url, auth, run.json()["id"])
+
+
+def finished_run(prefect_api_url: str, auth: tuple[str, str], run_id: str) -> dict[str, Any]:
+    """Flow run ``run_id`` once it has ended (completed, failed, crashed or cancelled)."""
 
     def finished() -> dict[str, Any] | None:
         response = requests.get(
             f"{prefect_api_url}/flow_runs/{run_id}", auth=auth, timeout=HTTP_TIMEOUT_S
         )
         body = response.json() if response.status_code == 200 else {"state": {"type": None}}
-        return body if body["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") else None
+        final = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+        return body if body["state"]["type"] in final else None
 
-    return poll(finished, timeout=120, interval=0.5, what="the housekeeping run")
+    return poll(finished, timeout=120, interval=0.5, what=f"flow run {run_id} to end")

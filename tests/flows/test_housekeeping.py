@@ -1,8 +1,9 @@
 """The housekeeping flow on the session's real stack: how it walks a long history
 (``flows.housekeeping._pages``: with a page of a few runs, every job is read once while
 what was read is changed, tagged as expiring does or deleted as purging does, between
-pages), and that it expires the jobs of a process with its own retention on a site that
-keeps results for ever (the session's engine sets no ``OAPIP_JOB_RETENTION_DAYS``).
+pages); that it expires the jobs of a process with its own retention on a site that
+keeps results for ever (the session's engine sets no ``OAPIP_JOB_RETENTION_DAYS``); and
+the pace it keeps (``flows.housekeeping._Pace``): a rest after each call.
 
 The whole policy, on S3 with a site-wide retention, is in ``test_lifecycle_e2e.py``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 import uuid
 
 import pytest
@@ -20,7 +22,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import temporary_settings
 
 from core.times import parse_time
-from flows.housekeeping import _FINAL, _jobs_filter, _pages
+from flows.housekeeping import _FINAL, _each, _jobs_filter, _Pace, _pages
 from tests.conftest import Engine
 from tests.support import (
     ECHO_CWL,
@@ -122,3 +124,25 @@ def test_a_process_retention_expires_jobs_on_a_site_that_keeps_results(engine: E
     assert not (results / brief_id).exists()
     assert requests.get(f"{api}/jobs/{echo_id}/results", timeout=30).status_code == 200
     assert (results / echo_id / "said" / "said.txt").exists()
+
+
+@pytest.mark.parametrize("duty", [0.25, 0.5, 1.0])
+def test_calls_are_made_one_at_a_time_with_a_rest_in_proportion(duty: float):
+    calls, running = [], []
+
+    async def call(item: int) -> None:
+        running.append(item)
+        assert len(running) == 1  # alone
+        await asyncio.sleep(0.05)
+        calls.append(item)
+        running.remove(item)
+
+    pace = _Pace(duty)
+    started = time.monotonic()
+    asyncio.run(_each(pace, [1, 2, 3, 4], call))
+    took = time.monotonic() - started
+
+    assert calls == [1, 2, 3, 4]
+    assert pace.worked_s >= 4 * 0.05
+    assert pace.rested_s == pytest.approx(pace.worked_s * (1 - duty) / duty)
+    assert took >= pace.worked_s + pace.rested_s - 0.01  # the rests were taken

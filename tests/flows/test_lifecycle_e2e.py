@@ -31,6 +31,7 @@ from tests.support import (
     deploy_cwl,
     execute_async,
     finished_jobs,
+    finished_run,
     flow_run_id,
     housekeeping_deployment,
     job_runs,
@@ -105,6 +106,8 @@ def lifecycle_engine(
         "OAPIP_JOB_PURGE_DAYS": str(RETENTION_S / DAY_S),
         # Runs are started by the tests; the schedule must not expire jobs meanwhile.
         "OAPIP_HOUSEKEEPING_INTERVAL_S": "86400",
+        # Housekeeping at full speed: its pace is test_housekeeping.py's business.
+        "OAPIP_HOUSEKEEPING_DUTY": "1",
         "OAPIP_STAGING_ATTEMPTS": "2",
     }
     home = tmp_path_factory.mktemp("oapip-home-lifecycle")
@@ -315,6 +318,46 @@ def test_the_housekeeping_deployment_has_its_schedule(lifecycle_engine: Engine):
         flow_runs={"deployment_id": {"any_": [deployment["id"]]}},
     ).json()
     assert [r for r in runs if r["state"]["type"] == "COMPLETED"], runs
+
+
+def test_housekeeping_runs_one_at_a_time(lifecycle_engine: Engine):
+    """Two runs due at once (the schedule's and one started by hand, or a long run's
+    successor): the deployment runs one and cancels the other, rather than both at once.
+    Both are created in one transaction, so the deployment's runner finds them in the
+    same poll and starts both."""
+    engine = lifecycle_engine
+    deployment = housekeeping_deployment(engine.prefect_api_url, engine.prefect_auth)
+    as_of = {"as_of": dt.datetime.now(dt.UTC).isoformat()}
+    runs = [{"parameters": as_of, "idempotency_key": str(uuid.uuid4())} for _ in range(2)]
+
+    def created() -> list[dict[str, Any]] | None:
+        # SQLite refuses a transaction that meets another writer (503, or "database is
+        # locked" per run): sent again, a run already made comes back by its key.
+        response = requests.post(
+            f"{lifecycle_engine.prefect_api_url}/deployments/{deployment['id']}"
+            "/create_flow_run/bulk",
+            json=runs,
+            auth=lifecycle_engine.prefect_auth,
+            timeout=30,
+        )
+        if response.status_code == 503:
+            return None
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        return results if all(r["status"] == "CREATED" for r in results) else None
+
+    results = poll(created, timeout=60, interval=0.5, what="the housekeeping runs created")
+
+    runs = [
+        finished_run(engine.prefect_api_url, engine.prefect_auth, r["flow_run_id"]) for r in results
+    ]
+
+    states = sorted(r["state"]["type"] for r in runs)
+    assert states == ["CANCELLED", "COMPLETED"], [r["state"] for r in runs]
+    (cancelled,) = [r for r in runs if r["state"]["type"] == "CANCELLED"]
+    assert "concurrency limit" in cancelled["state"]["message"]
+    history = _prefect(lifecycle_engine, "GET", f"/flow_run_states/?flow_run_id={cancelled['id']}")
+    assert "RUNNING" not in [state["type"] for state in history.json()]  # never ran
 
 
 # --- retention per process ----------------------------------------------------------------
