@@ -215,13 +215,17 @@ class Jobs:
         except ValueError:
             raise NoSuchJob(f"no job {job_id!r}: job ids are UUIDs") from None
         flow_run = await find_run(self.api, job_id)
-        # Another user's job answers exactly like a job that does not exist.
-        if flow_run is None or user_tag(user) not in flow_run.tags or TAG not in flow_run.tags:
-            waiting = self.api.outbox and await self.api.outbox.get(user, job_id)
+        if flow_run is None and self.api.outbox:
+            waiting = await self.api.outbox.get(user, job_id)
             if waiting and waiting.error:
                 raise JobFailed(waiting.error)
             if waiting:
                 raise ResultNotReady(f"job {job_id} is accepted; it has not started yet")
+            # The drainer deletes a row once Prefect holds its run: a run created between
+            # the two reads above is found now.
+            flow_run = await find_run(self.api, job_id)
+        # Another user's job answers exactly like a job that does not exist.
+        if flow_run is None or user_tag(user) not in flow_run.tags or TAG not in flow_run.tags:
             raise NoSuchJob(f"no job {job_id!r} for user {user!r}")
         return flow_run
 
