@@ -17,14 +17,15 @@ runs a second, so that no backlog builds up) in two phases:
    (artifacts, runs with ``bulk_delete``, their logs behind).
 
 Within each phase the baseline is interleaved with the measure: the housekeeping
-processes (the served deployment and its flow run) are stopped (SIGSTOP) every other
-window of ``_WINDOW_S`` and let go on (SIGCONT) in the others, so each submission is
-made either with nothing else running or while housekeeping works (those of a window's
-first ``_SETTLE_S`` are left out), and both sets meet the same load from the rest of
-the machine (other test suites on a shared machine move
-a p50 of a few milliseconds by more than the 10 % looked for). The table gives the
-submit latency in each (p50, p99), their ratio, the cores each process used in each,
-the load average, and how fast housekeeping went in the windows it ran.
+processes (the served deployment and its flow run) are stopped (SIGSTOP) in one window
+of ``_WINDOW_S`` of each pair and let go on (SIGCONT) in the other, in a random order,
+so each submission is made either with nothing else running or while housekeeping
+works (those of a window's first ``_SETTLE_S`` are left out), and both sets meet the
+same load from the rest of the machine (other test suites on a shared machine move a
+p50 of a few milliseconds by more than the 10 % looked for). The table gives the submit
+latency in each (p50, p99), their ratio with a bootstrap interval, the cores each
+process used in each, the load average, and how fast housekeeping went in the windows
+it ran.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ ENVIRONMENT = {
 _CLIENTS = 2
 _EVERY_S = 2.0  # each client submits one job every 2 s: 1 job/s, below what the stack runs
 _WINDOW_S = 20.0  # housekeeping stopped, then running, in turns of this long
+_PAGE = 200  # jobs whose state one call reads
 # Submissions in a window's first seconds are left out: a call of housekeeping stopped
 # half-way ends after the window that stopped it, and earns its longest rest then
 # (flows.housekeeping._MAX_REST_S; not imported here: importing Prefect reads its
@@ -63,14 +65,20 @@ _WINDOW_S = 20.0  # housekeeping stopped, then running, in turns of this long
 _SETTLE_S = 5.0
 
 
-def _submit_until(
-    bench: Any, done: Callable[[], bool]
-) -> tuple[list[tuple[float, float]], set[str]]:
+@dataclasses.dataclass
+class _Submission:
+    """One job submitted."""
+
+    sent: float  # time.monotonic() when it was sent
+    at: dt.datetime  # the same, by the wall clock
+    seconds: float  # until the gateway answered
+    job: str
+
+
+def _submit_until(bench: Any, done: Callable[[], bool]) -> list[_Submission]:
     """Submit jobs from ``_CLIENTS`` clients, one every ``_EVERY_S`` each, until
-    ``done()``; when each was sent (``time.monotonic()``) and its latency (seconds), and
-    the jobIDs."""
-    latencies: list[tuple[float, float]] = []
-    jobs: set[str] = set()
+    ``done()``."""
+    submissions: list[_Submission] = []
     lock = threading.Lock()
     start = time.monotonic()
 
@@ -82,19 +90,18 @@ def _submit_until(
             if delay > 0:
                 time.sleep(delay)
             turn += 1
-            sent = time.monotonic()
+            sent, at = time.monotonic(), dt.datetime.now(dt.UTC)
             job, elapsed, code = bench.submit(session=session)
             if code != 201:
                 raise RuntimeError(f"a submission answered {code}")
             with lock:
-                latencies.append((sent, elapsed))
-                jobs.add(job)
+                submissions.append(_Submission(sent, at, elapsed, job))
 
     with cf.ThreadPoolExecutor(_CLIENTS) as pool:
         offsets = [i * _EVERY_S / _CLIENTS for i in range(_CLIENTS)]
         for future in [pool.submit(client, offset) for offset in offsets]:
             future.result()
-    return latencies, jobs
+    return submissions
 
 
 def _deployment_id(api: str) -> str:
@@ -132,6 +139,31 @@ def _housekeeping(api: str, as_of: dt.datetime, done: threading.Event) -> dict[s
         return body
     finally:
         done.set()
+
+
+def _runs_of(api: str, jobs: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+    """The run of each job once none is left to run (or ``timeout`` seconds passed),
+    read from Prefect ``_PAGE`` jobs a call: a phase submits thousands, more than the
+    gateway's list holds in a page."""
+    deadline = time.monotonic() + timeout
+    final = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+    while True:
+        runs: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(jobs), _PAGE):
+            tags = [f"job:{job}" for job in jobs[start : start + _PAGE]]
+            r = requests.post(
+                f"{api}/flow_runs/filter",
+                json={"flow_runs": {"tags": {"any_": tags}}, "limit": _PAGE},
+                auth=prefect_auth(),
+                timeout=60,
+            )
+            r.raise_for_status()
+            for run in r.json():
+                runs[next(t for t in run["tags"] if t.startswith("job:"))[4:]] = run
+        ended = [runs.get(job, {}).get("state", {}).get("type") in final for job in jobs]
+        if all(ended) or time.monotonic() > deadline:
+            return runs
+        time.sleep(2.0)
 
 
 def _count(api: str, tags: list[str]) -> int:
@@ -195,20 +227,23 @@ class _Window:
 class _Phase:
     """What one phase measured."""
 
-    latencies: list[tuple[float, float]]  # (sent, seconds) of each submission
+    submissions: list[_Submission]
     windows: list[_Window]
-    submitted: int
-    successful: int
+    runs: dict[str, dict[str, Any]]  # the run of each job submitted, once it ended
     loads: list[float]  # 1-minute load average at each window's start
     run: dict[str, Any]  # the housekeeping run
 
-    def latencies_when(self, running: bool) -> list[float]:
-        """The latencies of the submissions sent while housekeeping was (not) running."""
+    def sent_when(self, running: bool) -> list[_Submission]:
+        """The submissions sent while housekeeping was (not) running."""
         spans = [w for w in self.windows if w.running == running]
-        return [s for t, s in self.latencies if any(w.holds(t) for w in spans)]
+        return [s for s in self.submissions if any(w.holds(s.sent) for w in spans)]
+
+    def latencies(self, running: bool) -> list[float]:
+        """Seconds until the gateway answered, of :meth:`sent_when`."""
+        return [s.seconds for s in self.sent_when(running)]
 
     def jobs(self, running: bool) -> str:
-        values = self.latencies_when(running)
+        values = self.latencies(running)
         return (
             f"p50 {1000 * _pct(values, 0.5):.1f} ms, p99 {1000 * _pct(values, 0.99):.0f} ms "
             f"({len(values)} jobs)"
@@ -216,13 +251,13 @@ class _Phase:
 
     def ratio(self) -> float:
         """p50 with housekeeping running over p50 with it stopped."""
-        return _pct(self.latencies_when(True), 0.5) / _pct(self.latencies_when(False), 0.5)
+        return _pct(self.latencies(True), 0.5) / _pct(self.latencies(False), 0.5)
 
     def ratio_interval(self, draws: int = 2000) -> tuple[float, float]:
         """The 5th and 95th percentiles of :meth:`ratio` over resamples of both sets of
         submissions (a bootstrap): how far the ratio moves with which submissions were
         made."""
-        running, stopped = self.latencies_when(True), self.latencies_when(False)
+        running, stopped = self.latencies(True), self.latencies(False)
         draw = random.Random(19)
         ratios = [
             _pct(draw.choices(running, k=len(running)), 0.5)
@@ -230,6 +265,19 @@ class _Phase:
             for _ in range(draws)
         ]
         return _pct(ratios, 0.05), _pct(ratios, 0.95)
+
+    def end_to_end(self, running: bool) -> str:
+        """p50 of submission to the run's end of the successful jobs of
+        :meth:`sent_when`: what housekeeping costs Prefect's own work."""
+        seconds = [
+            (dt.datetime.fromisoformat(run["end_time"]) - s.at).total_seconds()
+            for s in self.sent_when(running)
+            if (run := self.runs.get(s.job)) and run["state"]["type"] == "COMPLETED"
+        ]
+        return f"p50 {_pct(seconds, 0.5):.2f} s ({len(seconds)} jobs)" if seconds else "none"
+
+    def successful(self) -> int:
+        return sum(r["state"]["type"] == "COMPLETED" for r in self.runs.values())
 
     def cores(self, running: bool) -> str:
         """The cores each process used in the windows housekeeping was (not) running."""
@@ -250,16 +298,20 @@ class _Phase:
 
 def _phase(bench: Any, as_of: dt.datetime) -> _Phase:
     """Submissions while a housekeeping run applies the policy as of ``as_of``, the run
-    stopped every other window; then wait for their jobs to end."""
+    stopped in one window of each pair; then wait for their jobs to end."""
     done = threading.Event()
     windows: list[_Window] = []
     loads: list[float] = []
     with cf.ThreadPoolExecutor(2) as pool:
         housekeeping = pool.submit(_housekeeping, bench.api, as_of, done)
         submitting = pool.submit(_submit_until, bench, done.is_set)
-        running = True
+        # Windows come in pairs, one of each in a random order: no other periodic work
+        # of the machine (Prefect's services loop every few seconds) keeps step with them.
+        order = random.Random(19)
+        turns = (turn for _ in iter(int, 1) for turn in order.sample([True, False], 2))
         try:
             while not done.is_set():
+                running = next(turns)
                 loads.append(os.getloadavg()[0])
                 cpu, start = _cpu_by_process(bench), time.monotonic()
                 _hold(bench, stopped=not running)
@@ -267,17 +319,15 @@ def _phase(bench: Any, as_of: dt.datetime) -> _Phase:
                 after = _cpu_by_process(bench)
                 used = {n: after[n] - cpu[n] for n in after if n in cpu}
                 windows.append(_Window(running, start, time.monotonic(), used))
-                running = not running
         except BaseException:
             done.set()  # the submissions and the wait for the run end with the bench
             raise
         finally:
             _hold(bench, stopped=False)
         run = housekeeping.result()
-        latencies, jobs = submitting.result()
-    statuses = bench._wait_all(jobs, timeout=900)
-    ok = sum(s == "successful" for s in statuses.values())
-    return _Phase(latencies, windows, len(jobs), ok, loads, run)
+        submissions = submitting.result()
+    runs = _runs_of(bench.api, [s.job for s in submissions], timeout=900)
+    return _Phase(submissions, windows, runs, loads, run)
 
 
 def _report(bench: Any, phase: _Phase, what: str, done: int) -> None:
@@ -294,10 +344,16 @@ def _report(bench: Any, phase: _Phase, what: str, done: int) -> None:
         "x{:.2f} (90 % interval {:.2f}-{:.2f})".format(phase.ratio(), *phase.ratio_interval()),
     )
     bench.row(
+        f"those jobs end to end (submitted to ended), while housekeeping {what}",
+        phase.end_to_end(running=True),
+        f"housekeeping stopped: {phase.end_to_end(running=False)}",
+        "",
+    )
+    bench.row(
         f"housekeeping run, {done} jobs {what}",
         f"{phase.running_s():.0f} s running ({done / phase.running_s():.1f} jobs/s), "
         f"run {phase.run['state']['type']}",
-        f"{phase.submitted} jobs submitted meanwhile, {phase.successful} successful",
+        f"{len(phase.submissions)} jobs submitted meanwhile, {phase.successful()} successful",
         "",
     )
     bench.row(
@@ -325,5 +381,5 @@ def run(bench: Any, expired: int) -> None:
     # As of two days (retention and purge) after now: every job that ended so far goes.
     before = _count(api, ["oapip", "user:bench"])
     purging = _phase(bench, dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
-    purged = before + purging.submitted - _count(api, ["oapip", "user:bench"])
+    purged = before + len(purging.submissions) - _count(api, ["oapip", "user:bench"])
     _report(bench, purging, "purged", purged)

@@ -183,15 +183,15 @@ class RetentionSettings(Group):
     )
     housekeeping_duty: float = Field(
         validation_alias=AliasChoices("OAPIP_HOUSEKEEPING_DUTY", "housekeeping_duty"),
-        default=0.25,
+        default=0.5,
         gt=0,
         le=1,
         description="Share of its time a housekeeping run works: it makes one call at a "
         "time (a tag, a delete, a removal of results) and after each rests in proportion "
-        "to the time the call took (0.25: three times as long), so that it leaves the "
-        "rest of the Prefect server and the database to submissions, and slows down when "
-        "they are loaded. 1: no rest.",
-        examples=[0.25, 1],
+        "to the time the call took (0.5: as long; 0.25: three times as long), so that it "
+        "leaves the rest of the Prefect server and the database to submissions and jobs, "
+        "and slows down when they are loaded. 1: no rest.",
+        examples=[0.5, 0.25, 1],
     )
     keep_failed_outputs: bool = Field(
         validation_alias=AliasChoices("OAPIP_KEEP_FAILED_OUTPUTS", "keep_failed_outputs"),
