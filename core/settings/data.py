@@ -183,7 +183,7 @@ class RetentionSettings(Group):
     )
     housekeeping_duty: float = Field(
         validation_alias=AliasChoices("OAPIP_HOUSEKEEPING_DUTY", "housekeeping_duty"),
-        default=0.5,
+        default=0.25,
         gt=0,
         le=1,
         description="Share of its time a housekeeping run works: it makes one call at a "
@@ -191,7 +191,7 @@ class RetentionSettings(Group):
         "to the time the call took (0.5: as long; 0.25: three times as long), so that it "
         "leaves the rest of the Prefect server and the database to submissions and jobs, "
         "and slows down when they are loaded. 1: no rest.",
-        examples=[0.5, 0.25, 1],
+        examples=[0.25, 0.5, 1],
     )
     keep_failed_outputs: bool = Field(
         validation_alias=AliasChoices("OAPIP_KEEP_FAILED_OUTPUTS", "keep_failed_outputs"),
